@@ -1,0 +1,1 @@
+"""The hidden-test grader for the attention exercises: `python -m grader --help`."""

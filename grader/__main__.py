@@ -1,0 +1,65 @@
+"""python -m grader [NN ...] [--path DIR] [--json FILE] [--seed N]"""
+import argparse
+import random
+import sys
+from pathlib import Path
+
+from . import report
+from .exercises import all_exercises
+
+
+class Usage(Exception):
+    pass
+
+
+def parse(argv):
+    parser = argparse.ArgumentParser(prog="python -m grader",
+                                     description="Grade the attention exercises with hidden tests.")
+    parser.add_argument("exercises", nargs="*", metavar="NN", help="exercise numbers to grade (default: all)")
+    parser.add_argument("--path", default="exercises", help="folder holding the NN_*.py files (default: exercises)")
+    parser.add_argument("--seed", type=int, help="fix the random inputs (default: a fresh seed, printed)")
+    parser.add_argument("--json", metavar="FILE", help="also write the report as JSON")
+    parser.add_argument("--device", default="cpu", help="device the submission's inputs live on (default: cpu)")
+    parser.add_argument("--all-failures", action="store_true", help="show every failing check, not the first few")
+    return parser.parse_args(argv)
+
+
+def select(wanted):
+    known = {ex.id: ex for ex in all_exercises()}
+    chosen = []
+    for w in wanted:
+        key = w.zfill(2) if w.isdigit() else w
+        if key not in known:
+            raise Usage(f"unknown exercise {w!r}: choose from {', '.join(known)}")
+        if known[key] not in chosen:
+            chosen.append(known[key])
+    return chosen or list(known.values())
+
+
+def main(argv=None):
+    try:
+        args = parse(sys.argv[1:] if argv is None else argv)
+    except SystemExit as e:
+        return 2 if e.code else 0
+    try:
+        exercises = select(args.exercises)
+        directory = Path(args.path)
+        if not directory.is_dir():
+            raise Usage(f"no such folder: {args.path}")
+    except Usage as e:
+        print(f"python -m grader: {e}", file=sys.stderr)
+        return 2
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1, 10**6)
+
+    from . import session   # imports torch: after the arguments are known to be good
+    results = session.run(exercises, directory, seed, args.device)
+    chosen = "".join(ex.id + " " for ex in exercises) if args.exercises else ""
+    print(report.render(results, seed, args.path.rstrip("/"), chosen,
+                        max_failures=99 if len(exercises) == 1 or args.all_failures else 3))
+    if args.json:
+        report.write_json(results, seed, args.json)
+    return 0 if all(r.score == r.max_score for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

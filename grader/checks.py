@@ -1,0 +1,252 @@
+"""What a hidden test uses: `graded`, `close`, `raises`, `Mistake`, `fail`, and input makers.
+
+A test receives `ex` (the submission: `ex.softmax(x)` runs the learner's `softmax` in the
+sandbox and returns a plain tensor) and `rng` (a torch.Generator seeded from the run's seed
+and the test's name). Every comparison happens here, in the grader's process.
+"""
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+
+CATEGORIES = ("shapes", "masking", "fp16", "equivalence", "edge", "rules")
+
+# (rtol, atol) by dtype; `magnitude` scales atol where values are sums of large terms.
+TOLERANCE = {torch.float64: (1e-6, 1e-8), torch.float32: (2e-4, 2e-5),
+             torch.float16: (1e-2, 2e-3), torch.bfloat16: (4e-2, 1.6e-2)}
+
+
+class Fail(AssertionError):
+    """A check failed; the message is what the learner reads."""
+
+
+def fail(message):
+    raise Fail(message)
+
+
+def graded(category, points):
+    """Marks a hidden test: its category (one of CATEGORIES) and the points it is worth."""
+    if category not in CATEGORIES:
+        raise ValueError(f"unknown category {category!r}")
+
+    def mark(fn):
+        fn.grade = (category, float(points))
+        return fn
+    return mark
+
+
+@dataclass
+class Mistake:
+    """A known wrong way to write `function`: `wrong` computes its output from the same arguments."""
+    function: str
+    title: str      # what the learner did: "no scaling by 1/sqrt(d_k)"
+    step: str       # the checklist step it breaks: "3. Scores: Q @ K^T / sqrt(d_k)"
+    fix: str        # how to fix it, and why
+    wrong: Callable
+
+    def explain(self):
+        return f"This looks like a known mistake: {self.title}.\n  Step {self.step}. {self.fix}"
+
+
+# -- making inputs ---------------------------------------------------------------------------
+def randn(rng, *shape, dtype=torch.float32, scale=1.0):
+    return (torch.randn(*shape, generator=rng, dtype=torch.float64) * scale).to(dtype)
+
+
+def randint(rng, low, high):
+    return int(torch.randint(low, high, (1,), generator=rng))
+
+
+def choice(rng, options):
+    return options[randint(rng, 0, len(options))]
+
+
+def describe(value):
+    """A short description of an argument, for messages."""
+    if isinstance(value, torch.Tensor):
+        return f"{tuple(value.shape)} {str(value.dtype).removeprefix('torch.')}"
+    if isinstance(value, np.ndarray):
+        return f"{value.shape} {value.dtype}"
+    if isinstance(value, (list, tuple)) and len(value) > 4:
+        return f"{type(value).__name__} of {len(value)}"
+    return repr(value)
+
+
+def describe_call(call):
+    if not call:
+        return "your code"
+    name, args, kwargs = call
+    parts = [describe(a) for a in args] + [f"{k}={describe(v)}" for k, v in kwargs.items()]
+    return f"{name}({', '.join(parts)})"
+
+
+# -- comparing -------------------------------------------------------------------------------
+def as_tensor(actual, what="the result"):
+    """The result as a plain tensor, or a failure that says what came back instead."""
+    if isinstance(actual, np.ndarray):
+        return torch.from_numpy(actual)
+    if not isinstance(actual, torch.Tensor):
+        fail(f"{what} should be a torch.Tensor, but your code returned {type(actual).__name__}"
+             + (f" {actual!r}"[:80] if actual is None or isinstance(actual, (int, float)) else ""))
+    kind = getattr(actual, "grader_kind", "Tensor")
+    if kind != "Tensor":
+        fail(f"{what} should be exactly a torch.Tensor, but your code returned a {kind}: return the tensor itself")
+    return actual
+
+
+def close(actual, expected, ex=None, *, dtype=None, part=None, what=None, magnitude=None,
+          rtol=None, atol=None, mask=None):
+    """Fails, with a diagnosis, unless `actual` matches `expected` within the dtype's tolerance.
+
+    expected: the right answer, at any precision (float64 is best).
+    dtype: the dtype the result must have (default: expected's).
+    part: which element of a tuple-returning call this is (for matching known mistakes).
+    magnitude: a tensor broadcastable to expected, the size of the terms summed into each
+        entry (|q| @ |k|ᵀ for scores), which widens atol where cancellation is expected.
+    mask: compare only where True (e.g. rows that see at least one key).
+    """
+    call = ex.last_call if ex is not None else None
+    what = what or ("the result" if part is None else f"output {part}")
+    where = describe_call(call)
+    expected = torch.as_tensor(expected)
+    dtype = dtype or expected.dtype
+    actual = as_tensor(actual, f"{what} of {where}")
+    if tuple(actual.shape) != tuple(expected.shape):
+        fail(f"{where}: {what} has the wrong shape: expected {tuple(expected.shape)}, got "
+             f"{tuple(actual.shape)}." + _known_mistake(ex, call, actual, part, None, 0, 0))
+    if actual.dtype != dtype:
+        fail(f"{where}: {what} should keep the input's dtype {_dt(dtype)}, but is {_dt(actual.dtype)}. "
+             "Compute in a wider type if you like, then cast back.")
+    default_rtol, default_atol = TOLERANCE.get(dtype, (0, 0))
+    rtol = default_rtol if rtol is None else rtol
+    atol = default_atol if atol is None else atol
+    a = actual.to(torch.float64) if actual.is_floating_point() else actual
+    e = expected.to(torch.float64) if expected.is_floating_point() else expected.to(actual.dtype)
+    select = torch.ones_like(e, dtype=torch.bool) if mask is None else torch.as_tensor(mask).expand(e.shape)
+    if a.is_floating_point() or a.is_complex():
+        bad_finite = ~torch.isfinite(a) & torch.isfinite(e) & select
+        if bad_finite.any():
+            idx = tuple(int(i) for i in bad_finite.nonzero()[0])
+            kind = "NaN" if torch.isnan(a[idx]) else "inf"
+            row = f"row {list(idx[:-1])}" if len(idx) > 1 else f"index {list(idx)}"
+            fail(f"{where}: {what} holds {kind} (first in {row}, {int(bad_finite.sum())} entries in all) "
+                 f"where a finite value is expected."
+                 + (_known_mistake(ex, call, actual, part, rtol, atol, magnitude) or _nan_hint(dtype)))
+        tol = atol * (1 + (torch.as_tensor(magnitude, dtype=torch.float64).abs() if magnitude is not None else 0))
+        tol = tol + rtol * e.abs()
+        err = torch.where(torch.isfinite(e), (a - e).abs(), torch.where(a == e, 0.0, float("inf")))
+        bad = (err > tol) & select
+    else:
+        bad = (a != e) & select
+        err = bad.to(torch.float64)
+        tol = torch.zeros_like(err)
+        rtol = atol = 0.0
+    if not bad.any():
+        return
+    flat = int(torch.where(bad, err - tol, torch.tensor(-1.0, dtype=torch.float64)).flatten().argmax())
+    idx = tuple(int(i) for i in np.unravel_index(flat, tuple(e.shape)))
+    lines = [f"{where}: {what} differs from the expected values in {int(bad.sum())} of {bad.numel()} entries."]
+    if a.is_floating_point():
+        lines.append(f"  Largest error {float(err[idx]):.3g} at {list(idx)}: expected {float(e[idx]):.6g}, "
+                     f"got {float(a[idx]):.6g} (tolerance {atol:.0e} + {rtol:.0e}·|expected|).")
+    else:
+        lines.append(f"  First difference at {list(idx)}: expected {e[idx].item()}, got {a[idx].item()}.")
+    pattern = _where_wrong(bad, e.dim())
+    if pattern:
+        lines.append("  " + pattern)
+    return fail("\n".join(lines) + _known_mistake(ex, call, actual, part, rtol, atol, magnitude))
+
+
+def _dt(dtype):
+    return str(dtype).removeprefix("torch.")
+
+
+def _nan_hint(dtype):
+    half = " In float16, anything above 65504 is inf." if dtype in (torch.float16, torch.bfloat16) else ""
+    return ("\n  Usual causes: exp of a large value overflowing (subtract the max first), or a row whose "
+            "entries are all masked with -inf (fill with torch.finfo(dtype).min instead)." + half)
+
+
+def _where_wrong(bad, ndim):
+    """Says which batch items, heads or rows are wrong when the error is confined to some."""
+    names = {0: "batch item", 1: "head" if ndim == 4 else None, ndim - 2: "query row", ndim - 1: "column"}
+    notes = []
+    for axis in range(ndim):
+        size = bad.shape[axis]
+        if size < 2:
+            continue
+        wrong = bad.movedim(axis, 0).reshape(size, -1).any(dim=1)
+        if not wrong.all():
+            label = names.get(axis) or f"axis {axis}"
+            ids = wrong.nonzero().flatten().tolist()
+            shown = ", ".join(map(str, ids[:6])) + (", ..." if len(ids) > 6 else "")
+            notes.append(f"only {label}s {shown} (of {size}) are wrong")
+    return ("Pattern: " + "; ".join(notes[:2]) + ".") if notes else "Pattern: wrong everywhere."
+
+
+def _known_mistake(ex, call, actual, part, rtol, atol, magnitude):
+    """Names the catalogued mistake whose output equals the learner's, if any."""
+    if ex is None or call is None:
+        return ""
+    name, args, kwargs = call
+    for m in ex.mistakes:
+        if m.function != name:
+            continue
+        try:
+            wrong = m.wrong(*args, **kwargs)
+            if part is not None:
+                wrong = wrong[part]
+            wrong = torch.as_tensor(wrong)
+            if tuple(wrong.shape) != tuple(actual.shape):
+                continue
+            if rtol is None:   # only the shape is known to be wrong
+                return "\n  " + m.explain()
+            w, a = wrong.to(torch.float64), actual.to(torch.float64)
+            tol = atol * (1 + (torch.as_tensor(magnitude, dtype=torch.float64).abs() if magnitude is not None else 0))
+            same = ((a - w).abs() <= tol + rtol * w.abs()) | (torch.isnan(a) & torch.isnan(w)) | (a == w)
+            if bool(same.all()):
+                return "\n  " + m.explain()
+        except Exception:
+            continue
+    return ""
+
+
+def raises(ex, exc_name, function, *args, why="", **kwargs):
+    """Fails unless the learner's `function(*args, **kwargs)` raises `exc_name` (or a subclass)."""
+    from .sandbox import SubmissionError
+    call = (function, args, kwargs)
+    try:
+        result = getattr(ex, function)(*args, **kwargs)
+    except SubmissionError as e:
+        if e.kind in ("raised",) and exc_name in e.exc_types:
+            return
+        if e.kind == "raised":
+            fail(f"{describe_call(call)} should raise {exc_name}{why}, but raised {e.message}"
+                 + (f" ({e.where})" if e.where else ""))
+        raise
+    fail(f"{describe_call(call)} should raise {exc_name}{why}, but returned "
+         f"{describe(result) if isinstance(result, torch.Tensor) else type(result).__name__}")
+
+
+def unchanged_inputs(ex, function, *args, **kwargs):
+    """Calls the learner's `function` and fails if it modified a tensor argument in place."""
+    from .sandbox import call_keeping_inputs
+    result, args_after, kwargs_after = ex.run(call_keeping_inputs, function, *args, **kwargs)
+    ex.last_call = (function, args, kwargs)
+    before = list(args) + list(kwargs.values())
+    after = list(args_after) + list(kwargs_after.values())
+    for i, (b, a) in enumerate(zip(before, after)):
+        if isinstance(b, torch.Tensor) and not torch.equal(torch.as_tensor(a), b):
+            name = list(kwargs)[i - len(args)] if i >= len(args) else f"argument {i + 1}"
+            fail(f"{describe_call(ex.last_call)} modified its input ({name}) in place. Return a new tensor: "
+                 "no `x -= ...`, `x.masked_fill_(...)` or `x[...] = ...` on an input.")
+    return result
+
+
+def rules_respected(ex):
+    """Fails if the file reaches a forbidden helper (read from the source, or seen at run time)."""
+    findings = [f"line {line}: {msg}" for line, msg in ex.static_findings]
+    findings += [f"reached `{name}` while running" for name in ex.box.forbidden_hits]
+    if findings:
+        fail("This exercise is about building it yourself; the file " + "; ".join(findings[:3]) + ".")

@@ -1,0 +1,101 @@
+"""The report: a readable page for the learner, and JSON for other tools."""
+import json
+import os
+import sys
+
+from .checks import CATEGORIES
+
+STATUS_WORDS = {"complete": "complete", "in progress": "in progress", "not started": "not started",
+                "broken": "does not load", "forbidden": "forbidden helper: 0", "missing": "not attempted"}
+
+
+def to_json(results, seed):
+    return {
+        "score": round(sum(r.score for r in results), 2),
+        "max_score": sum(r.max_score for r in results),
+        "seed": seed,
+        "exercises": [{
+            "id": r.exercise.id, "name": r.exercise.name, "file": r.exercise.filename,
+            "score": r.score, "max_score": r.max_score, "status": r.status,
+            "error": r.import_error or "; ".join(r.forbidden),
+            "tests": [{"name": t.name, "description": t.doc, "category": t.category, "passed": t.passed,
+                       "score": t.max_score if t.passed and not r.forbidden else 0.0,
+                       "max_score": t.max_score, "message": t.message} for t in r.tests],
+        } for r in results],
+    }
+
+
+class Style:
+    def __init__(self, stream):
+        self.on = stream.isatty() and "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb"
+
+    def __call__(self, text, code):
+        return f"\033[{code}m{text}\033[0m" if self.on else text
+
+    def ok(self, t): return self(t, "32")
+    def bad(self, t): return self(t, "31")
+    def dim(self, t): return self(t, "2")
+    def bold(self, t): return self(t, "1")
+
+
+def render(results, seed, directory, selection_args="", stream=None, max_failures=3):
+    """The learner's page: one line per exercise, then what went wrong where, then what next."""
+    style = Style(stream or sys.stdout)
+    lines = [style.bold(f"Grading {directory}/  (seed {seed})"), ""]
+    width = max(len(r.exercise.name) for r in results) + 4
+    for r in results:
+        frac = r.score / r.max_score if r.max_score else 0
+        bar = "█" * round(frac * 10) + "·" * (10 - round(frac * 10))
+        paint = style.ok if r.status == "complete" else (style.dim if r.status in ("not started", "missing")
+                                                          else style.bad)
+        cats = " ".join(_category_mark(r, c, style) for c in CATEGORIES if any(t.category == c for t in r.tests))
+        head = f"  {r.exercise.id} {r.exercise.name:<{width}}{r.score:5.1f}/{r.max_score:g}  {paint(bar)}  "
+        lines.append(head + (paint(STATUS_WORDS[r.status]) if r.status != "in progress" else cats))
+        lines += _details(r, style, max_failures)
+    total = sum(r.score for r in results)
+    top = sum(r.max_score for r in results)
+    lines += ["", style.bold(f"Total {total:.1f} / {top:g}"), _next_step(results, style),
+              style.dim(f"Same inputs again: python -m grader {selection_args}--seed {seed}".replace("  ", " "))]
+    return "\n".join(lines)
+
+
+def _category_mark(r, category, style):
+    tests = [t for t in r.tests if t.category == category]
+    return style.ok(category + " ✓") if all(t.passed for t in tests) else style.bad(category + " ✗")
+
+
+def _details(r, style, max_failures):
+    pad = "       "
+    if r.status in ("not started", "missing", "complete"):
+        return []
+    if r.status == "broken":
+        return [pad + style.bad(r.import_error)]
+    out = []
+    if r.forbidden:
+        out += [pad + style.bad("Scored 0: the file " + f) for f in r.forbidden[:3]]
+        out.append(pad + "Write it with basic tensor operations: the point is to build it yourself.")
+        return out
+    failed = [t for t in r.tests if not t.passed]
+    for t in failed[:max_failures]:
+        out.append(pad + style.bad("✗ ") + f"{t.doc}  [{t.category}, {t.max_score:g} pt]")
+        out += [pad + "  " + line for line in t.message.splitlines()]
+    if len(failed) > max_failures:
+        out.append(pad + style.dim(f"... and {len(failed) - max_failures} more failing checks "
+                                   f"(make grade EX={r.exercise.id} shows all)"))
+    if r.printed.strip():
+        out.append(pad + style.dim("your code printed: " + r.printed.strip().replace("\n", "\n" + pad + "  ")))
+    return out
+
+
+def _next_step(results, style):
+    for r in results:
+        if r.status != "complete":
+            verb = "Start" if r.status in ("not started", "missing") else "Continue with"
+            return (f"Next: {verb} exercises/{r.exercise.filename}, then run "
+                    + style.bold(f"make grade EX={r.exercise.id}"))
+    return style.ok("Every exercise is complete. Try them again from a blank file, against the clock.")
+
+
+def write_json(results, seed, path):
+    with open(path, "w") as f:
+        json.dump(to_json(results, seed), f, indent=2)

@@ -1,0 +1,115 @@
+"""Hidden tests for exercise 05: a numerically stable softmax along any axis."""
+import torch
+
+from grader.checks import Mistake, close, graded, randint, randn, rules_respected, unchanged_inputs
+from grader.guards import SOFTMAX_FAMILY
+
+FORBIDDEN = SOFTMAX_FAMILY
+STEP = "5. Stable softmax over the key axis"
+
+
+def oracle(x, dim=-1):
+    """The right answer, in float64; a slice of all -inf has no mass and gives zeros."""
+    x = x.to(torch.float64)
+    p = torch.softmax(x, dim)
+    return torch.where(torch.isneginf(x).all(dim, keepdim=True), 0.0, p)
+
+
+def _naive(x, dim=-1):
+    e = x.exp()
+    return e / e.sum(dim, keepdim=True)
+
+
+MISTAKES = [
+    Mistake("softmax", "softmax over the wrong axis (the query axis instead of the key axis)", STEP,
+            "Normalise along `dim` (the last axis for scores): each query spreads its attention over the keys.",
+            lambda x, dim=-1: oracle(x, (dim if dim >= 0 else x.dim() + dim) - 1)),
+    Mistake("softmax", "the `dim` argument is ignored", STEP,
+            "Normalise along the axis you are given, not always the last one.",
+            lambda x, dim=-1: oracle(x, -1)),
+    Mistake("softmax", "a slice whose entries are all -inf comes out NaN", STEP,
+            "Such a slice has no mass: its max is -inf and -inf - (-inf) is NaN. Replace a -inf max by 0 "
+            "(or return zeros for that slice).",
+            lambda x, dim=-1: torch.softmax(x.to(torch.float64), dim)),
+    Mistake("softmax", "the row max is not subtracted before exp, so large logits overflow to inf and NaN", STEP,
+            "Subtract the max along `dim` first (x - x.amax(dim, keepdim=True)): softmax is unchanged by a shift, "
+            "and every exp is then at most 1.",
+            _naive),
+    Mistake("softmax", "the result is not normalised (exp without dividing by the sum)", STEP,
+            "Divide by the sum along `dim` so that each slice sums to 1.",
+            lambda x, dim=-1: (x.to(torch.float64) - x.to(torch.float64).amax(dim, keepdim=True)).exp()),
+]
+
+
+def random_shape(rng):
+    return tuple(randint(rng, 1, 6) for _ in range(randint(rng, 1, 5)))
+
+
+@graded("shapes", 1)
+def test_keeps_shape_and_dtype(ex, rng):
+    """keeps the input's shape and dtype"""
+    for dtype in (torch.float64, torch.float32, torch.float16, torch.bfloat16):
+        x = randn(rng, *random_shape(rng), dtype=dtype)
+        close(ex.softmax(x), oracle(x), ex, dtype=dtype)
+
+
+@graded("equivalence", 2)
+def test_matches_torch_softmax_on_last_axis(ex, rng):
+    """matches torch.softmax along the last axis"""
+    for dtype in (torch.float64, torch.float32):
+        for _ in range(2):
+            x = randn(rng, randint(rng, 2, 4), randint(rng, 2, 6), randint(rng, 2, 9), dtype=dtype, scale=3)
+            close(ex.softmax(x, dim=-1), oracle(x, -1), ex, dtype=dtype)
+
+
+@graded("equivalence", 1.5)
+def test_normalises_along_the_given_dim(ex, rng):
+    """normalises along the `dim` it is given"""
+    x = randn(rng, 3, 4, 5, 6, dtype=torch.float64)
+    for dim in (0, 1, -2, 2):
+        close(ex.softmax(x, dim=dim), oracle(x, dim), ex)
+
+
+@graded("fp16", 1.5)
+def test_float16_logits_up_to_6e4(ex, rng):
+    """stays finite and exact for float16 logits up to 6e4"""
+    x = randn(rng, 4, 9, dtype=torch.float64, scale=2e4).clamp(-6e4, 6e4)
+    x[0, 0] = 6e4
+    x[1, :] = -6e4
+    x = x.to(torch.float16)
+    close(ex.softmax(x), oracle(x), ex, dtype=torch.float16)
+
+
+@graded("fp16", 1)
+def test_large_logits_in_float32(ex, rng):
+    """stays finite and exact for float32 logits of magnitude 1e4"""
+    x = randn(rng, 3, 8, dtype=torch.float32, scale=1e4)
+    close(ex.softmax(x), oracle(x), ex, dtype=torch.float32)
+
+
+@graded("masking", 1.5)
+def test_minus_inf_entries_and_fully_masked_slices(ex, rng):
+    """gives -inf entries zero weight, and an all -inf slice zeros, not NaN"""
+    x = randn(rng, 2, 5, 7, dtype=torch.float32)
+    x[0, 1, 2:] = float("-inf")
+    x[1, 3, :] = float("-inf")
+    close(ex.softmax(x), oracle(x), ex, dtype=torch.float32)
+
+
+@graded("edge", 1)
+def test_input_left_alone_and_tiny_axes(ex, rng):
+    """leaves its input unchanged; a single element gives 1"""
+    x = randn(rng, 3, 4, dtype=torch.float32)
+    close(unchanged_inputs(ex, "softmax", x), oracle(x), ex, dtype=torch.float32)
+    one = randn(rng, 1, dtype=torch.float64)
+    close(ex.softmax(one, dim=0), torch.ones(1, dtype=torch.float64), ex)
+    col = randn(rng, 4, 1, dtype=torch.float64)
+    close(ex.softmax(col, dim=-1), torch.ones(4, 1, dtype=torch.float64), ex)
+
+
+@graded("rules", 0.5)
+def test_no_library_softmax(ex, rng):
+    """is built without a library softmax, log-softmax or logsumexp"""
+    ex.softmax(randn(rng, 2, 3))
+    rules_respected(ex)
+
