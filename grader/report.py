@@ -99,3 +99,16 @@ def _next_step(results, style):
 def write_json(results, seed, path):
     with open(path, "w") as f:
         json.dump(to_json(results, seed), f, indent=2)
+
+
+def remember(results, seed, path):
+    """Keeps each exercise's latest result (for hints and progress); other exercises' stay."""
+    import time
+    try:
+        known = json.loads(path.read_text())
+    except (OSError, ValueError):
+        known = {}
+    for ex in to_json(results, seed)["exercises"]:
+        known[ex["id"]] = dict(ex, seed=seed, time=time.time())
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps(known, indent=1))
