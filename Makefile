@@ -5,11 +5,12 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+DEVSTAMP := $(VENV)/.installed-dev
 EX     ?=
 SEED   ?=
 GRADE_ARGS := $(EX) $(if $(SEED),--seed $(SEED))
 
-.PHONY: grade test setup clean bench
+.PHONY: grade test setup clean bench mutants
 
 grade: $(STAMP)
 	@$(PY) -m grader $(GRADE_ARGS)
@@ -22,7 +23,11 @@ $(STAMP): requirements.txt
 	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	@touch $(STAMP)
 
-test: $(STAMP)
+$(DEVSTAMP): requirements-dev.txt $(STAMP)
+	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $(DEVSTAMP)
+
+test: $(DEVSTAMP)
 	@$(PY) -m pytest -q
 
 bench: $(STAMP)
@@ -31,3 +36,6 @@ bench: $(STAMP)
 clean:
 	rm -rf $(VENV) .pytest_cache .grade
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+mutants: $(STAMP)
+	@$(PY) tests/mutation.py $(SEEDS)

@@ -1,0 +1,109 @@
+"""The mutation suite: known-wrong files must lose points (and be named), correct ones must not.
+
+tests/mutants/NN_name__slug.py      the reference with one realistic bug; first line
+                                    `# mistake: <title of the Mistake it is>` or `# uncatalogued: ...`
+tests/alternatives/NN_name__slug.py a correct solution written differently: full marks
+
+`python tests/mutation.py [SEED ...]` (or `make mutants`) prints the table and the totals.
+"""
+import re
+import shutil
+import sys
+import tempfile
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from helpers import REPO, by_id, grade  # noqa: E402
+
+MUTANTS = REPO / "tests" / "mutants"
+ALTERNATIVES = REPO / "tests" / "alternatives"
+
+
+@dataclass
+class Variant:
+    path: Path
+    exercise_file: str     # "05_softmax.py"
+    mistake: str           # the title the diagnosis must name ("" when uncatalogued)
+
+    @property
+    def id(self):
+        return self.exercise_file[:2]
+
+
+@dataclass
+class Outcome:
+    variant: Variant
+    seed: int
+    score: float
+    named: bool
+    diagnosis: str
+
+
+def variants(folder):
+    found = []
+    for path in sorted(folder.glob("[0-9][0-9]_*__*.py")):
+        first = path.read_text().splitlines()[0] if path.read_text() else ""
+        m = re.match(r"#\s*mistake:\s*(.+)", first)
+        found.append(Variant(path, path.name.split("__")[0] + ".py", m.group(1).strip() if m else ""))
+    return found
+
+
+def rounds(items):
+    """Groups files so that each grader run holds at most one file per exercise."""
+    per_exercise = defaultdict(list)
+    for v in items:
+        per_exercise[v.exercise_file].append(v)
+    return [[vs[i] for vs in per_exercise.values() if i < len(vs)]
+            for i in range(max((len(vs) for vs in per_exercise.values()), default=0))]
+
+
+def run(items, seeds):
+    def one(job):
+        group, seed = job
+        with tempfile.TemporaryDirectory() as tmp:
+            for v in group:
+                shutil.copy(v.path, Path(tmp) / v.exercise_file)
+            _, report, text = grade(tmp, *[v.id for v in group], seed=seed)
+        results = by_id(report)
+        outcomes = []
+        for v in group:
+            ex = results[v.id]
+            messages = [t["message"] for t in ex["tests"] if not t["passed"]] + [ex.get("error", "")]
+            named = bool(v.mistake) and any(v.mistake in m for m in messages)
+            found = re.search(r"known mistake: ([^\n]+?)\.\n", "\n".join(messages))
+            diagnosis = found.group(1) if found else (next((m for m in messages if m), "").splitlines() or [""])[0]
+            outcomes.append(Outcome(v, seed, ex["score"], named, diagnosis[:70]))
+        return outcomes
+
+    jobs = [(group, seed) for seed in seeds for group in rounds(items)]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return [o for batch in pool.map(one, jobs) for o in batch]
+
+
+def main(seeds):
+    mutants = run(variants(MUTANTS), seeds)
+    print(f"{'mutant':<52} {'seed':>4} {'score':>6}  diagnosis")
+    for o in mutants:
+        mark = "named" if o.named else ("caught" if o.score < 10 else "MISSED")
+        print(f"{o.variant.path.name:<52} {o.seed:>4} {o.score:6.1f}  [{mark}] {o.diagnosis}")
+    caught = sum(o.score < 10 for o in mutants)
+    catalogued = [o for o in mutants if o.variant.mistake]
+    named = sum(o.named for o in catalogued)
+    alts = run(variants(ALTERNATIVES), seeds)
+    print()
+    for o in alts:
+        print(f"{o.variant.path.name:<52} {o.seed:>4} {o.score:6.1f}  {'full marks' if o.score == 10 else o.diagnosis}")
+    full = sum(o.score == 10 for o in alts)
+    print()
+    print(f"mutants caught:           {caught}/{len(mutants)} ({100 * caught / max(len(mutants), 1):.0f}%)")
+    print(f"catalogued mistakes named: {named}/{len(catalogued)} ({100 * named / max(len(catalogued), 1):.0f}%)")
+    print(f"alternatives full marks:  {full}/{len(alts)} ({100 * full / max(len(alts), 1):.0f}%)")
+    print(f"seeds: {' '.join(map(str, seeds))}")
+    return 0 if caught == len(mutants) and full == len(alts) and named >= 0.9 * len(catalogued) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main([int(s) for s in sys.argv[1:]] or [1, 2]))

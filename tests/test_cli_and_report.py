@@ -1,0 +1,71 @@
+"""The command line and the JSON report keep to the contract."""
+import subprocess
+import sys
+
+import pytest
+
+from helpers import REPO, by_id, grade, submission
+
+PARTIAL_SOFTMAX = '''
+import torch
+def softmax(x, dim=-1):
+    e = x.exp()            # no max subtracted: overflows on large logits
+    return e / e.sum(dim, keepdim=True)
+'''
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "grader", *args], cwd=REPO, capture_output=True, text=True)
+
+
+def test_json_report_has_the_contract_fields(tmp_path):
+    sub = submission(tmp_path, {"05_softmax.py": PARTIAL_SOFTMAX})
+    code, report, text = grade(sub, "05", "09", seed=11)
+    assert code == 1
+    assert set(report) >= {"score", "max_score", "seed", "exercises"}
+    assert report["seed"] == 11 and report["max_score"] == 20.0
+    ex05, ex09 = by_id(report)["05"], by_id(report)["09"]
+    assert ex05["name"] == "softmax" and 0 < ex05["score"] < 10
+    assert ex09["status"] == "missing" and ex09["score"] == 0
+    for ex in report["exercises"]:
+        assert set(ex) >= {"id", "name", "score", "max_score", "tests"}
+        for t in ex["tests"]:
+            assert set(t) >= {"name", "category", "passed", "score", "max_score", "message"}
+            assert t["category"] in {"shapes", "masking", "fp16", "equivalence", "edge", "rules"}
+            assert t["score"] == (t["max_score"] if t["passed"] else 0.0)
+            assert isinstance(t["message"], str) and (t["passed"] or t["message"])
+        assert ex["score"] == pytest.approx(sum(t["score"] for t in ex["tests"]), abs=0.01)
+    assert report["score"] == pytest.approx(sum(ex["score"] for ex in report["exercises"]))
+
+
+def test_same_seed_same_report_and_the_seed_is_printed(tmp_path):
+    sub = submission(tmp_path, {"05_softmax.py": PARTIAL_SOFTMAX})
+    first = grade(sub, "05", seed=5)
+    second = grade(sub, "05", seed=5)
+    assert first[1] == second[1]
+    assert "--seed 5" in first[2]
+    fresh = run("05", "--path", str(sub))
+    assert "seed" in fresh.stdout and "python -m grader 05 --seed" in fresh.stdout
+
+
+def test_exit_codes():
+    assert run("05", "--path", "solutions", "--seed", "1").returncode == 0
+    assert run("05", "--seed", "1").returncode == 1
+    for args in (["99"], ["05", "--path", "no/such/folder"], ["--seed", "x"], ["--bogus"]):
+        proc = run(*args)
+        assert proc.returncode == 2, args
+        assert proc.stderr.strip() and "Traceback" not in proc.stderr, args
+
+
+def test_usage_errors_name_the_problem():
+    assert "unknown exercise '99'" in run("99").stderr
+    assert "no such folder: no/such/folder" in run("--path", "no/such/folder").stderr
+
+
+def test_failure_says_expected_and_actual(tmp_path):
+    sub = submission(tmp_path, {"05_softmax.py": PARTIAL_SOFTMAX})
+    code, report, text = grade(sub, "05", seed=2)
+    messages = " ".join(t["message"] for t in by_id(report)["05"]["tests"] if not t["passed"])
+    assert "NaN" in messages and "row" in messages
+    assert "the row max is not subtracted" in messages
+    assert "Next: Continue with exercises/05_softmax.py" in text

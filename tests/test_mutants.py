@@ -1,0 +1,45 @@
+"""Every mutant loses points and, where its mistake is catalogued, is named; every alternative
+earns full marks (issue: feedback that teaches)."""
+import random
+
+import pytest
+
+from mutation import ALTERNATIVES, MUTANTS, run, variants
+
+SEED = random.SystemRandom().randrange(1, 10**6)
+MUTANT_FILES = variants(MUTANTS)
+ALTERNATIVE_FILES = variants(ALTERNATIVES)
+
+
+@pytest.fixture(scope="module")
+def mutant_outcomes():
+    return {o.variant.path.name: o for o in run(MUTANT_FILES, [SEED])}
+
+
+@pytest.fixture(scope="module")
+def alternative_outcomes():
+    return {o.variant.path.name: o for o in run(ALTERNATIVE_FILES, [SEED])}
+
+
+@pytest.mark.parametrize("mutant", MUTANT_FILES, ids=lambda v: v.path.stem)
+def test_mutant_is_caught_and_named(mutant, mutant_outcomes):
+    o = mutant_outcomes[mutant.path.name]
+    assert o.score < 10, f"seed {SEED}: {mutant.path.name} earned full marks"
+    if mutant.mistake:
+        assert o.named, f"seed {SEED}: {mutant.path.name} not named as '{mutant.mistake}'; said: {o.diagnosis}"
+
+
+@pytest.mark.parametrize("alternative", ALTERNATIVE_FILES, ids=lambda v: v.path.stem)
+def test_alternative_earns_full_marks(alternative, alternative_outcomes):
+    o = alternative_outcomes[alternative.path.name]
+    assert o.score == 10, f"seed {SEED}: {alternative.path.name} scored {o.score}: {o.diagnosis}"
+
+
+def test_mutants_cover_every_exercise_and_every_catalogued_row():
+    per_exercise = {}
+    for v in MUTANT_FILES:
+        per_exercise.setdefault(v.id, []).append(v)
+    from helpers import IDS
+    thin = [i for i in IDS if len(per_exercise.get(i, [])) < 2]
+    assert not thin, f"exercises with fewer than 2 mutants: {thin}"
+    assert {v.id for v in ALTERNATIVE_FILES} >= set(IDS), "every exercise needs an alternative solution"
