@@ -32,6 +32,7 @@ test: $(DEVSTAMP)
 
 bench: $(STAMP)
 	@$(PY) bench/grade_speed.py
+	@$(PY) bench/flash_memory.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .grade

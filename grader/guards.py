@@ -84,10 +84,14 @@ def scan_source(source, extra=()):
                     if is_forbidden(a.name, extra):
                         hit(node, f"imports the forbidden helper `{a.name}` from `{node.module}`")
         elif isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
-            for word in node.value.replace(".", " ").replace(":", " ").split():
-                if is_forbidden(word, extra) or word in TAMPER_ATTRS - {"library", "overrides"}:
-                    hit(node, f"names `{word}` in a string (as `getattr` would use it)")
-                    break
+            # Only a string that is a bare name or dotted path, as getattr or an import would use
+            # it: prose in an error message ("online softmax") is fine.
+            text = node.value.strip()
+            if text and " " not in text:
+                for word in text.replace(":", ".").split("."):
+                    if is_forbidden(word, extra) or word in TAMPER_ATTRS - {"library", "overrides"}:
+                        hit(node, f"names `{word}` in a string (as `getattr` would use it)")
+                        break
         elif isinstance(node, (ast.Assign, ast.AugAssign, ast.Delete)):
             targets = node.targets if isinstance(node, (ast.Assign, ast.Delete)) else [node.target]
             for t in targets:

@@ -18,6 +18,7 @@ def to_json(results, seed):
             "id": r.exercise.id, "name": r.exercise.name, "file": r.exercise.filename,
             "score": r.score, "max_score": r.max_score, "status": r.status,
             "error": r.import_error or "; ".join(r.forbidden),
+            "pattern": r.pattern,
             "tests": [{"name": t.name, "description": t.doc, "category": t.category, "passed": t.passed,
                        "score": t.max_score if t.passed and not r.forbidden else 0.0,
                        "max_score": t.max_score, "message": t.message} for t in r.tests],
@@ -76,6 +77,8 @@ def _details(r, style, max_failures):
         out.append(pad + "Write it with basic tensor operations: the point is to build it yourself.")
         return out
     failed = [t for t in r.tests if not t.passed]
+    if r.pattern:
+        out.append(pad + style.bold(r.pattern))
     for t in failed[:max_failures]:
         out.append(pad + style.bad("✗ ") + f"{t.doc}  [{t.category}, {t.max_score:g} pt]")
         out += [pad + "  " + line for line in t.message.splitlines()]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from .checks import Fail
+from .checks import Fail, pattern
 from .exercises import GRADER_DIR, POINTS_PER_EXERCISE
 from .guards import scan_source
 from .sandbox import Sandbox, SubmissionError, call_function
@@ -26,6 +26,7 @@ class Submission:
         self.static_findings = scan_source(self.source, forbidden) if self.source is not None else []
         self.box = Sandbox(str(path), f"exercise_{exercise.id}_{exercise.name}", forbidden, device)
         self.last_call = None
+        self.outcomes = []   # (call, matched) for every comparison, to find what failures share
 
     def run(self, probe, *args, **kwargs):
         """Runs `probe(module, *args, **kwargs)` in the sandbox (probe: a module-level function)."""
@@ -65,6 +66,7 @@ class ExerciseResult:
     import_error: str = ""
     forbidden: list = field(default_factory=list)
     printed: str = ""
+    pattern: str = ""
 
     @property
     def max_score(self):
@@ -147,6 +149,7 @@ class GraderPlugin:
             hits += [f"reaches the forbidden `{name}` at run time" for name in sub.box.forbidden_hits]
             result.forbidden = hits
             result.printed = sub.box.printed() if sub.source is not None else ""
+            result.pattern = pattern(sub.outcomes)
             sub.box.close()
 
 

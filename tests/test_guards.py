@@ -47,3 +47,9 @@ def test_run_time_names():
     assert is_forbidden("_softmax", SOFTMAX_FAMILY) and is_forbidden("special_logsumexp", SOFTMAX_FAMILY)
     assert not is_forbidden("logaddexp", SOFTMAX_FAMILY) and not is_forbidden("exp", SOFTMAX_FAMILY)
     assert is_forbidden("linear", LINEAR_LAYER) and not is_forbidden("bilinear", LINEAR_LAYER)
+
+
+def test_prose_in_strings_is_not_a_finding():
+    source = "def softmax(x, dim=-1):\n    raise ValueError('this online softmax needs a float tensor')\n"
+    assert scan_source(source, SOFTMAX_FAMILY) == []
+    assert scan_source("import torch\nf = getattr(torch, 'soft' 'max')\n", SOFTMAX_FAMILY)

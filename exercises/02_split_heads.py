@@ -1,0 +1,36 @@
+"""Checklist step 2: Split heads.
+
+Multi-head attention runs H small attentions side by side, each on its own d_head = D // H
+slice of the features, so that different heads can attend to different things. Head h holds the
+contiguous block of features [h * d_head, (h + 1) * d_head) - the layout nn.MultiheadAttention
+uses - not every H-th feature.
+
+Two moves: split the feature axis D into (H, d_head), then move the head axis in front of the
+length axis, so that (B, H) act as batch dimensions and one matmul serves every head. A bare
+view(B, H, L, d_head) without the transpose mixes features of different tokens into one head.
+"""
+import torch
+
+
+def split_heads(x, num_heads):
+    """Split the feature axis into heads and move heads before length.
+
+    Args:
+        x: (B, L, D).
+        num_heads: H, a positive int dividing D.
+
+    Returns:
+        (B, H, L, D // H); head h holds features [h * d_head, (h + 1) * d_head). A view of x is fine.
+
+    Raises:
+        ValueError: if D % H != 0 (say which D and H).
+
+    Steps:
+        B, L, D = x.shape
+        # raise ValueError when D % num_heads != 0
+        d_head = D // num_heads
+        x = x.reshape(B, L, num_heads, d_head)   # (B, L, D) -> (B, L, H, d_head)
+        x = x.transpose(1, 2)                    # (B, L, H, d_head) -> (B, H, L, d_head)
+        return x
+    """
+    raise NotImplementedError("TODO: check D % H, reshape to (B, L, H, d_head), transpose to (B, H, L, d_head)")

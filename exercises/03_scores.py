@@ -1,0 +1,35 @@
+"""Checklist step 3: Scores - Q @ K^T / sqrt(d_k).
+
+Score[i, j] says how well query i matches key j: their dot product. Why divide by sqrt(d_k)? If
+q and k have d_k independent components of variance 1, their dot product has variance d_k. With
+d_k = 64 the scores spread over about +-8 and more; the softmax then saturates (one key takes
+almost all the weight) and its gradients vanish. Multiplying by 1/sqrt(d_k) brings the variance
+back to 1. d_k is the per-head key size (q.shape[-1]), not d_model and not d_v.
+
+Transpose only the last two axes of k: k.T on a 4-D tensor also reverses batch and head axes.
+"""
+import math
+
+import torch
+
+
+def attention_scores(q, k, scale=None):
+    """Scaled dot-product scores of every query against every key.
+
+    Args:
+        q: (..., L, d_k) queries.
+        k: (..., S, d_k) keys. Leading dimensions broadcast as in torch.matmul.
+        scale: number or None. None means 1 / sqrt(d_k); any number given, 0.0 included, is
+            used as it is (test `scale is None`, not `not scale`).
+
+    Returns:
+        (..., L, S) = q @ k^T * scale, in q's dtype.
+
+    Steps:
+        d_k = q.shape[-1]
+        # scale = 1 / math.sqrt(d_k) when scale is None
+        kt = k.transpose(-2, -1)        # (..., S, d_k) -> (..., d_k, S)
+        scores = q @ kt                 # (..., L, d_k) @ (..., d_k, S) -> (..., L, S)
+        return scores * scale           # (..., L, S)
+    """
+    raise NotImplementedError("TODO: return q @ k.transpose(-2, -1) * scale (default 1/sqrt(d_k))")

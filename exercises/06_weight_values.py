@@ -1,0 +1,24 @@
+"""Checklist step 6: Weight the values.
+
+Each query's output is a weighted average of the value vectors, weighted by that query's
+attention probabilities over the keys: out[i] = sum_j probs[i, j] * v[j]. The output mixes the
+values (V), not the keys: keys only decide the weights.
+"""
+import torch
+
+
+def weight_values(probs, v):
+    """Mix the values by the attention probabilities.
+
+    Args:
+        probs: (..., L, S), each row sums to 1 over the keys.
+        v: (..., S, d_v) values, one per key. Leading dimensions broadcast as in torch.matmul.
+
+    Returns:
+        (..., L, d_v).
+
+    Steps:
+        out = probs @ v          # (..., L, S) @ (..., S, d_v) -> (..., L, d_v)
+        return out
+    """
+    raise NotImplementedError("TODO: return probs @ v")

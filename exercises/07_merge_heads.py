@@ -1,0 +1,27 @@
+"""Checklist step 7: Merge heads.
+
+The inverse of split_heads: the H head outputs (B, H, L, d_head) become one feature axis again,
+head h filling features [h * d_head, (h + 1) * d_head). Move the head axis back next to d_head
+first, then flatten: reshaping (B, H, L, d_head) straight to (B, L, H * d_head) mixes different
+tokens into one row. After the transpose the tensor is not contiguous, so use reshape (or
+.contiguous().view).
+"""
+import torch
+
+
+def merge_heads(x):
+    """Merge the heads back into the feature axis.
+
+    Args:
+        x: (B, H, L, d_head).
+
+    Returns:
+        (B, L, H * d_head), with merge_heads(split_heads(y, H)) == y.
+
+    Steps:
+        B, H, L, d_head = x.shape
+        x = x.transpose(1, 2)                  # (B, H, L, d_head) -> (B, L, H, d_head)
+        x = x.reshape(B, L, H * d_head)        # (B, L, H, d_head) -> (B, L, H * d_head)
+        return x
+    """
+    raise NotImplementedError("TODO: transpose to (B, L, H, d_head), then reshape to (B, L, H * d_head)")

@@ -1,0 +1,30 @@
+"""Checklist step 8: Output projection.
+
+After merging, each head's result still sits in its own block of features; nothing has combined
+what different heads found. A final linear layer W_o mixes all heads' features into each output
+feature. Weights are in nn.Linear layout (d_out, d_in), so multiply by W_o transposed.
+
+Forbidden in this file: torch.nn.functional.linear and torch.nn.Linear - write the matmul.
+"""
+import torch
+
+
+def output_projection(x, w_o, b_o=None):
+    """Apply the output projection.
+
+    Args:
+        x: (B, L, H * d_head) merged heads.
+        w_o: (d_out, H * d_head), nn.Linear layout.
+        b_o: (d_out,) or None.
+
+    Returns:
+        (B, L, d_out) = x @ w_o.T + b_o.
+
+    Forbidden: torch.nn.functional.linear, torch.nn.Linear.
+
+    Steps:
+        out = x @ w_o.T          # (B, L, H * d_head) @ (H * d_head, d_out) -> (B, L, d_out)
+        out = out + b_o          # (B, L, d_out) + (d_out,) -> (B, L, d_out); only when b_o is given
+        return out
+    """
+    raise NotImplementedError("TODO: return x @ w_o.T, plus b_o when one is given")

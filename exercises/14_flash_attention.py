@@ -1,0 +1,81 @@
+"""Exercise 14 (follow-up): tiled attention with an online softmax (FlashAttention's idea).
+
+The interview question: "attention is O(L·S) in memory: how does FlashAttention avoid that?"
+
+Plain attention builds the whole (L, S) score matrix, then softmaxes it, then multiplies by V.
+For long sequences that matrix dominates memory, and on a GPU the reads and writes of it, not
+the arithmetic, set the speed. FlashAttention never holds it: it takes a block of queries and
+walks over the keys one block at a time, keeping for each query only
+
+    m    the largest score seen so far            (the softmax's stabilising max)
+    l    the sum of exp(score - m) so far         (the softmax's denominator)
+    acc  the sum of exp(score - m) * v so far     (the numerator, not yet divided)
+
+When a new key block raises the max from m_old to m_new, everything summed so far was computed
+against the old max, so l and acc are multiplied by exp(m_old - m_new) before the new block is
+added. At the end out = acc / l, exactly the softmax result (no approximation), and the
+logsumexp lse = m + log(l), which the real kernel keeps for its backward pass.
+
+With causal masking, a key block that lies wholly above the diagonal contributes nothing: skip
+it without computing it, which halves the work at L = S.
+
+Rules: no fused attention kernels, and no library softmax, log_softmax or logsumexp anywhere in
+this file (`torch.softmax`, `F.softmax`, `Tensor.softmax`, `torch.logsumexp`, `torch.special.*`,
+...): the point is to write the online softmax yourself. `torch.exp`, `torch.log`,
+`torch.logaddexp`, `amax` and `torch.maximum` are fine.
+"""
+import math
+
+import torch
+
+
+def flash_attention(q, k, v, causal=False, scale=None, block_size=64):
+    """Exact attention computed tile by tile with an online softmax.
+
+    Args:
+        q: (B, H, L, d_k) queries.
+        k: (B, H, S, d_k) keys.
+        v: (B, H, S, d_v) values.
+        causal: if True, query i sees key j only when j <= i + (S - L) (bottom-right alignment,
+            as in exercise 04: the last query sees every key).
+        scale: None means 1 / sqrt(d_k); any number, 0.0 included, is used as given.
+        block_size: tile size, both for queries and for keys. It need not divide L or S (the last
+            tile is shorter), and L and S may differ.
+
+    Returns:
+        (out, lse):
+        out: (B, H, L, d_v) in q's dtype, equal to softmax(q @ kᵀ · scale, masked) @ v.
+        lse: (B, H, L) float32, the logsumexp over keys of each query's scaled, masked scores.
+        A query that sees no key at all (causal with L > S) gets out = 0 and lse = -inf, never NaN.
+
+    Memory rule: never build an (L, S) tensor. At L = S = 1024 with d_k = d_v <= 64, no tensor
+    created inside the call may hold L·S/8 or more elements per (batch, head): (block, block)
+    tiles are fine, a full-size causal mask is not (build the mask one tile at a time).
+    Work rule: under causal, key blocks wholly above the diagonal are skipped, not computed.
+    Precision: accumulate m, l and acc in float32 (at least) whatever the input dtype; cast out
+    back to q's dtype at the end.
+
+    Steps:
+        out = empty(B, H, L, d_v); lse = empty(B, H, L, float32)
+        for each query block [q0, q1):
+            qb = q[:, :, q0:q1]                              # (B, H, Bq, d_k)   as float32
+            m = full((B, H, Bq), -inf)                       # (B, H, Bq)        running max
+            l = zeros(B, H, Bq)                              # (B, H, Bq)        running sum
+            acc = zeros(B, H, Bq, d_v)                       # (B, H, Bq, d_v)   running numerator
+            for each key block [k0, k1) (under causal, stop once k0 > q1 - 1 + (S - L)):
+                s = qb @ k[:, :, k0:k1].transpose(-2, -1) * scale   # (B, H, Bq, Bk)
+                s = s.masked_fill(tile_mask, -inf)           # (B, H, Bq, Bk)    causal, diagonal tiles only
+                m_new = maximum(m, s.amax(-1))               # (B, H, Bq)
+                p = exp(s - m_new[..., None])                # (B, H, Bq, Bk)
+                alpha = exp(m - m_new)                       # (B, H, Bq)        rescales the old sums
+                l = l * alpha + p.sum(-1)                    # (B, H, Bq)
+                acc = acc * alpha[..., None] + p @ v[:, :, k0:k1]    # (B, H, Bq, d_v)
+                m = m_new
+            out[:, :, q0:q1] = acc / l[..., None]            # (B, H, Bq, d_v)   cast to q's dtype
+            lse[:, :, q0:q1] = m + log(l)                    # (B, H, Bq)
+
+        Edge case: while a row has seen only masked keys, m_new is -inf and exp(-inf - (-inf))
+        is NaN. Subtract 0 instead of m_new for such rows, and divide by 1 where l == 0, so an
+        unseen row ends with out = 0 and lse = -inf + log(0) = -inf.
+    """
+    raise NotImplementedError("TODO: loop over query and key tiles, rescaling the running sums")
