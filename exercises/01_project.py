@@ -29,12 +29,14 @@ def linear(x, weight, bias=None):
 
     Forbidden: torch.nn.functional.linear, torch.nn.Linear. Do not modify x in place.
 
-    Steps:
-        out = x @ weight.T       # (..., d_in) @ (d_in, d_out) -> (..., d_out)
-        out = out + bias         # (..., d_out) + (d_out,) -> (..., d_out); only when bias is given
-        return out               # (..., d_out)
+    Steps (x (..., d_in), weight (d_out, d_in), bias (d_out,) or None):
+        out     (..., d_out)    x against every row of weight: a matrix product with the weight
+                                transposed (`@`; on a 2-D tensor `.T` swaps its two axes), so each
+                                output feature is the dot product of x's last axis with one row
+        out     (..., d_out)    plus bias, which broadcasts over the leading axes; skip when bias is None
+        return out
     """
-    raise NotImplementedError("TODO: return x @ weight.T, plus bias when one is given")
+    raise NotImplementedError("TODO: project x with weight (stored (out, in)), plus bias when one is given")
 
 
 def project_qkv(x, w_q, w_k, w_v, b_q=None, b_k=None, b_v=None, context=None):
@@ -52,11 +54,11 @@ def project_qkv(x, w_q, w_k, w_v, b_q=None, b_k=None, b_v=None, context=None):
 
     Forbidden: torch.nn.functional.linear, torch.nn.Linear (use your linear above).
 
-    Steps:
-        source = x if context is None else context   # (B, S, D)
-        q = linear(x, w_q, b_q)                      # (B, L, D) @ (D, D) -> (B, L, D)
-        k = linear(source, w_k, b_k)                 # (B, S, D) @ (D, D) -> (B, S, D)
-        v = linear(source, w_v, b_v)                 # (B, S, D) @ (D, D) -> (B, S, D)
-        return q, k, v
+    Steps (x (B, L, D), context (B, S, D) or None):
+        source  (B, S, D)       where keys and values come from: context when given, else x (then S = L)
+        q       (B, L, D)       x through your own `linear` with the query weight and bias
+        k       (B, S, D)       source through `linear` with the key weight and bias
+        v       (B, S, D)       source through `linear` with the value weight and bias
+        return (q, k, v)
     """
     raise NotImplementedError("TODO: project x (or context, for k and v) with w_q, w_k, w_v")

@@ -25,12 +25,13 @@ def split_heads(x, num_heads):
     Raises:
         ValueError: if D % H != 0 (say which D and H).
 
-    Steps:
-        B, L, D = x.shape
-        # raise ValueError when D % num_heads != 0
-        d_head = D // num_heads
-        x = x.reshape(B, L, num_heads, d_head)   # (B, L, D) -> (B, L, H, d_head)
-        x = x.transpose(1, 2)                    # (B, L, H, d_head) -> (B, H, L, d_head)
+    Steps (x (B, L, D), H = num_heads):
+        check                           D must divide evenly by H, else ValueError naming D and H
+        d_head  int                     the size of one head's block of features
+        x       (B, L, H, d_head)       the last axis split into H contiguous blocks of d_head
+                                        (`reshape` or `view` with the four sizes)
+        x       (B, H, L, d_head)       the length and head axes swapped (`transpose` of axes 1 and 2),
+                                        so (B, H) act as batch axes; a view of x is fine
         return x
     """
-    raise NotImplementedError("TODO: check D % H, reshape to (B, L, H, d_head), transpose to (B, H, L, d_head)")
+    raise NotImplementedError("TODO: check D % H, then give each head its own block of features")

@@ -25,11 +25,14 @@ def attention_scores(q, k, scale=None):
     Returns:
         (..., L, S) = q @ k^T * scale, in q's dtype.
 
-    Steps:
-        d_k = q.shape[-1]
-        # scale = 1 / math.sqrt(d_k) when scale is None
-        kt = k.transpose(-2, -1)        # (..., S, d_k) -> (..., d_k, S)
-        scores = q @ kt                 # (..., L, d_k) @ (..., d_k, S) -> (..., L, S)
-        return scores * scale           # (..., L, S)
+    Steps (q (..., L, d_k), k (..., S, d_k)):
+        scale   number          when scale is None: 1 / sqrt(d_k) (`math.sqrt`), d_k being q's last
+                                size; a scale given, even 0.0, is kept
+        kt      (..., d_k, S)   k with only its last two axes swapped (`transpose` with negative axes,
+                                not `.T`)
+        scores  (..., L, S)     every query dotted with every key: a batched matrix product (`@` or
+                                `torch.matmul`), leading axes broadcasting
+        scores  (..., L, S)     times scale
+        return scores
     """
-    raise NotImplementedError("TODO: return q @ k.transpose(-2, -1) * scale (default 1/sqrt(d_k))")
+    raise NotImplementedError("TODO: every query against every key, scaled (default 1/sqrt(d_k))")

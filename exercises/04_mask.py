@@ -32,14 +32,17 @@ def causal_mask(L, S=None, device=None):
     Returns:
         bool (L, S), True where key j > i + (S - L) (blocked), False elsewhere.
 
-    Steps:
-        # S = L when S is None
-        i = torch.arange(L, device=device)[:, None]    # (L, 1) query positions
-        j = torch.arange(S, device=device)[None, :]    # (1, S) key positions
-        mask = j > i + (S - L)                         # (L, 1) vs (1, S) -> (L, S) bool
+    Steps (S defaults to L when None):
+        i       (L, 1)          query positions 0 .. L-1 as a column (`torch.arange` on `device`, then
+                                a new axis with `None` indexing)
+        j       (1, S)          key positions 0 .. S-1 as a row
+        mask    (L, S) bool     comparing the row of keys against the column of queries, each query
+                                shifted by the (S - L) extra keys, broadcasts to every (i, j) pair; True
+                                where key j is in query i's future (`torch.triu` of a bool ones matrix
+                                with a diagonal offset is another route)
         return mask
     """
-    raise NotImplementedError("TODO: return the bool (L, S) mask j > i + (S - L)")
+    raise NotImplementedError("TODO: build the bool (L, S) causal mask, aligned bottom-right")
 
 
 def padding_mask(lengths, S):
@@ -52,13 +55,17 @@ def padding_mask(lengths, S):
     Returns:
         bool (B, 1, 1, S), True where key j >= lengths[b] (padding).
 
-    Steps:
-        lengths = torch.as_tensor(lengths)            # (B,)
-        j = torch.arange(S, device=lengths.device)    # (S,)
-        mask = j[None, :] >= lengths[:, None]         # (1, S) vs (B, 1) -> (B, S)
-        return mask[:, None, None, :]                 # (B, S) -> (B, 1, 1, S): every head, every query
+    Steps (B sequences):
+        lengths (B,)            the lengths as an integer tensor (`torch.as_tensor` takes a list or a
+                                tensor)
+        j       (S,)            key positions 0 .. S-1, on lengths' device
+        mask    (B, S) bool     every key position against every sequence's length (positions as a row,
+                                lengths as a column, broadcast): True at and past the length
+        mask    (B, 1, 1, S)    two singleton axes inserted, for heads and queries (`None` indexing or
+                                `view`), so the mask hides these keys from every head and every query
+        return mask
     """
-    raise NotImplementedError("TODO: return the bool (B, 1, 1, S) mask j >= lengths[b]")
+    raise NotImplementedError("TODO: build the bool (B, 1, 1, S) mask of padded keys")
 
 
 def apply_mask(scores, mask):
@@ -73,9 +80,11 @@ def apply_mask(scores, mask):
         torch.finfo(scores.dtype).min where it is True. Do not modify scores in place
         (masked_fill, not masked_fill_).
 
-    Steps:
-        fill = torch.finfo(scores.dtype).min         # finite, unlike -inf
-        out = scores.masked_fill(mask, fill)         # (..., L, S), a copy
+    Steps (scores (..., L, S), mask broadcastable to it):
+        fill    scalar          the most negative finite value of scores' dtype (`torch.finfo(dtype).min`),
+                                finite unlike -inf
+        out     (..., L, S)     a copy of scores holding fill wherever the mask is True (`masked_fill`,
+                                the out-of-place one, without the trailing underscore)
         return out
     """
-    raise NotImplementedError("TODO: return scores.masked_fill(mask, torch.finfo(scores.dtype).min)")
+    raise NotImplementedError("TODO: a new tensor with blocked scores set to the most negative finite value")

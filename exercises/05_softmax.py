@@ -34,13 +34,17 @@ def softmax(x, dim=-1):
     Forbidden: torch.softmax, F.softmax, Tensor.softmax, nn.Softmax, log_softmax, logsumexp,
     torch.special.*.
 
-    Steps (shapes for x (B, H, L, S), dim=-1):
-        work = x.float() for float16/bfloat16, else x          # (B, H, L, S)
-        m = work.amax(dim=dim, keepdim=True)                   # (B, H, L, 1) max along dim
-        m = m.masked_fill(m == float("-inf"), 0.0)             # all -inf slice: shift by 0, not -inf
-        e = torch.exp(work - m)                                # (B, H, L, S), every exponent <= 0
-        total = e.sum(dim=dim, keepdim=True)                   # (B, H, L, 1), 0 only for all -inf slices
-        total = total.masked_fill(total == 0, 1.0)             # 0 / 1 = 0, not 0 / 0 = NaN
-        return (e / total).to(x.dtype)                         # (B, H, L, S)
+    Steps (shapes for x (B, H, L, S), dim=-1; every reduction below runs along dim):
+        work    (B, H, L, S)    x, converted to float32 when it is float16 or bfloat16
+        m       (B, H, L, 1)    the max along dim, keeping the reduced axis so it broadcasts back
+                                (`amax` with keepdim)
+        m       (B, H, L, 1)    0 wherever m is -inf (an all -inf slice), since -inf - (-inf) is NaN
+                                (`masked_fill`, or `torch.where`)
+        e       (B, H, L, S)    exp of work minus m: every exponent <= 0, so nothing overflows
+                                (`torch.exp`)
+        total   (B, H, L, 1)    the sum of e along dim, keepdim; 0 only for all -inf slices
+        total   (B, H, L, 1)    1 wherever total is 0, so such slices give 0 / 1 = 0, not 0 / 0 = NaN
+        out     (B, H, L, S)    e divided by total, cast back to x's dtype (`.to`)
+        return out
     """
     raise NotImplementedError("TODO: subtract the max along dim, exp, divide by the sum; all -inf -> 0")

@@ -17,8 +17,10 @@ def weight_values(probs, v):
     Returns:
         (..., L, d_v).
 
-    Steps:
-        out = probs @ v          # (..., L, S) @ (..., S, d_v) -> (..., L, d_v)
+    Steps (probs (..., L, S), v (..., S, d_v)):
+        out     (..., L, d_v)   for each query, the sum over keys of its probability times that key's
+                                value row: one batched matrix product contracting the key axis S
+                                (`@` or `torch.matmul`; the leading axes broadcast)
         return out
     """
-    raise NotImplementedError("TODO: return probs @ v")
+    raise NotImplementedError("TODO: mix the values with the attention probabilities")

@@ -18,10 +18,12 @@ def merge_heads(x):
     Returns:
         (B, L, H * d_head), with merge_heads(split_heads(y, H)) == y.
 
-    Steps:
-        B, H, L, d_head = x.shape
-        x = x.transpose(1, 2)                  # (B, H, L, d_head) -> (B, L, H, d_head)
-        x = x.reshape(B, L, H * d_head)        # (B, L, H, d_head) -> (B, L, H * d_head)
+    Steps (x (B, H, L, d_head)):
+        x       (B, L, H, d_head)       the head axis moved back next to d_head (`transpose` of axes
+                                        1 and 2)
+        x       (B, L, H * d_head)      the last two axes flattened into one, head h filling features
+                                        [h * d_head, (h + 1) * d_head) (`reshape`: after the transpose
+                                        the tensor is not contiguous, so a bare `view` fails)
         return x
     """
-    raise NotImplementedError("TODO: transpose to (B, L, H, d_head), then reshape to (B, L, H * d_head)")
+    raise NotImplementedError("TODO: undo split_heads: heads back next to d_head, then flatten")

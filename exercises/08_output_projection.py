@@ -22,9 +22,10 @@ def output_projection(x, w_o, b_o=None):
 
     Forbidden: torch.nn.functional.linear, torch.nn.Linear.
 
-    Steps:
-        out = x @ w_o.T          # (B, L, H * d_head) @ (H * d_head, d_out) -> (B, L, d_out)
-        out = out + b_o          # (B, L, d_out) + (d_out,) -> (B, L, d_out); only when b_o is given
+    Steps (x (B, L, H * d_head), w_o (d_out, H * d_head), b_o (d_out,) or None):
+        out     (B, L, d_out)   x against every row of w_o: a matrix product with w_o transposed
+                                (nn.Linear layout is (out, in), so not w_o itself)
+        out     (B, L, d_out)   plus b_o, broadcast over B and L; skip when b_o is None
         return out
     """
-    raise NotImplementedError("TODO: return x @ w_o.T, plus b_o when one is given")
+    raise NotImplementedError("TODO: project with w_o (stored (out, in)), plus b_o when one is given")

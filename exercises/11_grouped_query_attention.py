@@ -34,11 +34,13 @@ def repeat_kv(x, n_rep):
         (the same as `x.repeat_interleave(n_rep, dim=1)`). With n_rep == 1, x itself is fine.
         Same dtype and device as x; x is not modified.
 
-    Steps:
-        B, H_kv, S, d = x.shape
-        x = x[:, :, None]                                # (B, H_kv, 1, S, d)   new axis after heads
-        x = x.expand(B, H_kv, n_rep, S, d)               # (B, H_kv, n_rep, S, d) no copy yet
-        x = x.reshape(B, H_kv * n_rep, S, d)             # (B, H_q, S, d)   copies of a head side by side
+    Steps (x (B, H_kv, S, d)):
+        x       (B, H_kv, 1, S, d)      a new axis right after the head axis (`None` indexing)
+        x       (B, H_kv, n_rep, S, d)  that axis stretched to n_rep (`expand`): no copy yet, the
+                                        n_rep copies read the same memory
+        x       (B, H_kv * n_rep, S, d) the head and copy axes merged into one (`reshape`, which copies
+                                        once), so the n_rep copies of one kv head sit side by side
+        return x   (with n_rep == 1, x itself)
 
     The new axis goes *after* the head axis: putting it before (or using `x.repeat`) tiles the
     heads, 0 1 0 1 ..., and query head 1 would read kv head 1 instead of kv head 0.
@@ -65,18 +67,20 @@ def grouped_query_attention(q, k, v, mask=None, scale=None):
     Raises:
         ValueError: if H_q is not a multiple of H_kv (say so in the message).
 
-    Steps:
-        if H_q % H_kv != 0: raise ValueError(...)
-        n_rep = H_q // H_kv
-        k = repeat_kv(k, n_rep)                          # (B, H_kv, S, d_k) -> (B, H_q, S, d_k)
-        v = repeat_kv(v, n_rep)                          # (B, H_kv, S, d_v) -> (B, H_q, S, d_v)
-        scores = q @ k.transpose(-2, -1) * scale         # (B, H_q, L, d_k) @ (B, H_q, d_k, S)
-                                                         #   -> (B, H_q, L, S)
-        scores = scores.masked_fill(mask, finfo.min)     # (B, H_q, L, S)   only if a mask is given
-        probs = softmax(scores, dim=-1)                  # (B, H_q, L, S)   over keys; in float32
-                                                         #   for fp16/bf16, then cast back
-        out = probs @ v                                  # (B, H_q, L, S) @ (B, H_q, S, d_v)
-                                                         #   -> (B, H_q, L, d_v)
+    Steps (q (B, H_q, L, d_k), k (B, H_kv, S, d_k), v (B, H_kv, S, d_v)):
+        check                       H_q must be a multiple of H_kv, else ValueError saying so
+        n_rep   int                 query heads per kv head
+        k       (B, H_q, S, d_k)    each kv head repeated for its group of query heads (your
+                                    `repeat_kv`)
+        v       (B, H_q, S, d_v)    the same
+        scores  (B, H_q, L, S)      every query against every key (k's last two axes swapped), times
+                                    scale (1 / sqrt(d_k) when None)
+        scores  (B, H_q, L, S)      blocked entries set to `torch.finfo(dtype).min` (`masked_fill`);
+                                    only when a mask is given
+        probs   (B, H_q, L, S)      softmax over the key axis, in float32 for float16/bfloat16, cast
+                                    back
+        out     (B, H_q, L, d_v)    the probabilities weighting the values
+        return out
 
     Forbidden: any fused attention kernel (`F.scaled_dot_product_attention` and friends).
     """
@@ -96,8 +100,10 @@ def kv_cache_bytes(batch, seq_len, num_layers, num_kv_heads, head_dim, dtype):
         1 073 741 824 bytes (1 GiB); with 32 kv heads (no GQA) it would be 4 GiB.
 
     Steps:
-        element_size = torch.empty((), dtype=dtype).element_size()   # bytes per element: 2 for fp16
-        per_token = 2 * num_layers * num_kv_heads * head_dim         # the 2: one key and one value
-        return batch * seq_len * per_token * element_size            # an int
+        element_size    int     bytes per element of dtype: 2 for float16 (`element_size()` of an empty
+                                tensor of that dtype, or `dtype.itemsize`)
+        per_token       int     elements one token adds to the cache: a key and a value (the factor 2),
+                                in every layer, for every kv head, head_dim features each
+        return          int     batch times seq_len tokens, times per_token, times element_size
     """
     raise NotImplementedError("TODO: count keys and values for every layer, head and token")

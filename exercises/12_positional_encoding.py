@@ -39,13 +39,14 @@ def sinusoidal_encoding(L, d_model, base=10000.0):
     Raises:
         ValueError: if d_model is odd.
 
-    Steps:
-        pos = torch.arange(L)[:, None]                     # (L, 1)     positions p
-        two_i = torch.arange(0, d_model, 2)                # (d/2,)     even feature indices 2i
-        angle = pos / base ** (two_i / d_model)            # (L, d/2)   broadcast p against 2i
-        pe = torch.stack((angle.sin(), angle.cos()), -1)   # (L, d/2, 2) sin, cos side by side
-        pe = pe.reshape(L, d_model)                        # (L, d_model) sin at 2i, cos at 2i + 1
-        return pe as float32                               # float64 angles are more exact for large p
+    Steps (check first that d_model is even, else ValueError):
+        pos     (L, 1)          positions p as a column (`torch.arange`; float64 keeps large p exact)
+        two_i   (d/2,)          the even feature indices 0, 2, 4, ... (`torch.arange` with a step)
+        angle   (L, d/2)        p divided by base raised to 2i / d_model: the column of positions
+                                broadcast against the row of frequencies
+        pe      (L, d/2, 2)     sin and cos of angle paired on a new last axis (`torch.stack`, dim=-1)
+        pe      (L, d_model)    the last two axes flattened (`reshape`): sin lands at 2i, cos at 2i + 1
+        return pe as float32
     """
     raise NotImplementedError("TODO: build the (L, d_model) sin/cos table")
 
@@ -69,16 +70,19 @@ def apply_rope(x, positions=None, base=10000.0):
     Raises:
         ValueError: if d is odd.
 
-    Steps:
-        half = d // 2
-        positions = torch.arange(L) if None              # (L,)
-        theta = base ** (-torch.arange(half) * 2 / d)    # (d/2,)      frequencies, fast to slow
-        angle = positions[:, None] * theta               # (L, d/2)    compute in float32 or float64
-        cos, sin = angle.cos(), angle.sin()              # (L, d/2)    broadcast over the leading dims
-        x1, x2 = x[..., :half], x[..., half:]            # (..., L, d/2) each: the two halves
-        out = cat(x1 * cos - x2 * sin,
-                  x2 * cos + x1 * sin, dim=-1)           # (..., L, d)
-        return out cast back to x.dtype
+    Steps (x (..., L, d); check first that d is even, else ValueError):
+        half        int             d // 2
+        positions   (L,)            0 .. L-1 when None (`torch.arange` on x's device)
+        theta       (d/2,)          base raised to -2i/d for i in [0, half): frequencies, fast to slow
+        angle       (L, d/2)        every position times every frequency (a column times a row,
+                                    broadcast), in float32 or float64
+        cos, sin    (L, d/2)        of angle; they broadcast over x's leading axes
+        x1, x2      (..., L, d/2)   the first and the second half of the last axis (slicing), in float32
+                                    or wider
+        out         (..., L, d)     the two rotated halves joined back along the last axis (`torch.cat`):
+                                    the first from x1's cos part and x2's sin part, the second from
+                                    x2's cos part and x1's sin part, signs as in Returns
+        return out cast back to x's dtype
 
     Mistake to avoid: pairing neighbours (2i, 2i+1) — that is the interleaved convention, not this one.
     """

@@ -36,13 +36,12 @@ class KVCache:
             batch, num_heads, max_len, head_dim: ints; max_len is the most tokens it can hold.
             dtype, device: those of the buffers (and of every tensor later appended).
 
-        Steps:
-            self.k = torch.zeros(batch, num_heads, max_len, head_dim, dtype=dtype, device=device)
-                                                          # (B, H, max_len, d)   keys
-            self.v = torch.zeros(batch, num_heads, max_len, head_dim, dtype=dtype, device=device)
-                                                          # (B, H, max_len, d)   values (same head_dim)
-            self.max_len = max_len
-            self.length = 0                               # tokens stored so far
+        Steps (B = batch, H = num_heads, d = head_dim):
+            self.k      (B, H, max_len, d)  keys, allocated once at full length (`torch.zeros` or
+                                            `torch.empty`, with the given dtype and device)
+            self.v      (B, H, max_len, d)  values, the same shape (keys and values share head_dim)
+            self.max_len    int             kept for the overflow check
+            self.length     int             tokens stored so far: 0
 
         These two buffers are the only storage the cache ever uses: update writes into them.
         """
@@ -68,13 +67,17 @@ class KVCache:
             the new total would exceed max_len; k_new and v_new differ in shape; or the batch,
             head count, head size, dtype or device differ from the cache's.
 
-        Steps:
-            validate shapes, dtype, device and room       # before any write
-            start, end = self.length, self.length + T
-            self.k[:, :, start:end] = k_new                # (B, H, T, d) written in place into (B, H, max_len, d)
-            self.v[:, :, start:end] = v_new                # (B, H, T, d)
-            self.length = end
-            return self.k[:, :, :end], self.v[:, :, :end]  # (B, H, len, d) views, no copy
+        Steps (k_new, v_new (B, H, T, d)):
+            validate                        before any write: k_new and v_new the same 4-D shape, batch,
+                                            heads and head size those of the buffers, same dtype and
+                                            device, and room for T more tokens; else ValueError
+            start, end  int                 the slots for the new tokens: from the current length to that
+                                            plus T
+            self.k      (B, H, max_len, d)  k_new written into slots [start, end) of the length axis, in
+                                            place (assignment to a slice of the buffer)
+            self.v      (B, H, max_len, d)  v_new likewise
+            self.length int                 end
+            return (k, v)   (B, H, end, d) each: the buffers sliced up to end along the length axis (views)
 
         Never `torch.cat` or reallocate: the views returned must share memory with self.k, self.v.
         """
@@ -96,14 +99,18 @@ def cached_attention(q_new, k_new, v_new, cache, scale=None):
     Raises:
         ValueError from `cache.update` (overflow, mismatched shapes, dtype or device).
 
-    Steps:
-        before = len(cache)
-        k, v = cache.update(k_new, v_new)                # (B, H, S, d), S = before + T
-        scores = q_new @ k.transpose(-2, -1) * scale     # (B, H, T, d_k) @ (B, H, d_k, S) -> (B, H, T, S)
-        mask = ones(T, S, bool).triu(S - T + 1)          # (T, S)  True where key j > before + t: bottom-right
-        scores = scores.masked_fill(mask, finfo.min)     # (B, H, T, S)
-        probs = softmax(scores, dim=-1)                  # (B, H, T, S)  float32 for fp16/bf16, cast back
-        out = probs @ v                                  # (B, H, T, S) @ (B, H, S, d_v) -> (B, H, T, d_v)
+    Steps (q_new (B, H, T, d_k); `before` = len(cache) on entry):
+        k, v    (B, H, S, d)    everything stored once the new tokens are appended (`cache.update`),
+                                S = before + T
+        scores  (B, H, T, S)    each new query against every stored key (k's last two axes swapped),
+                                times scale (1 / sqrt(d_k) when None)
+        mask    (T, S) bool     bottom-right causal, on q_new's device: True where key j > before + t
+                                (`torch.triu` of a bool ones matrix with the right diagonal offset, or
+                                two `torch.arange`s as in exercise 04)
+        scores  (B, H, T, S)    blocked entries set to `torch.finfo(dtype).min` (`masked_fill`)
+        probs   (B, H, T, S)    softmax over the key axis, in float32 for float16/bfloat16, cast back
+        out     (B, H, T, d_v)  the probabilities weighting the values
+        return out
 
     Mistake to avoid: a top-left mask (`triu(1)`) hides the cached keys from the new tokens.
     """

@@ -55,24 +55,32 @@ def flash_attention(q, k, v, causal=False, scale=None, block_size=64):
     Precision: accumulate m, l and acc in float32 (at least) whatever the input dtype; cast out
     back to q's dtype at the end.
 
-    Steps:
-        out = empty(B, H, L, d_v); lse = empty(B, H, L, float32)
-        for each query block [q0, q1):
-            qb = q[:, :, q0:q1]                              # (B, H, Bq, d_k)   as float32
-            m = full((B, H, Bq), -inf)                       # (B, H, Bq)        running max
-            l = zeros(B, H, Bq)                              # (B, H, Bq)        running sum
-            acc = zeros(B, H, Bq, d_v)                       # (B, H, Bq, d_v)   running numerator
-            for each key block [k0, k1) (under causal, stop once k0 > q1 - 1 + (S - L)):
-                s = qb @ k[:, :, k0:k1].transpose(-2, -1) * scale   # (B, H, Bq, Bk)
-                s = s.masked_fill(tile_mask, -inf)           # (B, H, Bq, Bk)    causal, diagonal tiles only
-                m_new = maximum(m, s.amax(-1))               # (B, H, Bq)
-                p = exp(s - m_new[..., None])                # (B, H, Bq, Bk)
-                alpha = exp(m - m_new)                       # (B, H, Bq)        rescales the old sums
-                l = l * alpha + p.sum(-1)                    # (B, H, Bq)
-                acc = acc * alpha[..., None] + p @ v[:, :, k0:k1]    # (B, H, Bq, d_v)
-                m = m_new
-            out[:, :, q0:q1] = acc / l[..., None]            # (B, H, Bq, d_v)   cast to q's dtype
-            lse[:, :, q0:q1] = m + log(l)                    # (B, H, Bq)
+    Steps (Bq, Bk: the current tile's query and key counts, block_size or fewer at the ends):
+        out     (B, H, L, d_v)      allocated once, in q's dtype (`torch.empty`)
+        lse     (B, H, L)           allocated once, float32
+        for each query block [q0, q1) (`range` with step block_size, the end clipped to L):
+            qb      (B, H, Bq, d_k)     the block's queries in float32 (float64 stays float64);
+                                        folding scale in here saves one multiply per tile
+            m       (B, H, Bq)          running max, starting at -inf (`torch.full`)
+            l       (B, H, Bq)          running sum of exponentials, starting at 0
+            acc     (B, H, Bq, d_v)     running numerator, starting at 0
+            for each key block [k0, k1); under causal, stop before the first block that starts after
+            this query block's last visible key, q1 - 1 + (S - L):
+                s       (B, H, Bq, Bk)  this tile's scores: qb against the block's keys (their last
+                                        two axes swapped), scaled
+                s       (B, H, Bq, Bk)  under causal, on tiles that cross the diagonal only: -inf
+                                        where key j > i + (S - L), i and j absolute positions (a
+                                        (Bq, Bk) mask from two `torch.arange`s, `masked_fill`)
+                m_new   (B, H, Bq)      the larger of m and the tile's row max (`amax` over the last
+                                        axis, `torch.maximum`)
+                p       (B, H, Bq, Bk)  exp of s minus m_new (give m_new a trailing axis to broadcast)
+                alpha   (B, H, Bq)      exp of m minus m_new: how much the old sums shrink
+                l       (B, H, Bq)      old l rescaled by alpha, plus this tile's row sums of p
+                acc     (B, H, Bq, d_v) old acc rescaled by alpha, plus p times the block's values
+                m       (B, H, Bq)      becomes m_new
+            out rows q0:q1  (B, H, Bq, d_v)     acc divided by l, cast to q's dtype
+            lse rows q0:q1  (B, H, Bq)          m plus the log of l
+        return (out, lse)
 
         Edge case: while a row has seen only masked keys, m_new is -inf and exp(-inf - (-inf))
         is NaN. Subtract 0 instead of m_new for such rows, and divide by 1 where l == 0, so an

@@ -37,14 +37,20 @@ def attention_forward(q, k, v, causal=False):
         (out, cache): out (..., L, d_v) float64; cache, anything you like that
         `attention_backward` needs (a tuple is simplest). Inputs are not modified.
 
-    Steps (batched: use np.matmul / @ and np.swapaxes(x, -1, -2), never .T, which reverses all axes):
-        scale = 1 / np.sqrt(d_k)
-        s = q @ np.swapaxes(k, -1, -2) * scale           # (..., L, d_k) @ (..., d_k, S) -> (..., L, S)
-        s = np.where(blocked, -np.inf, s)                # (..., L, S)   causal only; blocked (L, S) = triu(k=S-L+1)
-        s = s - s.max(axis=-1, keepdims=True)            # (..., L, S)   stable: largest exponent is 0
-        p = np.exp(s); p /= p.sum(axis=-1, keepdims=True)  # (..., L, S) rows sum to 1
-        out = p @ v                                      # (..., L, S) @ (..., S, d_v) -> (..., L, d_v)
-        cache = (q, k, v, p, scale)
+    Steps (batched: use `np.matmul` / `@`, and `np.swapaxes` on the last two axes, never `.T`,
+    which reverses all axes):
+        scale   float           1 / sqrt(d_k), d_k being q's last size (`np.sqrt`)
+        s       (..., L, S)     every query against every key (k with its last two axes swapped),
+                                times scale
+        s       (..., L, S)     causal only: -inf where key j > i + (S - L), from an (L, S) bool mask
+                                (`np.triu` of ones with the right diagonal offset, or two `np.arange`s)
+                                applied with `np.where`; exp(-inf) = 0 gives blocked keys no weight
+        s       (..., L, S)     minus its row max (`max` over the last axis with keepdims): the largest
+                                exponent is 0
+        p       (..., L, S)     exp of s, divided by its row sum (keepdims): every row sums to 1
+        out     (..., L, d_v)   p weighting the values (a matrix product with v)
+        cache   tuple           what the backward needs: the inputs, p and scale
+        return (out, cache)
     """
     raise NotImplementedError("TODO: forward pass, then return out and a cache for the backward")
 
@@ -59,13 +65,15 @@ def attention_backward(dout, cache):
     Returns:
         (dq, dk, dv): float64 arrays shaped like q (..., L, d_k), k (..., S, d_k), v (..., S, d_v).
 
-    Steps:
-        q, k, v, p, scale = cache
-        dv = np.swapaxes(p, -1, -2) @ dout               # (..., S, L) @ (..., L, d_v) -> (..., S, d_v)
-        dp = dout @ np.swapaxes(v, -1, -2)               # (..., L, d_v) @ (..., d_v, S) -> (..., L, S)
-        ds = p * (dp - (dp * p).sum(-1, keepdims=True))  # (..., L, S)   softmax backward, row by row
-        dq = ds @ k * scale                              # (..., L, S) @ (..., S, d_k) -> (..., L, d_k)
-        dk = np.swapaxes(ds, -1, -2) @ q * scale         # (..., S, L) @ (..., L, d_k) -> (..., S, d_k)
+    Steps (p (..., L, S) from the cache, dout (..., L, d_v)):
+        unpack the cache
+        dv      (..., S, d_v)   from O = P V: p with its last two axes swapped, times dout
+        dp      (..., L, S)     from O = P V: dout times v with its last two axes swapped
+        ds      (..., L, S)     the softmax backward, row by row: p times (dp minus the row sum of
+                                dp ⊙ p, kept as (..., L, 1) with keepdims so it broadcasts)
+        dq      (..., L, d_k)   from S = Q Kᵀ · scale: ds times k, times scale
+        dk      (..., S, d_k)   ds with its last two axes swapped, times q, times scale
+        return (dq, dk, dv)
 
     Mistakes to avoid: dropping the row-sum term (that is the Jacobian of exp, not of softmax),
     and forgetting `scale` in dq or dk (the chain rule passes through S = Q Kᵀ · scale).
