@@ -34,9 +34,54 @@ bench: $(STAMP)
 	@$(PY) bench/grade_speed.py
 	@$(PY) bench/flash_memory.py
 
+# Keeps .grade/: drill history, reset backups and, during a drill, the learner's own file.
 clean:
-	rm -rf $(VENV) .pytest_cache .grade
+	rm -rf $(VENV) .pytest_cache dist
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
 mutants: $(STAMP)
 	@$(PY) tests/mutation.py $(SEEDS)
+
+# Studying alone (grader/study.py): make hint EX=05, watch, drill EX=10, drill-done, progress,
+# reset EX=05, solution EX=05 [FORCE=1]
+STUDY := $(PY) -m grader.study
+.PHONY: hint watch drill drill-done progress reset solution
+
+hint: $(STAMP)
+	@$(STUDY) hint $(EX) $(if $(LEVEL),--level $(LEVEL))
+
+watch: $(STAMP)
+	@$(STUDY) watch $(EX)
+
+drill: $(STAMP)
+	@$(STUDY) drill $(EX)
+
+drill-done: $(STAMP)
+	@$(STUDY) drill-done
+
+progress: $(STAMP)
+	@$(STUDY) progress
+
+reset: $(STAMP)
+	@$(STUDY) reset $(EX)
+
+solution: $(STAMP)
+	@$(STUDY) solution $(EX) $(if $(filter-out 0 no false,$(FORCE)),--force)
+
+# For instructors (README "For instructors"): make gradescope, make student-template DEST=path
+.PHONY: gradescope student-template
+
+gradescope:
+	@rm -rf dist/gradescope dist/gradescope.zip && mkdir -p dist/gradescope
+	@tar -c --exclude=__pycache__ --exclude='*.pyc' grader requirements.txt | tar -x -C dist/gradescope
+	@cp gradescope/setup.sh gradescope/run_autograder dist/gradescope/
+	@cd dist/gradescope && $(PYTHON) -m zipfile -c ../gradescope.zip setup.sh run_autograder requirements.txt grader
+	@echo "Wrote dist/gradescope.zip: upload it as the assignment's autograder (Ubuntu base image)."
+
+student-template:
+	@test -n "$(DEST)" || { echo "usage: make student-template DEST=path" >&2; exit 2; }
+	@test ! -e "$(DEST)" || test -z "$$(ls -A "$(DEST)")" || { echo "$(DEST) exists and is not empty" >&2; exit 2; }
+	@mkdir -p "$(DEST)"
+	@tar -c --exclude=__pycache__ --exclude='*.pyc' exercises grader Makefile README.md requirements.txt \
+		.gitignore .github | tar -x -C "$(DEST)"
+	@echo "Wrote the student repository to $(DEST): exercises, grader, workflow; no solutions/, tests/ or bench/."

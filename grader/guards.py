@@ -9,10 +9,11 @@ import ast
 
 import torch
 from torch.overrides import TorchFunctionMode
+from torch.utils._python_dispatch import TorchDispatchMode
 
 # Fused attention, forbidden in every exercise: matched as a part of a name.
 FUSED_ATTENTION = ("scaled_dot_product", "multi_head_attention", "multiheadattention",
-                   "fused_sdp", "native_multi_head")
+                   "fused_sdp", "native_multi_head", "safe_softmax")   # aten._safe_softmax: sdpa's math path
 
 # Names a test module may forbid in addition (module attribute FORBIDDEN), matched in full
 # after dropping leading underscores and a "special_" prefix, so `softmax` also catches
@@ -124,17 +125,25 @@ class Watch:
             self.forbidden.append(hit)
 
     def mode(self):
-        """A TorchFunctionMode that sees every torch function, Tensor method and torch.ops call.
+        """Two watchers, entered together around the submission's code.
 
-        (A TorchDispatchMode would see deeper, but its first use costs a second of imports.)
+        A TorchFunctionMode sees every torch function, Tensor method and torch.ops call by the
+        name the learner used (and counts the work done); a TorchDispatchMode sees every aten
+        op that really runs, also where Python-level handling was switched off
+        (torch._C.DisableTorchFunction) or the op runs below Python (TorchScript).
         """
         watch = self
+        state = {"inside": 0}
 
         class Functions(TorchFunctionMode):
             def __torch_function__(self, func, types, args=(), kwargs=None):
                 name = getattr(func, "__name__", "") or str(func)
                 watch.note_name(name)
-                out = func(*args, **(kwargs or {}))
+                state["inside"] += 1
+                try:
+                    out = func(*args, **(kwargs or {}))
+                finally:
+                    state["inside"] -= 1
                 for t in out if isinstance(out, (tuple, list)) else (out,):
                     if isinstance(t, torch.Tensor):
                         watch.largest = max(watch.largest, t.numel())
@@ -142,7 +151,36 @@ class Watch:
                     watch.matmul_flops += _matmul_flops(name, args, out)
                 return out
 
-        return Functions()
+        class Ops(TorchDispatchMode):
+            @classmethod
+            def _should_skip_dynamo(cls):      # (else its first use imports torch._dynamo: seconds)
+                return False
+
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                if not watch.forbidden:        # one finding is enough; the first is the clearest
+                    watch.note_name(str(func))
+                    if not state["inside"] and not torch._C._is_torch_function_enabled():
+                        watch.forbidden.append("torch._C.DisableTorchFunction (hides calls from the grader)")
+                return func(*args, **(kwargs or {}))
+
+        return _Together(Ops(), Functions())
+
+
+class _Together:
+    """Enters several context managers as one (reusable)."""
+
+    def __init__(self, *managers):
+        self.managers = managers
+
+    def __enter__(self):
+        for m in self.managers:
+            m.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        for m in reversed(self.managers):
+            m.__exit__(*exc)
+        return False
 
 
 def _matmul_flops(name, args, out):

@@ -74,6 +74,31 @@ def encode(obj):
         struct.pack("<Q", len(b)) + b for b in blobs)
 
 
+def disguised(obj, depth=0):
+    """Child side: type names of Tensor or ndarray subclasses in a result (nn.Parameter aside).
+
+    A subclass can override comparisons, arithmetic or __torch_function__ to lie; only its raw
+    bytes travel, but returning one is itself an attempt to fool the grader.
+    """
+    found = []
+    if depth > 20:
+        return found
+    if isinstance(obj, torch.Tensor):
+        if type(obj) is not torch.Tensor and not isinstance(obj, torch.nn.Parameter) and \
+                type(obj).__name__ != "Buffer":
+            found.append(type(obj).__name__)
+    elif isinstance(obj, np.ndarray):
+        if type(obj) is not np.ndarray:
+            found.append(type(obj).__name__)
+    elif type(obj) in (tuple, list):
+        for x in obj:
+            found += disguised(x, depth + 1)
+    elif type(obj) is dict:
+        for k, v in obj.items():
+            found += disguised(k, depth + 1) + disguised(v, depth + 1)
+    return found
+
+
 def decode(data):
     """Grader side: rebuild plain tensors and arrays from what `encode` wrote."""
     (n,) = struct.unpack_from("<I", data, 0)

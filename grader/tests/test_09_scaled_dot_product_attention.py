@@ -1,0 +1,282 @@
+"""Hidden tests for exercise 09: scaled dot-product attention (checklist steps 3 to 6 together)."""
+import math
+
+import torch
+import torch.nn.functional as F
+
+from grader.checks import (Mistake, choice, close, describe_call, fail, graded, randint, randn, rules_respected,
+                           unchanged_inputs)
+
+STEP_SCORES = "3. Scores: Q @ K^T / sqrt(d_k)"
+STEP_MASK = "4. Mask before softmax"
+STEP_SOFTMAX = "5. Stable softmax over the key axis"
+STEP_VALUES = "6. Weight the values"
+STEPS = "3-6. Scaled dot-product attention"
+HALF = (torch.float16, torch.bfloat16)
+
+
+def _64(t):
+    return None if t is None else t.to(torch.float64)
+
+
+# -- the right answer: PyTorch's own fused attention, in float64 -------------------------------
+def oracle(q, k, v, mask=None, scale=None):
+    """(out, probs) in float64. PyTorch's bool mask means "may attend", ours "blocked": it is inverted.
+    Rows that see no key come out NaN here; the tests only ask those to be finite."""
+    q, k, v = _64(q), _64(k), _64(v)
+    s = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=None if mask is None else ~mask, scale=s)
+    scores = (q @ k.transpose(-2, -1)) * s
+    if mask is not None:
+        scores = scores.masked_fill(mask, float("-inf"))
+    return out, torch.softmax(scores, dim=-1)
+
+
+# -- known wrong ways, written out in float64 ---------------------------------------------------
+def attend(q, k, v, mask=None, scale=None, *, fill="min", after=False, dim=-1, values="v", rule=None,
+           invert=False, naive=False):
+    q, k, v = _64(q), _64(k), _64(v)
+    s = rule(q, k, v, scale) if rule else (1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale))
+    scores = (q @ k.transpose(-2, -1)) * s
+    if mask is not None and invert:
+        mask = ~mask
+    if mask is not None and not after:
+        value = {"min": torch.finfo(torch.float64).min, "-inf": float("-inf"), "zero": 0.0}[fill]
+        scores = scores.masked_fill(mask, value)
+    if naive:
+        e = scores.exp()
+        probs = e / e.sum(dim, keepdim=True)
+    else:
+        probs = torch.softmax(scores, dim=dim)
+    if mask is not None and after:
+        probs = probs.masked_fill(mask, 0.0)
+    return probs @ (v if values == "v" else k), probs
+
+
+FLOAT32 = Mistake(
+    "scaled_dot_product_attention", "computes in float32 and returns float32 for float16 input", STEP_SOFTMAX,
+    "Computing the softmax in float32 is right, but cast the result back (.to(q.dtype)) so that out and probs "
+    "keep the input's dtype.",
+    lambda q, k, v, mask=None, scale=None: tuple(t.to(torch.float32) for t in attend(q, k, v, mask, scale)))
+
+MISTAKES = [
+    Mistake("scaled_dot_product_attention", "probabilities multiplied with K instead of V", STEP_VALUES,
+            "The output mixes the values: out = probs @ v, not probs @ k.",
+            lambda q, k, v, mask=None, scale=None: attend(q, k, v, mask, scale, values="k")),
+    Mistake("scaled_dot_product_attention", "mask applied after softmax (probabilities zeroed, not renormalised)",
+            STEP_MASK,
+            "Mask the scores before the softmax (masked_fill with torch.finfo(dtype).min): zeroing probabilities "
+            "afterwards leaves rows that no longer sum to 1.",
+            lambda q, k, v, mask=None, scale=None: attend(q, k, v, mask, scale, after=True)),
+    Mistake("scaled_dot_product_attention", "a fully masked row turns NaN", STEP_MASK,
+            "A query whose keys are all blocked must stay finite: fill blocked scores with torch.finfo(dtype).min, "
+            "not -inf (nor -1e9, which is -inf in float16), so that such a row gets uniform weights instead of "
+            "exp(-inf - (-inf)) = NaN.",
+            lambda q, k, v, mask=None, scale=None: attend(q, k, v, mask, scale, fill="-inf")),
+    Mistake("scaled_dot_product_attention", "no scaling by 1/sqrt(d_k)", STEP_SCORES,
+            "Multiply the scores by 1/sqrt(d_k) when scale is None: the dot product's variance grows with d_k, "
+            "and unscaled scores push the softmax into saturation.",
+            lambda q, k, v, mask=None, scale=None: attend(q, k, v, mask, scale, rule=lambda q, k, v, s: 1.0)),
+    Mistake("scaled_dot_product_attention", "softmax over the query axis instead of the key axis", STEP_SOFTMAX,
+            "Normalise over the last axis (dim=-1, the keys): each query distributes its attention over the keys.",
+            lambda q, k, v, mask=None, scale=None: attend(q, k, v, mask, scale, dim=-2)),
+    Mistake("scaled_dot_product_attention", "scale=0.0 treated as None (`scale or 1/sqrt(d_k)`)", STEP_SCORES,
+            "Test `scale is None`, not the truth of scale: 0.0 is a valid scale (uniform attention).",
+            lambda q, k, v, mask=None, scale=None: attend(q, k, v, mask, scale or None)),
+    Mistake("scaled_dot_product_attention", "the `scale` argument is ignored", STEP_SCORES,
+            "An explicit scale replaces the default 1/sqrt(d_k).",
+            lambda q, k, v, mask=None, scale=None: attend(q, k, v, mask, None)),
+    Mistake("scaled_dot_product_attention", "scaled by 1/d_k instead of 1/sqrt(d_k)", STEP_SCORES,
+            "The factor is 1/sqrt(d_k): take the square root of the per-head key size.",
+            lambda q, k, v, mask=None, scale=None: attend(
+                q, k, v, mask, scale, rule=lambda q, k, v, s: 1.0 / q.shape[-1] if s is None else float(s))),
+    Mistake("scaled_dot_product_attention", "scaled by 1/sqrt(d_v) instead of 1/sqrt(d_k)", STEP_SCORES,
+            "The factor comes from the key size d_k (q's last axis), not the value size.",
+            lambda q, k, v, mask=None, scale=None: attend(
+                q, k, v, mask, scale, rule=lambda q, k, v, s: 1.0 / math.sqrt(v.shape[-1]) if s is None else float(s))),
+    Mistake("scaled_dot_product_attention", "the mask is inverted (True treated as attend)", STEP_MASK,
+            "True means blocked, as in scores.masked_fill(mask, ...): fill where the mask is True.",
+            lambda q, k, v, mask=None, scale=None: attend(q, k, v, mask, scale, invert=True)),
+    Mistake("scaled_dot_product_attention", "masked scores filled with 0 instead of a very negative value", STEP_MASK,
+            "A score of 0 still gets weight exp(0 - max). Fill with torch.finfo(dtype).min so blocked keys get none.",
+            lambda q, k, v, mask=None, scale=None: attend(q, k, v, mask, scale, fill="zero")),
+    Mistake("scaled_dot_product_attention", "softmax without subtracting the row max (large logits overflow)",
+            STEP_SOFTMAX,
+            "Use torch.softmax, or subtract the row max before exp: exp of a large score is inf, and inf/inf is NaN.",
+            lambda q, k, v, mask=None, scale=None: attend(q, k, v, mask, scale, naive=True)),
+    FLOAT32,
+]
+
+
+# -- checking -----------------------------------------------------------------------------------
+def magnitudes(q, k, v, mask, scale, probs):
+    """Sizes of the terms behind each entry: rounding a score s costs about eps·|s| in every weight."""
+    s = 1.0 / math.sqrt(q.shape[-1]) if scale is None else abs(float(scale))
+    big = ((_64(q).abs() @ _64(k).abs().transpose(-2, -1)) * s).amax(-1, keepdim=True)   # (..., L, 1)
+    p = probs.nan_to_num(0.0)
+    return (p @ _64(v).abs()) * (1 + big), p * (1 + 2 * big)
+
+
+def check(ex, result, q, k, v, mask=None, scale=None, dtype=None, peaked=False):
+    """Compares (out, probs) with the oracle on every row that sees a key; other rows must be finite."""
+    dtype = dtype or q.dtype
+    where = describe_call(ex.last_call)
+    if not isinstance(result, (tuple, list)) or len(result) != 2:
+        fail(f"{where} should return a tuple (out, probs), but returned {type(result).__name__}"
+             + (f" of {len(result)}" if isinstance(result, (tuple, list)) else ""))
+    out, probs = oracle(q, k, v, mask, scale)
+    mag_out, mag_probs = magnitudes(q, k, v, mask, scale, probs)
+    if peaked:       # one key wins every row by a wide margin: the weights are exactly one-hot
+        mag_out, mag_probs = probs.nan_to_num(0.0) @ _64(v).abs(), None
+    seen = torch.ones(out.shape[:-1] + (1,), dtype=torch.bool) if mask is None else \
+        (~mask).any(-1, keepdim=True).expand(out.shape[:-1] + (1,))
+    for part, (actual, expected, what, mag) in enumerate(((result[0], out, "out", mag_out),
+                                                          (result[1], probs, "probs", mag_probs))):
+        if isinstance(actual, torch.Tensor) and dtype in HALF and actual.dtype == torch.float32:
+            fail(f"{where}: {what} is float32, but the inputs are {str(dtype).removeprefix('torch.')}.\n  "
+                 + FLOAT32.explain())
+        if isinstance(actual, torch.Tensor) and tuple(actual.shape) == tuple(expected.shape):
+            a = actual.to(torch.float64)
+            # a row that sees no key has no right answer: any finite value will do
+            expected = torch.where(seen.expand(expected.shape), expected, torch.where(a.isfinite(), a, 0.0))
+        close(actual, expected, ex, dtype=dtype, part=part, what=what, magnitude=mag)
+
+
+def sdpa(ex, q, k, v, mask=None, scale=None, **options):
+    kwargs = {}
+    if mask is not None:
+        kwargs["mask"] = mask
+    if scale is not None:
+        kwargs["scale"] = scale
+    check(ex, ex.scaled_dot_product_attention(q, k, v, **kwargs), q, k, v, mask, scale, **options)
+
+
+def sizes(rng):
+    """L != S and d_k != d_v."""
+    L, S = randint(rng, 2, 6), randint(rng, 2, 7)
+    while S == L:
+        S = randint(rng, 2, 7)
+    d_k, d_v = randint(rng, 2, 9), randint(rng, 2, 9)
+    while d_v == d_k:
+        d_v = randint(rng, 2, 9)
+    return L, S, d_k, d_v
+
+
+def qkv(rng, lead, L, S, d_k, d_v, dtype, scale=1.0):
+    return (randn(rng, *lead, L, d_k, dtype=dtype, scale=scale), randn(rng, *lead, S, d_k, dtype=dtype, scale=scale),
+            randn(rng, *lead, S, d_v, dtype=dtype))
+
+
+def random_mask(rng, *shape, p=0.3, empty_rows=1):
+    """Random blocked keys, a few query rows blocked entirely, and every other row sees a key."""
+    mask = torch.rand(*shape, generator=rng) < p
+    mask[..., randint(rng, 0, shape[-1])] = False                          # one key always visible ...
+    flat = mask.reshape(-1, shape[-1])
+    for _ in range(empty_rows):                                             # ... except in these rows
+        flat[randint(rng, 0, flat.shape[0])] = True
+    return flat.reshape(shape)
+
+
+def bottom_right_causal(L, S):
+    i, j = torch.arange(L)[:, None], torch.arange(S)[None, :]
+    return j > i + (S - L)
+
+
+# -- tests ----------------------------------------------------------------------------------------
+@graded("shapes", 1.5)
+def test_shapes_of_out_and_probs(ex, rng):
+    """returns out (..., L, d_v) and probs (..., L, S) for 4-D, 3-D and 2-D inputs, L != S, d_k != d_v"""
+    for lead, dtype in (((randint(rng, 2, 4), randint(rng, 2, 4)), torch.float32),
+                        ((randint(rng, 2, 4),), torch.float64), ((), torch.float32)):
+        sdpa(ex, *qkv(rng, lead, *sizes(rng), dtype))
+
+
+@graded("equivalence", 2.5)
+def test_matches_torch_sdpa(ex, rng):
+    """matches torch.nn.functional.scaled_dot_product_attention (scale 1/sqrt(d_k)) for a batch of heads"""
+    B, H = randint(rng, 2, 4), randint(rng, 2, 4)
+    sdpa(ex, *qkv(rng, (B, H), *sizes(rng), torch.float64, scale=1.5))
+    L, S, d_k, _ = sizes(rng)
+    sdpa(ex, *qkv(rng, (B, H), L, S, d_k, d_k, torch.float64, scale=1.5))   # d_v == d_k too
+
+
+@graded("equivalence", 1.5)
+def test_explicit_scale_including_zero(ex, rng):
+    """an explicit scale replaces 1/sqrt(d_k); scale=0.0 is used as it is (uniform weights)"""
+    L, S, d_k, d_v = sizes(rng)
+    d_k = d_v + 2                                                    # so that 1/sqrt(d_k) != 1/sqrt(d_v)
+    tensors = qkv(rng, (randint(rng, 2, 4),), L, S, d_k, d_v, torch.float64, scale=1.5)
+    sdpa(ex, *tensors, scale=choice(rng, (0.2, 0.7, 1.3)))
+    sdpa(ex, *tensors, scale=0.0)
+
+
+@graded("masking", 2)
+def test_masks_broadcast_and_block_keys(ex, rng):
+    """bool masks (True = blocked) of shapes (B, 1, L, S), (L, S) and (B, 1, 1, S) hide keys before the softmax"""
+    B, H = randint(rng, 2, 4), randint(rng, 2, 4)
+    L, S, d_k, d_v = sizes(rng)
+    tensors = qkv(rng, (B, H), L, S, d_k, d_v, torch.float64, scale=1.5)
+    sdpa(ex, *tensors, mask=random_mask(rng, B, 1, L, S, empty_rows=2))
+    L, S = max(L, S), min(L, S)                                      # more queries than keys: early rows see none
+    tensors = qkv(rng, (B, H), L, S, d_k, d_v, torch.float32)
+    lengths = torch.randint(1, S + 1, (B,), generator=rng)
+    padding = torch.arange(S)[None, :] >= lengths[:, None]
+    sdpa(ex, *tensors, mask=bottom_right_causal(L, S) | padding[:, None, None, :])
+
+
+def peaked(rng, B, H, L, S, d_v, dtype):
+    """float16 scores near ±1e4 (unscaled |q·k| up to 5.4e4; batch item 0 negative, the last positive) where one
+    key beats the next by 225 in every row."""
+    d_k = 16
+    levels = torch.arange(-60, 61, 15, dtype=torch.float64)                      # 9 levels, 15 apart
+    order = torch.rand(B, H, L, len(levels), generator=rng).argsort(-1)[..., :S]
+    q = torch.zeros(B, H, L, d_k, dtype=torch.float64)
+    q[..., :S] = levels[order]                                                    # score(i, j) = 60 q[i, j] + shift
+    sign = torch.where(torch.rand(B, generator=rng) < 0.5, -1.0, 1.0).to(torch.float64)
+    sign[0], sign[-1] = -1.0, 1.0
+    q[..., S:] = 60 * sign[:, None, None, None]                                   # shift ±3600·(16 - S)
+    k = torch.zeros(B, H, S, d_k, dtype=torch.float64)
+    k[..., :S] = 60 * torch.eye(S, dtype=torch.float64)
+    k[..., S:] = 60
+    perm = torch.randperm(d_k, generator=rng)                                     # hide the structure
+    return (q[..., perm].to(dtype), k[..., perm].to(dtype), randn(rng, B, H, S, d_v, dtype=dtype))
+
+
+@graded("fp16", 1.5)
+def test_float16_large_logits_and_fully_masked_rows(ex, rng):
+    """float16 with scores near ±1e4 and fully masked rows: finite, exact, still float16"""
+    B, H, L, S, d_v = randint(rng, 2, 4), 2, randint(rng, 3, 6), randint(rng, 2, 8), randint(rng, 2, 6)
+    q, k, v = peaked(rng, B, H, L, S, d_v, torch.float16)
+    mask = random_mask(rng, B, H, L, S, p=0.4, empty_rows=0)
+    for _ in range(2):      # queries that see no key, in batch item 0 whose scores are near -1e4
+        mask[0, randint(rng, 0, H), randint(rng, 0, L)] = True
+    sdpa(ex, q, k, v, mask=mask, peaked=True)
+
+
+@graded("fp16", 1.5)
+def test_half_precision_accuracy(ex, rng):
+    """float16 and bfloat16 with a mask: accurate to the dtype, and out and probs keep it"""
+    for dtype in HALF:
+        B, H = randint(rng, 1, 3), randint(rng, 2, 4)
+        L, S, d_k, d_v = sizes(rng)
+        tensors = qkv(rng, (B, H), L, S, d_k, d_v, dtype)
+        sdpa(ex, *tensors, mask=random_mask(rng, B, 1, L, S))
+
+
+@graded("edge", 1.5)
+def test_one_key_one_query_and_inputs_left_alone(ex, rng):
+    """S = 1 copies the value row; L = 1 works; q, k, v and the mask are not modified"""
+    B, L, d_k, d_v = randint(rng, 1, 4), randint(rng, 2, 5), randint(rng, 2, 6), randint(rng, 2, 6)
+    sdpa(ex, *qkv(rng, (B,), L, 1, d_k, d_v, torch.float64))
+    L, S, d_k, d_v = sizes(rng)
+    q, k, v = qkv(rng, (2,), 1, S, d_k, d_v, torch.float32)
+    mask = random_mask(rng, 2, 1, S, empty_rows=0)
+    result = unchanged_inputs(ex, "scaled_dot_product_attention", q, k, v, mask=mask)
+    check(ex, result, q, k, v, mask)
+
+
+@graded("rules", 0.5)
+def test_no_fused_attention(ex, rng):
+    """is built without torch's scaled_dot_product_attention or any other fused attention helper"""
+    ex.scaled_dot_product_attention(randn(rng, 2, 3), randn(rng, 4, 3), randn(rng, 4, 2))
+    rules_respected(ex)

@@ -1,0 +1,237 @@
+"""Hidden tests for exercise 14: tiled attention with an online softmax (FlashAttention-style)."""
+import math
+import time
+
+import torch
+
+from grader.checks import Mistake, as_tensor, close, fail, graded, randint, randn, rules_respected
+from grader.guards import SOFTMAX_FAMILY
+
+FORBIDDEN = SOFTMAX_FAMILY
+STEP = "follow-up: tiled attention with online softmax"
+FULL_MATRIX = "the full score matrix built anyway"
+NO_SKIP = "wholly masked blocks computed anyway under causal"
+
+
+# -- the right answers, in float64 ------------------------------------------------------------
+def blocked(L, S, causal, top_left=False):
+    """(L, S) bool, True = key not seen: bottom-right causal (key j > i + S - L), as in exercise 04."""
+    if not causal:
+        return torch.zeros(L, S, dtype=torch.bool)
+    return torch.ones(L, S, dtype=torch.bool).triu(1 if top_left else S - L + 1)
+
+
+def oracle(q, k, v, causal=False, scale=None, block_size=64, top_left=False):
+    """out (B, H, L, d_v) and lse (B, H, L); a query that sees no key has out 0 and lse -inf."""
+    q, k, v = (t.to(torch.float64) for t in (q, k, v))
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    s = (q @ k.transpose(-2, -1) * scale).masked_fill(blocked(q.shape[-2], k.shape[-2], causal, top_left), -math.inf)
+    lse = torch.logsumexp(s, dim=-1)
+    seen = torch.isfinite(lse)[..., None]
+    p = torch.where(seen, torch.exp(s - torch.where(seen, lse[..., None], 0.0)), 0.0)
+    return p @ v, lse
+
+
+def online(q, k, v, causal=False, scale=None, block_size=64, rescale_acc=True, rescale_sum=True):
+    """The online softmax over key blocks, optionally with a known slip, in float64."""
+    q, k, v = (t.to(torch.float64) for t in (q, k, v))
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    L, S = q.shape[-2], k.shape[-2]
+    hidden = blocked(L, S, causal)
+    m = torch.full(q.shape[:-1], -math.inf, dtype=torch.float64)
+    l = torch.zeros(q.shape[:-1], dtype=torch.float64)
+    acc = torch.zeros(*q.shape[:-1], v.shape[-1], dtype=torch.float64)
+    for k0 in range(0, S, block_size):
+        s = (q @ k[..., k0:k0 + block_size, :].transpose(-2, -1) * scale).masked_fill(
+            hidden[:, k0:k0 + block_size], -math.inf)
+        m_new = torch.maximum(m, s.amax(-1))
+        shift = torch.where(torch.isinf(m_new), 0.0, m_new)
+        p = torch.exp(s - shift[..., None])
+        alpha = torch.exp(m - shift)
+        l = (l * alpha if rescale_sum else l) + p.sum(-1)
+        acc = (acc * alpha[..., None] if rescale_acc else acc) + p @ v[..., k0:k0 + block_size, :]
+        m = m_new
+    return acc / torch.where(l == 0, 1.0, l)[..., None], m + torch.log(l)
+
+
+def _nan_rows(q, k, v, causal=False, scale=None, block_size=64):
+    out, lse = oracle(q, k, v, causal, scale)
+    return out.masked_fill(torch.isinf(lse)[..., None], math.nan), lse
+
+
+def _lse_without_max(q, k, v, causal=False, scale=None, block_size=64):
+    out, lse = oracle(q, k, v, causal, scale)
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    s = (q.double() @ k.double().transpose(-2, -1) * scale).masked_fill(
+        blocked(q.shape[-2], k.shape[-2], causal), -math.inf)
+    return out, lse - s.amax(-1)
+
+
+MISTAKES = [
+    Mistake("flash_attention", "running accumulator not rescaled when the max changes", STEP,
+            "When a block raises the running max from m_old to m_new, everything accumulated so far was "
+            "weighted by exp(s − m_old): multiply the accumulator (and the running sum) by exp(m_old − m_new) "
+            "before adding the new block.",
+            lambda q, k, v, causal=False, scale=None, block_size=64:
+            online(q, k, v, causal, scale, block_size, rescale_acc=False)),
+    Mistake("flash_attention", "running accumulator not rescaled when the max changes", STEP,
+            "Multiply both the running sum l and the accumulator by exp(m_old − m_new) when the max grows.",
+            lambda q, k, v, causal=False, scale=None, block_size=64:
+            online(q, k, v, causal, scale, block_size, rescale_acc=False, rescale_sum=False)),
+    Mistake("flash_attention", "the running sum is not rescaled when the max changes (the accumulator is)", STEP,
+            "l collects exp(s − m) too: multiply it by exp(m_old − m_new) along with the accumulator.",
+            lambda q, k, v, causal=False, scale=None, block_size=64:
+            online(q, k, v, causal, scale, block_size, rescale_sum=False)),
+    Mistake("flash_attention", "lse in base 2 (log2) instead of the natural log", STEP,
+            "lse is the natural logsumexp: m + log(l). If you used exp2 with scores times log2(e), divide the "
+            "base-2 result by log2(e) (multiply by ln 2).",
+            lambda q, k, v, causal=False, scale=None, block_size=64:
+            (oracle(q, k, v, causal, scale)[0], oracle(q, k, v, causal, scale)[1] / math.log(2))),
+    Mistake("flash_attention", "lse without the running max (log(l) instead of m + log(l))", STEP,
+            "l sums exp(s − m): the logsumexp of the scores is m + log(l).",
+            _lse_without_max),
+    Mistake("flash_attention", "scores not scaled before exp (no scale, or the scale applied after exp, where "
+            "normalising cancels it)", STEP,
+            "Multiply q·k by the scale (1/sqrt(d_k) by default) before the max and the exp: "
+            "exp(scale·s) is not scale·exp(s).",
+            lambda q, k, v, causal=False, scale=None, block_size=64: oracle(q, k, v, causal, 1.0)),
+    Mistake("flash_attention", "the `scale` argument is ignored", STEP,
+            "An explicit scale replaces 1/sqrt(d_k); only scale=None means the default.",
+            lambda q, k, v, causal=False, scale=None, block_size=64: oracle(q, k, v, causal, None)),
+    Mistake("flash_attention", "causal mask aligned top-left when L != S", STEP,
+            "Causal alignment is bottom-right, as in exercise 04: query i sees key j when j <= i + (S − L).",
+            lambda q, k, v, causal=False, scale=None, block_size=64: oracle(q, k, v, causal, scale, top_left=True)),
+    Mistake("flash_attention", "a query that sees no key comes out NaN (0 / 0)", STEP,
+            "Such a row has l = 0: divide by l only where l > 0 and give out 0 (lse = m + log 0 = −inf).",
+            _nan_rows),
+]
+
+
+def qkv(rng, B, H, L, S, d_k, d_v=None, dtype=torch.float32):
+    return (randn(rng, B, H, L, d_k, dtype=dtype), randn(rng, B, H, S, d_k, dtype=dtype),
+            randn(rng, B, H, S, d_v or d_k, dtype=dtype))
+
+
+def check(ex, result, q, k, v, causal=False, scale=None, magnitude=None):
+    """out against the oracle in q's dtype, lse in float32 (half inputs: half tolerances)."""
+    if not isinstance(result, (tuple, list)) or len(result) != 2:
+        fail(f"flash_attention should return a pair (out, lse); it returned {type(result).__name__}.")
+    out, lse = result
+    want_out, want_lse = oracle(q, k, v, causal, scale)
+    close(out, want_out, ex, dtype=q.dtype, part=0, magnitude=magnitude)
+    lse = as_tensor(lse, "lse")
+    if lse.dtype != torch.float32:
+        fail(f"lse should be float32 whatever the input's dtype (it is {str(lse.dtype).removeprefix('torch.')} "
+             f"for {str(q.dtype).removeprefix('torch.')} inputs): the log-sum-exp is kept for the backward pass, "
+             "and float16 would lose it.")
+    half = q.dtype in (torch.float16, torch.bfloat16)
+    close(lse, want_lse, ex, dtype=torch.float32, part=1, what="lse",
+          rtol=1e-2 if half else None, atol=2e-3 if half else None,
+          magnitude=None if magnitude is None else magnitude[..., 0])
+
+
+# -- tests ------------------------------------------------------------------------------------
+@graded("shapes", 1)
+def test_shapes_and_dtypes(ex, rng):
+    """returns out (B, H, L, d_v) in the input's dtype and lse (B, H, L) in float32"""
+    for dtype in (torch.float32, torch.float64):
+        B, H, L, S = randint(rng, 1, 3), randint(rng, 1, 3), randint(rng, 1, 9), randint(rng, 1, 9)
+        q, k, v = qkv(rng, B, H, L, S, randint(rng, 2, 9), randint(rng, 2, 9), dtype)
+        check(ex, ex.flash_attention(q, k, v, block_size=4), q, k, v)
+
+
+@graded("equivalence", 2)
+def test_matches_attention_across_block_sizes(ex, rng):
+    """out and lse match exact attention whether block_size divides L and S or not"""
+    q, k, v = qkv(rng, 2, 2, 48, 48, 8, dtype=torch.float64)
+    check(ex, ex.flash_attention(q, k, v, block_size=16), q, k, v)      # the max changes from block to block
+    for L, S, block in ((randint(rng, 10, 30), randint(rng, 10, 30), randint(rng, 3, 8)),
+                        (randint(rng, 2, 7), randint(rng, 20, 40), 8),
+                        (randint(rng, 3, 9), randint(rng, 3, 9), 64)):
+        q, k, v = qkv(rng, 1, randint(rng, 1, 3), L, S, 8, randint(rng, 3, 9), torch.float64)
+        check(ex, ex.flash_attention(q, k, v, block_size=block), q, k, v)
+    q, k, v = qkv(rng, 1, 2, 13, 11, 8, dtype=torch.float32)
+    check(ex, ex.flash_attention(q, k, v, scale=0.3, block_size=4), q, k, v, scale=0.3)
+
+
+@graded("masking", 2)
+def test_causal_bottom_right(ex, rng):
+    """causal masking is bottom-right, for L = S and L < S, blocks dividing or not"""
+    L = randint(rng, 12, 30)
+    q, k, v = qkv(rng, 1, 2, L, L, 8, dtype=torch.float64)
+    check(ex, ex.flash_attention(q, k, v, causal=True, block_size=randint(rng, 3, 8)), q, k, v, causal=True)
+    L, S = randint(rng, 5, 12), randint(rng, 14, 30)
+    q, k, v = qkv(rng, 2, 1, L, S, 8, dtype=torch.float64)
+    check(ex, ex.flash_attention(q, k, v, causal=True, block_size=4), q, k, v, causal=True)
+
+
+@graded("masking", 1.5)
+def test_queries_that_see_no_key(ex, rng):
+    """causal with L > S: a query that sees no key gives out 0 and lse −inf"""
+    S = randint(rng, 3, 8)
+    L = S + randint(rng, 2, 6)
+    q, k, v = qkv(rng, 2, 2, L, S, 4, dtype=torch.float32)
+    check(ex, ex.flash_attention(q, k, v, causal=True, block_size=3), q, k, v, causal=True)
+
+
+@graded("fp16", 1)
+def test_half_precision(ex, rng):
+    """float16 and bfloat16 inputs: out keeps the dtype, lse is float32, both accurate"""
+    for dtype in (torch.float16, torch.bfloat16):
+        q, k, v = qkv(rng, 1, 2, 20, 24, 16, dtype=dtype)
+        scale = 0.25
+        mag = (q.double().abs() @ k.double().abs().transpose(-2, -1) * scale).amax(-1, keepdim=True) / 2
+        check(ex, ex.flash_attention(q, k, v, causal=True, block_size=8), q, k, v, causal=True, magnitude=mag)
+
+
+@graded("edge", 1.5)
+def test_never_holds_the_score_matrix(ex, rng):
+    """at L = S = 1024 no tensor made inside the call holds L·S/8 elements or more"""
+    L = S = 1024
+    q, k, v = qkv(rng, 1, 1, L, S, 64)
+    check(ex, ex.flash_attention(q, k, v), q, k, v)
+    largest = ex.box.meta.get("largest", 0)
+    if largest >= L * S // 8:
+        fail(f"At L = S = {L} (block_size 64) your code made a tensor of {largest:,} elements; the limit is "
+             f"L·S/8 = {L * S // 8:,}. This looks like a known mistake: {FULL_MATRIX}. Step {STEP}. Tile over "
+             "keys as well as queries: hold one (block_size, block_size) tile of scores at a time, never (L, S) "
+             "(nor a full (L, S) mask).")
+
+
+def timed(module, q, k, v):
+    """Probe: the best of two wall times for the non-causal and the causal call."""
+    best = [math.inf, math.inf]
+    for causal in (False, True, False, True):
+        start = time.perf_counter()
+        module.flash_attention(q, k, v, causal=causal)
+        best[causal] = min(best[causal], time.perf_counter() - start)
+    return best
+
+
+@graded("masking", 1.5)
+def test_causal_skips_masked_blocks(ex, rng):
+    """under causal, key blocks that are wholly masked are skipped: about half the work"""
+    L = 512
+    q, k, v = qkv(rng, 1, 1, L, L, 32)
+    check(ex, ex.flash_attention(q, k, v, causal=True), q, k, v, causal=True)
+    causal = ex.box.meta.get("matmul_flops", 0)
+    check(ex, ex.flash_attention(q, k, v), q, k, v)
+    full = ex.box.meta.get("matmul_flops", 0)
+    if full > 0:
+        ratio, measure = causal / full, "matrix-product work"
+    else:   # no matrix product the watcher counts (e.g. products written elementwise): time it
+        t_full, t_causal = ex.run(timed, q, k, v)
+        ratio, measure = t_causal / max(t_full, 1e-9), "time"
+    if ratio > 0.75:
+        fail(f"At L = S = {L} with block_size 64, causal attention took {ratio:.0%} of the non-causal {measure}; "
+             f"with skipping it is about 56%. This looks like a known mistake: {NO_SKIP}. Step {STEP}. Under "
+             "causal, the query block [q0, q1) sees no key past q1 − 1 + (S − L): stop the key loop there "
+             "instead of computing those blocks and masking them out.")
+
+
+@graded("rules", 0.5)
+def test_no_library_softmax(ex, rng):
+    """is built without a library softmax, log-softmax or logsumexp"""
+    q, k, v = qkv(rng, 1, 1, 3, 3, 4)
+    ex.flash_attention(q, k, v)
+    rules_respected(ex)

