@@ -32,7 +32,7 @@ def parse(argv):
                         "(default: the number of cores)")
     parser.add_argument("--timeout", type=float, default=float(os.environ.get("GRADER_SUBMISSION_TIMEOUT", 900)),
                         help="seconds one submission may take in all (default: $GRADER_SUBMISSION_TIMEOUT or 900)")
-    return parser.parse_args(argv)
+    return parser.parse_intermixed_args(argv)
 
 
 def grade_one(folder, exercises, seed, timeout):

@@ -10,7 +10,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-CATEGORIES = ("shapes", "masking", "fp16", "equivalence", "edge", "rules")
+from .exercises import CATEGORIES
 
 # (rtol, atol) by dtype; `magnitude` scales atol where values are sums of large terms.
 TOLERANCE = {torch.float64: (1e-6, 1e-8), torch.float32: (2e-4, 2e-5),
@@ -128,7 +128,9 @@ def _compare(actual, expected, ex, *, dtype=None, part=None, what=None, magnitud
              f"{tuple(actual.shape)}." + _known_mistake(ex, call, actual, part, None, 0, 0))
     if actual.dtype != dtype:
         fail(f"{where}: {what} should keep the input's dtype {_dt(dtype)}, but is {_dt(actual.dtype)}. "
-             "Compute in a wider type if you like, then cast back.")
+             "Compute in a wider type if you like, then cast back."
+             + _known_mistake(ex, call, actual, part, *TOLERANCE.get(actual.dtype, (1e-6, 1e-8)), None,
+                              dtype_only=True))
     default_rtol, default_atol = TOLERANCE.get(dtype, (0, 0))
     rtol = default_rtol if rtol is None else rtol
     atol = default_atol if atol is None else atol
@@ -143,7 +145,7 @@ def _compare(actual, expected, ex, *, dtype=None, part=None, what=None, magnitud
             row = f"row {list(idx[:-1])}" if len(idx) > 1 else f"index {list(idx)}"
             fail(f"{where}: {what} holds {kind} (first in {row}, {int(bad_finite.sum())} entries in all) "
                  f"where a finite value is expected."
-                 + (_known_mistake(ex, call, actual, part, rtol, atol, magnitude) or _nan_hint(dtype)))
+                 + (_known_mistake(ex, call, actual, part, rtol, atol, magnitude, select) or _nan_hint(dtype)))
         tol = atol * (1 + (torch.as_tensor(magnitude, dtype=torch.float64).abs() if magnitude is not None else 0))
         tol = tol + rtol * e.abs()
         err = torch.where(torch.isfinite(e), (a - e).abs(), torch.where(a == e, 0.0, float("inf")))
@@ -160,13 +162,14 @@ def _compare(actual, expected, ex, *, dtype=None, part=None, what=None, magnitud
     lines = [f"{where}: {what} differs from the expected values in {int(bad.sum())} of {bad.numel()} entries."]
     if a.is_floating_point():
         lines.append(f"  Largest error {float(err[idx]):.3g} at {list(idx)}: expected {float(e[idx]):.6g}, "
-                     f"got {float(a[idx]):.6g} (tolerance {atol:.0e} + {rtol:.0e}·|expected|).")
+                     f"got {float(a[idx]):.6g} (tolerance there {float(tol[idx]):.2g}: {atol:.0e}"
+                     f"{'·(1 + magnitude)' if magnitude is not None else ''} + {rtol:.0e}·|expected|).")
     else:
         lines.append(f"  First difference at {list(idx)}: expected {e[idx].item()}, got {a[idx].item()}.")
     pattern = _where_wrong(bad, e.dim())
     if pattern:
         lines.append("  " + pattern)
-    return fail("\n".join(lines) + _known_mistake(ex, call, actual, part, rtol, atol, magnitude))
+    return fail("\n".join(lines) + _known_mistake(ex, call, actual, part, rtol, atol, magnitude, select))
 
 
 def _dt(dtype):
@@ -196,8 +199,13 @@ def _where_wrong(bad, ndim):
     return ("Pattern: " + "; ".join(notes[:2]) + ".") if notes else "Pattern: wrong everywhere."
 
 
-def _known_mistake(ex, call, actual, part, rtol, atol, magnitude):
-    """Names the catalogued mistake whose output equals the learner's, if any."""
+def _known_mistake(ex, call, actual, part, rtol, atol, magnitude, select=None, dtype_only=False):
+    """Names the catalogued mistake whose output equals the learner's, if any.
+
+    rtol None: only the shape is known to be wrong, so a mistake of the same shape is named.
+    dtype_only: the dtype is wrong, so the mistake must give the learner's dtype.
+    select: compare only there (the entries the check grades).
+    """
     if ex is None or call is None:
         return ""
     name, args, kwargs = call
@@ -209,13 +217,17 @@ def _known_mistake(ex, call, actual, part, rtol, atol, magnitude):
             if part is not None:
                 wrong = wrong[part]
             wrong = torch.as_tensor(wrong)
-            if tuple(wrong.shape) != tuple(actual.shape):
+            if tuple(wrong.shape) != tuple(actual.shape) or dtype_only and wrong.dtype != actual.dtype:
                 continue
-            if rtol is None:   # only the shape is known to be wrong
+            if rtol is None:
                 return "\n  " + m.explain()
             w, a = wrong.to(torch.float64), actual.to(torch.float64)
             tol = atol * (1 + (torch.as_tensor(magnitude, dtype=torch.float64).abs() if magnitude is not None else 0))
-            same = ((a - w).abs() <= tol + rtol * w.abs()) | (torch.isnan(a) & torch.isnan(w)) | (a == w)
+            # Where the wrong answer is infinite, only the same infinity matches it.
+            tol = torch.where(torch.isfinite(w), tol + rtol * w.abs(), 0.0)
+            same = ((a - w).abs() <= tol) | (torch.isnan(a) & torch.isnan(w)) | (a == w)
+            if select is not None:
+                same = same | ~select
             if bool(same.all()):
                 return "\n  " + m.explain()
         except Exception:
@@ -291,7 +303,7 @@ def pattern(outcomes):
     for key in ("dtype", "batch", "lengths", "mask"):
         bad = {f.get(key) for f in failed}
         good = {f.get(key) for f in passed}
-        if len(bad) == 1 and None not in bad and not bad & good:
+        if len(bad) == 1 and None not in bad and None not in good and not bad & good:
             notes.append((bad.pop(), ", ".join(sorted(x for x in good if x))))
     if not notes:
         return ""

@@ -11,6 +11,7 @@ GRADER_DIR = Path(__file__).resolve().parent
 REPO = GRADER_DIR.parent
 TESTS_DIR = GRADER_DIR / "tests"
 POINTS_PER_EXERCISE = 10.0
+CATEGORIES = ("shapes", "masking", "fp16", "equivalence", "edge", "rules")
 
 
 @dataclass(frozen=True)

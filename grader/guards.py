@@ -51,8 +51,11 @@ def is_forbidden(name, extra):
     return None
 
 
-def scan_source(source, extra=()):
-    """Static findings: a list of (line, message). An unparsable file yields nothing here."""
+def scan_source(source, extra=(), imports=()):
+    """Static findings: a list of (line, message). An unparsable file yields nothing here.
+
+    extra: helper names this exercise forbids; imports: modules it may not import at all.
+    """
     try:
         tree = ast.parse(source)
     except SyntaxError:
@@ -76,7 +79,9 @@ def scan_source(source, extra=()):
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             modules = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
             for m in modules:
-                if m.split(".")[0] in TAMPER_MODULES or node.__class__ is ast.ImportFrom and node.level:
+                if m.split(".")[0] in imports:
+                    hit(node, f"imports `{m}`, which this exercise forbids: do it by hand")
+                elif m.split(".")[0] in TAMPER_MODULES or node.__class__ is ast.ImportFrom and node.level:
                     hit(node, f"imports `{m or '.'}`: an exercise imports only the standard library, torch and numpy")
                 elif any(part in TAMPER_ATTRS for part in m.split(".")):
                     hit(node, f"imports `{m}`, PyTorch internals that could tamper with grading")

@@ -3,7 +3,7 @@ import json
 import os
 import sys
 
-from .checks import CATEGORIES
+from .exercises import CATEGORIES
 
 STATUS_WORDS = {"complete": "complete", "in progress": "in progress", "not started": "not started",
                 "broken": "does not load", "forbidden": "forbidden helper: 0", "missing": "not attempted"}

@@ -125,10 +125,12 @@ class Sandbox:
             elif kind == b"E":                     # an error
                 reply = {"meta": meta, "error": wire.decode(payload[4 + meta_len:])}
                 e = reply["error"]
-                assert isinstance(e["types"], list) and isinstance(e["message"], str) and isinstance(e["where"], str)
+                if not (isinstance(e["types"], list) and isinstance(e["message"], str) and isinstance(e["where"], str)):
+                    raise ValueError("a malformed error")
             else:
                 raise ValueError(kind)
-            assert isinstance(meta["forbidden"], list) and all(isinstance(n, str) for n in meta["forbidden"])
+            if not (isinstance(meta["forbidden"], list) and all(isinstance(n, str) for n in meta["forbidden"])):
+                raise ValueError("malformed meta")
             return reply
         except Exception:
             raise self._garbled() from None
@@ -472,6 +474,7 @@ def _child(box, down_r, up_w):
     for name in list(sys.modules):
         if name.split(".")[0] in _PRIVATE_ROOTS or name.startswith("exercise_"):
             del sys.modules[name]
+
     def note(what):
         if what not in watch.forbidden:
             watch.forbidden.append(what)

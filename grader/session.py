@@ -23,7 +23,8 @@ class Submission:
         self.mistakes = list(getattr(test_module, "MISTAKES", ()))
         forbidden = tuple(getattr(test_module, "FORBIDDEN", ()))
         self.source = path.read_text(errors="replace") if path.is_file() else None
-        self.static_findings = scan_source(self.source, forbidden) if self.source is not None else []
+        imports = tuple(getattr(test_module, "FORBIDDEN_IMPORTS", ()))
+        self.static_findings = scan_source(self.source, forbidden, imports) if self.source is not None else []
         self.box = Sandbox(str(path), f"exercise_{exercise.id}_{exercise.name}", forbidden, device)
         self.last_call = None
         self.outcomes = []   # (call, matched) for every comparison, to find what failures share

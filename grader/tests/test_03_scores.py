@@ -128,9 +128,10 @@ def test_transposes_only_the_last_two_axes(ex, rng):
     """batched 3-D and 4-D inputs: only the last two axes of k are transposed"""
     # B = S = d_k: the one batched shape where `k.T` runs and gives (B, L, S) with the wrong numbers.
     n = randint(rng, 2, 5)
-    L = n + randint(rng, 1, 3)
-    for lead, S, d in (((n,), n, n), ((randint(rng, 2, 4), randint(rng, 2, 4)), L + 1, randint(rng, 2, 6))):
-        scores(ex, *qk(rng, lead, L, S, d, torch.float64))
+    scores(ex, *qk(rng, (n,), n + randint(rng, 1, 3), n, n, torch.float64))
+    B, H = randint(rng, 2, 4), randint(rng, 2, 4)
+    L, S, d = lengths(rng, randint(rng, 2, 6), H)
+    scores(ex, *qk(rng, (B, H), L, S, d, torch.float64))
 
 
 @graded("equivalence", 2)

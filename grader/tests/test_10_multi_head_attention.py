@@ -174,10 +174,6 @@ MISTAKES = [
             "key_padding_mask (B, S) marks padded keys: lift it to (B, 1, 1, S) so that it blocks columns (keys) "
             "of the (B, H, L, S) scores, for every query.",
             wrong(pad_queries=True)),
-    Mistake("mha_forward", "causal mask aligned top-left", STEP_MASK,
-            "With L != S the causal mask is aligned bottom-right: key j is blocked for query i when "
-            "j > i + (S - L), so the last query sees every key.",
-            wrong(top_left=True)),
     Mistake("mha_forward", NOT_COMBINED, STEP_MASK,
             "is_causal must add the causal mask to attn_mask, not be dropped when attn_mask is given: OR them.",
             wrong(combine="attn_over_causal")),
@@ -187,6 +183,10 @@ MISTAKES = [
     Mistake("mha_forward", NOT_COMBINED, STEP_MASK,
             "key_padding_mask must still apply when attn_mask is given: a key is blocked if any mask blocks it.",
             wrong(combine="no_padding_with_attn")),
+    Mistake("mha_forward", "causal mask aligned top-left", STEP_MASK,
+            "With L != S the causal mask is aligned bottom-right: key j is blocked for query i when "
+            "j > i + (S - L), so the last query sees every key.",
+            wrong(top_left=True)),
     Mistake("mha_forward", "the output projection (out_proj) is skipped", STEP_OUT,
             "After merging the heads, pass the result through self.out_proj: it mixes the heads.",
             wrong(skip_out=True)),
@@ -310,13 +310,15 @@ def sizes(rng):
 
 
 def padding(rng, B, S, full=False):
-    """key_padding_mask (B, S), True = padding; batch item 0 keeps at least one key unless `full`."""
+    """key_padding_mask (B, S), True = padding, random lengths >= 1; item 1 is padded for sure, and with
+    `full` item 0 is not padded at all while item 2 is all padding (its queries see no key)."""
     lengths = torch.randint(1, S + 1, (B,), generator=rng)
     mask = torch.arange(S)[None, :] >= lengths[:, None]
     if B > 1:
-        mask[1, -1] = True               # some padding for sure
-        if full:
-            mask[-1] = True              # a sequence with no real key at all: its rows see nothing
+        mask[1, -1] = True
+    if full:
+        mask[0] = False
+        mask[2] = True
     return mask
 
 
@@ -380,8 +382,11 @@ def test_causal_bottom_right_with_other_masks(ex, rng):
     L, S = min(L, S), max(L, S)                             # fewer queries than keys, as when decoding
     attend(ex, randn(rng, B, L, D, dtype=torch.float64), weights, H, key=randn(rng, B, S, D, dtype=torch.float64),
            is_causal=True, need_weights=True)
-    L, S = S, L                                             # more queries than keys: the first see none
-    attn = torch.rand(1, H, L, S, generator=rng) < 0.25
+    L, S, B = S, L, randint(rng, 3, 5)                      # more queries than keys: the first see none
+    # attn_mask blocks only keys the causal mask allows, and the last query's key 0 in head 0 for sure:
+    # dropping either mask then changes the result
+    attn = (torch.rand(1, H, L, S, generator=rng) < 0.25) & ~causal(L, S)
+    attn[0, 0, -1, 0] = True
     attend(ex, randn(rng, B, L, D, dtype=torch.float64), weights, H, key=randn(rng, B, S, D, dtype=torch.float64),
            key_padding_mask=padding(rng, B, S, full=True), attn_mask=attn, is_causal=True, need_weights=True)
 
@@ -392,7 +397,7 @@ def test_half_precision_with_fully_masked_rows(ex, rng):
     for dtype in HALF:
         H, d, L, S = sizes(rng)
         D = H * d
-        B = randint(rng, 2, 4)
+        B = randint(rng, 3, 5)
         attend(ex, randn(rng, B, L, D, dtype=dtype), make_weights(rng, D, dtype), H,
                key=randn(rng, B, S, D, dtype=dtype), key_padding_mask=padding(rng, B, S, full=True),
                is_causal=True, need_weights=True)

@@ -192,10 +192,13 @@ def test_never_holds_the_score_matrix(ex, rng):
     check(ex, ex.flash_attention(q, k, v), q, k, v)
     largest = ex.box.meta.get("largest", 0)
     if largest >= L * S // 8:
+        why = (f"This looks like a known mistake: {FULL_MATRIX}. Step {STEP}. Tile over keys as well as queries: "
+               "hold one (block_size, block_size) tile of scores at a time, never (L, S) (nor a full (L, S) mask)."
+               if largest >= L * S // 2 else
+               "Keep every intermediate of a tile small: one (block_size, block_size) tile of scores, products with "
+               "@ or matmul rather than broadcast (block, block, d) elementwise products, no (L, S) mask.")
         fail(f"At L = S = {L} (block_size 64) your code made a tensor of {largest:,} elements; the limit is "
-             f"L·S/8 = {L * S // 8:,}. This looks like a known mistake: {FULL_MATRIX}. Step {STEP}. Tile over "
-             "keys as well as queries: hold one (block_size, block_size) tile of scores at a time, never (L, S) "
-             "(nor a full (L, S) mask).")
+             f"L·S/8 = {L * S // 8:,}. " + why)
 
 
 def timed(module, q, k, v):

@@ -8,12 +8,13 @@ import torch
 from grader.checks import Mistake, close, fail, graded, randint, rules_respected
 
 STEP = "follow-up: the backward pass, in NumPy"
-# Reaching automatic differentiation, from any library, scores 0 (the import itself fails test_numpy_only).
+# Importing an autograd library, or reaching automatic differentiation at run time, scores 0.
 FORBIDDEN = ("autograd", "backward", "vjp", "value_and_grad", "GradientTape", "requires_grad", "requires_grad_",
              "jacrev", "jacfwd")
 AUTOGRAD = {"torch", "jax", "jaxlib", "autograd", "tensorflow", "tf", "keras", "mxnet", "paddle", "chainer",
             "theano", "pytensor", "mindspore", "tinygrad", "flax", "micrograd", "functorch", "cupy", "mlx",
             "oneflow", "pytorch_lightning", "lightning", "dezero", "tangent", "pytorch"}
+FORBIDDEN_IMPORTS = tuple(sorted(AUTOGRAD))
 
 
 # -- the probe: forward, then backward, inside the sandbox -------------------------------------
