@@ -213,6 +213,9 @@ def _run_here(exercises, directory, seed, device):
     args = [str(ex.test_module) for ex in exercises] + [
         "-c", str(GRADER_DIR / "pytest.ini"), "--rootdir", str(GRADER_DIR),
         "-p", "no:cacheprovider", "-p", "no:terminal", "-p", "no:stepwise", "--noconftest",
+        # Plugins the grader has no use for; unraisableexception alone costs two full gc passes.
+        "-p", "no:unraisableexception", "-p", "no:threadexception", "-p", "no:doctest",
+        "-p", "no:junitxml", "-p", "no:pastebin", "-p", "no:logging", "-p", "no:warnings",
         "-p", "pytest_timeout", "--timeout", os.environ.get("GRADER_TEST_TIMEOUT", "120"),
         "--timeout-method", "signal"]
     os.environ.setdefault("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")

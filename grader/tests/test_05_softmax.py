@@ -21,12 +21,12 @@ def _naive(x, dim=-1):
 
 
 MISTAKES = [
-    Mistake("softmax", "softmax over the wrong axis (the query axis instead of the key axis)", STEP,
-            "Normalise along `dim` (the last axis for scores): each query spreads its attention over the keys.",
-            lambda x, dim=-1: oracle(x, (dim if dim >= 0 else x.dim() + dim) - 1)),
     Mistake("softmax", "the `dim` argument is ignored", STEP,
             "Normalise along the axis you are given, not always the last one.",
             lambda x, dim=-1: oracle(x, -1)),
+    Mistake("softmax", "softmax over the wrong axis (the query axis instead of the key axis)", STEP,
+            "Normalise along `dim` (the last axis for scores): each query spreads its attention over the keys.",
+            lambda x, dim=-1: oracle(x, (dim if dim >= 0 else x.dim() + dim) - 1)),
     Mistake("softmax", "a slice whose entries are all -inf comes out NaN", STEP,
             "Such a slice has no mass: its max is -inf and -inf - (-inf) is NaN. Replace a -inf max by 0 "
             "(or return zeros for that slice).",

@@ -367,8 +367,12 @@ def test_key_padding_and_attn_mask_combine(ex, rng):
     weights = make_weights(rng, D, torch.float64)
     for B in (1, randint(rng, 2, 4)):
         attn = torch.rand(L, L, generator=rng) < 0.25
-        attn[randint(rng, 0, L)] = True                     # one query blocked everywhere
-        attend(ex, randn(rng, B, L, D, dtype=torch.float64), weights, H, key_padding_mask=padding(rng, B, L),
+        blocked = randint(rng, 0, L)
+        attn[:, [0, -1]] = False        # every query sees key 0 (never padding); only padding hides the last ...
+        attn[blocked] = True            # ... and one query is blocked everywhere
+        pad = padding(rng, B, L)
+        pad[:, -1] = True                                   # so dropping either mask changes the result
+        attend(ex, randn(rng, B, L, D, dtype=torch.float64), weights, H, key_padding_mask=pad,
                attn_mask=attn, need_weights=True)
 
 

@@ -1,0 +1,17 @@
+# uncatalogued: subtracts the max from its input in place
+"""Step 5: a numerically stable softmax (reference).
+
+softmax(x) = exp(x - m) / sum(exp(x - m)) for any constant m. Taking m = the max along the axis
+makes every exponent <= 0, so exp never overflows and the largest term is exactly 1. In attention
+the axis is the key axis: each query distributes its attention over the keys.
+"""
+import torch
+
+
+def softmax(x, dim=-1):
+    m = x.amax(dim=dim, keepdim=True)
+    m = m.masked_fill(m == float("-inf"), 0.0)
+    x -= m
+    e = torch.exp(x.float()) if x.dtype in (torch.float16, torch.bfloat16) else torch.exp(x)
+    total = e.sum(dim=dim, keepdim=True)
+    return (e / total.masked_fill(total == 0, 1.0)).to(x.dtype)
