@@ -56,8 +56,14 @@ def render(results, seed, directory, selection_args="", stream=None, max_failure
     total = sum(r.score for r in results)
     top = sum(r.max_score for r in results)
     lines += ["", style.bold(f"Total {total:.1f} / {top:g}"), _next_step(results, style),
-              style.dim(f"Same inputs again: python -m grader {selection_args}--seed {seed}".replace("  ", " "))]
+              style.dim(_replay(selection_args, seed))]
     return "\n".join(lines)
+
+
+def _replay(selection_args, seed):
+    ids = selection_args.split()
+    ex = "" if not ids else f"EX={ids[0]} " if len(ids) == 1 else f'EX="{" ".join(ids)}" '
+    return f"Same inputs again: make grade {ex}SEED={seed}  (or python -m grader {selection_args}--seed {seed})"
 
 
 def _category_mark(r, category, style):
