@@ -692,10 +692,10 @@ MISTAKE = re.compile(r"known mistake: (.+?)\.?\s*\n\s*Step", re.S)
 
 def failure_signals(entry):
     """What the last grade failed on, most specific first: (rank, what, text to match)."""
-    if not entry or full_marks(entry):
-        return []
+    status = (entry or {}).get("status", "")
+    if not entry or full_marks(entry) or status in ("not started", "missing"):
+        return []     # nothing written yet: a failure to speak to would be noise
     signals = []
-    status = entry.get("status", "")
     if status in ("forbidden", "broken"):
         signals.append((0, status, status + "\n" + entry.get("error", "")))
     if entry.get("pattern"):
