@@ -166,10 +166,11 @@ def _compare(actual, expected, ex, *, dtype=None, part=None, what=None, magnitud
                      f"{'·(1 + magnitude)' if magnitude is not None else ''} + {rtol:.0e}·|expected|).")
     else:
         lines.append(f"  First difference at {list(idx)}: expected {e[idx].item()}, got {a[idx].item()}.")
+    known = _known_mistake(ex, call, actual, part, rtol, atol, magnitude, select)
     pattern = _where_wrong(bad, e.dim())
-    if pattern:
+    if pattern and not (known and pattern.endswith("everywhere.")):
         lines.append("  " + pattern)
-    return fail("\n".join(lines) + _known_mistake(ex, call, actual, part, rtol, atol, magnitude, select))
+    return fail("\n".join(lines) + known)
 
 
 def _dt(dtype):

@@ -85,15 +85,28 @@ def _details(r, style, max_failures):
     failed = [t for t in r.tests if not t.passed]
     if r.pattern:
         out.append(pad + style.bold(r.pattern))
+    named = set()
     for t in failed[:max_failures]:
-        out.append(pad + style.bad("✗ ") + f"{t.doc}  [{t.category}, {t.max_score:g} pt]")
-        out += [pad + "  " + line for line in t.message.splitlines()]
+        out.append(pad + style.bad("✗ ") + f"{t.doc}  [{t.category}, {t.max_score:.1f} pt]")
+        out += [pad + "  " + line for line in _once(t.message, named).splitlines()]
     if len(failed) > max_failures:
         out.append(pad + style.dim(f"... and {len(failed) - max_failures} more failing checks "
                                    f"(make grade EX={r.exercise.id} shows all)"))
     if r.printed.strip():
         out.append(pad + style.dim("your code printed: " + r.printed.strip().replace("\n", "\n" + pad + "  ")))
     return out
+
+
+def _once(message, named):
+    """The message, with a known mistake already explained above cut to its title."""
+    head, sep, rest = message.partition("This looks like a known mistake: ")
+    if not sep:
+        return message
+    title = rest.split("\n")[0]
+    if title in named:
+        return head + f"Again the known mistake above: {title}"
+    named.add(title)
+    return message
 
 
 def _next_step(results, style):
