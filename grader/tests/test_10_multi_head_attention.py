@@ -363,7 +363,7 @@ def test_cross_attention_matches_torch(ex, rng):
 def test_key_padding_and_attn_mask_combine(ex, rng):
     """key_padding_mask (B, S) hides keys from every query, combined with an (L, S) attn_mask"""
     H, d, L, _ = sizes(rng)
-    D = H * d
+    L, D = max(L, 3), H * d
     weights = make_weights(rng, D, torch.float64)
     for B in (1, randint(rng, 2, 4)):
         attn = torch.rand(L, L, generator=rng) < 0.25
@@ -372,6 +372,8 @@ def test_key_padding_and_attn_mask_combine(ex, rng):
         attn[blocked] = True            # ... and one query is blocked everywhere
         pad = padding(rng, B, L)
         pad[:, -1] = True                                   # so dropping either mask changes the result
+        if B > 1:                                           # and items differ: padding is per item
+            pad[0, :-1], pad[-1, 1:] = False, True
         attend(ex, randn(rng, B, L, D, dtype=torch.float64), weights, H, key_padding_mask=pad,
                attn_mask=attn, need_weights=True)
 
