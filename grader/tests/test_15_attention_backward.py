@@ -1,5 +1,4 @@
 """Hidden tests for exercise 15: attention's backward pass by hand, in NumPy."""
-import ast
 import math
 
 import numpy as np
@@ -160,31 +159,8 @@ def test_large_scores_stay_finite(ex, rng):
     check(ex, q * 30, k * 30, v, dout, causal=True)
 
 
-def _imports(source):
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return []
-    found = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            found += [(node.lineno, a.name) for a in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            found.append((node.lineno, node.module))
-        elif (isinstance(node, ast.Call) and isinstance(node.func, (ast.Name, ast.Attribute))
-              and (getattr(node.func, "id", None) or getattr(node.func, "attr", None)) in ("import_module", "__import__")
-              and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
-            found.append((node.lineno, node.args[0].value))
-    return [(line, name) for line, name in found if name.split(".")[0] in AUTOGRAD]
-
-
 @graded("rules", 2)
 def test_numpy_only(ex, rng):
     """uses NumPy alone: no torch, no autograd library"""
     check(ex, *arrays(rng, (1,), 3, 3, 2, 2))
-    found = _imports(ex.source or "")
-    if found:
-        fail("This exercise is the backward pass by hand, in NumPy: the file imports "
-             + ", ".join(f"`{name}` (line {line})" for line, name in found[:3])
-             + ". Remove it and write each gradient from the chain rule.")
-    rules_respected(ex)
+    rules_respected(ex)     # FORBIDDEN_IMPORTS: torch and every autograd library, however imported
