@@ -1,7 +1,7 @@
 """Hidden tests for exercise 02: splitting the feature axis into heads."""
 import torch
 
-from grader.checks import Mistake, close, fail, graded, raises, randint, randn, rules_respected, unchanged_inputs
+from grader.checks import Mistake, close, graded, raises, randint, randn, rules_respected, unchanged_inputs
 
 STEP = "2. Split heads"
 

@@ -1,5 +1,4 @@
 """Hidden tests for exercise 11: grouped-query and multi-query attention, and the KV cache size."""
-import math
 
 import torch
 import torch.nn.functional as F
