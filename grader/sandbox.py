@@ -488,8 +488,7 @@ def _child(box, down_r, up_w):
 
     def reply(ok, payload):
         for what in intact.changed():
-            if what not in watch.forbidden:
-                watch.forbidden.append(what)
+            note(what)
         try:
             sys.stdout.flush()
             sys.stderr.flush()
@@ -548,9 +547,7 @@ def _child(box, down_r, up_w):
             with watching:
                 result = probe(module, *args, **kwargs)
             for name in wire.disguised(result):
-                what = f"a {name} returned in place of a plain tensor (a subclass can lie about its values)"
-                if what not in watch.forbidden:
-                    watch.forbidden.append(what)
+                note(f"a {name} returned in place of a plain tensor (a subclass can lie about its values)")
             payload = encode(result)
         except BaseException as exc:
             reply(False, failure(exc))
