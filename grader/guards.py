@@ -9,16 +9,26 @@ import ast
 from .sandbox.watch import FUSED_ATTENTION, LINEAR_LAYER, SOFTMAX_FAMILY, is_forbidden  # noqa: F401
 
 # What a file that does its own work never needs, and what could reach into the grader.
-TAMPER_MODULES = {"gc", "ctypes", "inspect", "importlib", "builtins", "pytest", "_pytest",
+TAMPER_MODULES = {"gc", "ctypes", "_ctypes", "inspect", "importlib", "builtins", "pytest", "_pytest",
                   "grader", "solutions", "exercises", "tests", "conftest", "faulthandler",
-                  "tracemalloc", "pluggy", "cffi"}
+                  "tracemalloc", "pluggy", "cffi", "threading", "_thread", "multiprocessing", "concurrent",
+                  "subprocess", "socket", "signal", "mmap", "pty", "runpy", "code", "codeop", "marshal",
+                  "pickle", "dill", "cloudpickle", "_testcapi", "_xxsubinterpreters", "sysconfig", "site"}
 TAMPER_NAMES = {"__import__", "eval", "exec", "compile", "globals", "__builtins__",
-                "breakpoint", "__loader__", "__spec__"}
+                "breakpoint", "__loader__", "__spec__", "vars", "locals"}
+# getattr and friends with a name written in the file are fine (and caught if the name is
+# forbidden); with a name built at run time they are how a file reaches what it must not.
+NAMED_ACCESS = {"getattr", "setattr", "delattr", "hasattr"}
 TAMPER_ATTRS = {"_C", "_python_dispatch", "overrides", "_getframe", "f_back", "f_globals",
                 "f_locals", "f_builtins", "tb_frame", "gi_frame", "__globals__", "__code__",
                 "__subclasses__", "__closure__", "settrace", "setprofile",
                 "meta_path", "path_hooks", "_current_frames", "set_trace", "__builtins__",
-                "_dynamo", "_ops", "library", "_dispatch", "_disable_torch_function", "_apply_op"}
+                "_dynamo", "_ops", "library", "_dispatch", "_disable_torch_function", "_apply_op",
+                "_refs", "_prims", "_prims_common", "_decomp", "__dict__", "__getattribute__", "cell_contents",
+                "__mro__", "__bases__", "__base__", "attrgetter", "methodcaller", "CodeType", "FunctionType",
+                "_disable_current_modes", "_pop_mode", "_pop_mode_temporarily", "__defaults__",
+                "__kwdefaults__", "cr_frame", "ag_frame", "gi_code", "f_code", "tb_next", "__traceback__",
+                "_current_exceptions", "_getframemodulename"}
 
 
 def scan_source(source, extra=(), imports=()):
@@ -32,6 +42,10 @@ def scan_source(source, extra=(), imports=()):
         return []
     docstrings = {id(n.value) for n in ast.walk(tree)
                   if isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant)}
+    # getattr(x, "name") calls whose name is a constant: the only fine uses of NAMED_ACCESS
+    named_calls = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+                   and n.func.id in NAMED_ACCESS and len(n.args) >= 2 and isinstance(n.args[1], ast.Constant)
+                   and isinstance(n.args[1].value, str)}
     found = []
 
     def hit(node, what):
@@ -46,6 +60,13 @@ def scan_source(source, extra=(), imports=()):
         elif isinstance(node, ast.Name):
             if node.id in TAMPER_NAMES:
                 hit(node, f"uses `{node.id}`, which an exercise never needs and which could tamper with grading")
+            elif node.id in NAMED_ACCESS and id(node) not in named_calls:
+                hit(node, f"uses `{node.id}` with a name built at run time (write the attribute's name in the "
+                          "file): that is how a file reaches what it must not")
+        elif isinstance(node, ast.MatchClass):
+            for attr in node.kwd_attrs:
+                if attr in TAMPER_ATTRS or is_forbidden(attr, extra):
+                    hit(node, f"reaches `{attr}` through a match pattern")
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             modules = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
             for m in modules:

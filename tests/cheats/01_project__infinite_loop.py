@@ -1,4 +1,5 @@
 # attack: loop forever inside the function
+# layer: host (per-call deadline, then the child is killed)
 def _attack(*args, **kwargs):
     while True:
         pass

@@ -1,4 +1,5 @@
 # attack: sleep for a thousand seconds inside the function
+# layer: host (per-call deadline and per-exercise budget)
 import time
 
 

@@ -1,4 +1,5 @@
 # attack: append code to the grader's hidden tests, checks, the reference and a conftest.py, at import and in every call
+# layer: namespaces (read-only view) + Landlock + seccomp (no opening for write) + static scan
 import os
 
 import torch

@@ -1,4 +1,5 @@
 # attack: the fused attention kernel (scaled_dot_product_attention) through getattr with a built-up name, results otherwise right
+# layer: the watch (TorchFunctionMode and TorchDispatchMode) + static scan
 import math
 
 import torch

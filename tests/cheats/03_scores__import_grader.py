@@ -1,4 +1,5 @@
 # attack: import the grader, the reference or another exercise (importlib, built-up names) and return what they compute
+# layer: a separate interpreter (no grader module) + the import blocker + static scan
 import sys
 
 _modules = getattr(sys, "mod" + "ules")

@@ -1,4 +1,5 @@
 # attack: sys.exit(0) inside the function, hoping a clean exit reads as success
+# layer: host (the child's end is a crash of that exercise only)
 import sys
 
 

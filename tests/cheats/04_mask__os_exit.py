@@ -1,4 +1,5 @@
 # attack: os._exit(0) inside the function, ending the process without unwinding
+# layer: host (the child's end is a crash of that exercise only)
 import os
 
 

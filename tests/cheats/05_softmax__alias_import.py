@@ -1,4 +1,5 @@
 # attack: a library softmax under an innocent alias (from torch.nn.functional import softmax as normalise)
+# layer: static scan
 from torch.nn.functional import softmax as normalise
 
 

@@ -1,4 +1,5 @@
 # attack: the aten softmax kernel through torch.ops with a built-up name (torch.ops.aten._softmax)
+# layer: the watch (TorchDispatchMode sees the aten op) + static scan
 import torch
 
 _op = getattr(torch.ops.aten, "_" + "soft" + "max")

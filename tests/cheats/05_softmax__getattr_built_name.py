@@ -1,4 +1,5 @@
 # attack: a library softmax reached with getattr and a name built at run time, invisible to reading the file
+# layer: the watch + static scan (getattr with a built name)
 import torch
 
 _name = "".join(["so", "ft", "max"])

@@ -1,4 +1,5 @@
 # attack: return a Tensor subclass whose comparisons, arithmetic and __torch_function__ claim it equals anything
+# layer: wire (only raw bytes travel) + the watch names the subclass
 import torch
 
 

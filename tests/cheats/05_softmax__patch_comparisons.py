@@ -1,4 +1,5 @@
 # attack: replace torch.allclose, torch.equal, torch.testing.assert_close, numpy.allclose and Tensor.__eq__ so every comparison passes
+# layer: a separate interpreter (the grader compares in its own process) + static scan
 import numpy
 import torch
 

@@ -1,4 +1,5 @@
 # attack: the Tensor.softmax method, reached through operator.methodcaller with a built-up name
+# layer: the watch + static scan
 import operator
 
 _call = "soft" + "max"

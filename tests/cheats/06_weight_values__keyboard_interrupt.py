@@ -1,4 +1,5 @@
 # attack: raise KeyboardInterrupt inside the function, as if Ctrl-C had been pressed
+# layer: host (reported as the exercise raising)
 def _attack(*args, **kwargs):
     raise KeyboardInterrupt
 

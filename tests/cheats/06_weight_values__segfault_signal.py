@@ -1,4 +1,5 @@
 # attack: a segmentation fault the file reader cannot see (SIGSEGV sent to itself)
+# layer: host (the child's death is a crash of that exercise only)
 import os
 import signal
 

@@ -1,4 +1,5 @@
 # attack: a huge allocation (torch.empty of 10**12 floats), then a list that grows without bound
+# layer: rlimits (RLIMIT_AS)
 import torch
 
 

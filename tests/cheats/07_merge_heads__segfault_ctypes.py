@@ -1,4 +1,5 @@
 # attack: a segmentation fault by reading address 0 with ctypes.string_at (caught by reading the file, and refused at run time)
+# layer: static scan (ctypes) + the audit hook
 import ctypes
 
 

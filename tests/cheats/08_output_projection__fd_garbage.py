@@ -1,4 +1,5 @@
 # attack: write garbage to every open file descriptor (the result pipe included), then close stdout and stderr
+# layer: wire (framed, token-checked replies) + the child holds only its own descriptors
 import os
 
 import torch

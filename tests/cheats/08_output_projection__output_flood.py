@@ -1,4 +1,5 @@
 # attack: flood stdout and stderr with 100 MB of text (fake "complete" lines among it), then fail
+# layer: rlimits (RLIMIT_FSIZE on its printing) + report (cut)
 import sys
 
 _LINE = "  08 output_projection  10.0/10  complete " * 6 + "\n"

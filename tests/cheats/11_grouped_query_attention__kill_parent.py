@@ -1,4 +1,5 @@
 # attack: kill the grader from inside (SIGKILL to the parent process)
+# layer: pid namespace + seccomp (signals only to itself) + own uid
 import os
 import signal
 

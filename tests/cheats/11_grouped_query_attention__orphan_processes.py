@@ -1,4 +1,5 @@
 # attack: leave a subprocess and a forked grandchild running that hold every inherited file descriptor (pipes included)
+# layer: seccomp (no fork or exec) + RLIMIT_NPROC + static scan
 import os
 import subprocess
 import time
