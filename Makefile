@@ -90,3 +90,9 @@ student-template:
 	@tar -c --exclude=__pycache__ --exclude='*.pyc' exercises grader Makefile README.md requirements.txt \
 		.gitignore .github | tar -x -C "$(DEST)"
 	@echo "Wrote the student repository to $(DEST): exercises, grader, workflow; no solutions/, tests/ or bench/."
+
+# Interview practice: make quiz [TOPIC=gqa] [N=10] [SEED=S] (grader/quiz.py)
+.PHONY: quiz
+
+quiz: $(STAMP)
+	@$(PY) -m grader.quiz $(TOPIC) $(if $(N),--count $(N)) $(if $(SEED),--seed $(SEED))
