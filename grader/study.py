@@ -2,7 +2,7 @@
 
     python -m grader.study hint NN [--level N]   the next hint (make hint EX=NN)
     python -m grader.study watch [NN]            grade on every save (make watch)
-    python -m grader.study drill NN              a timed drill from a fresh stub (make drill EX=NN)
+    python -m grader.study drill NN              a timed drill from a blank stub (make drill EX=NN)
     python -m grader.study drill-done            end a drill, put your own file back (make drill-done)
     python -m grader.study progress              status, best score, drill times (make progress)
     python -m grader.study reset NN              back to the stub, keeping a backup (make reset EX=NN)
@@ -387,7 +387,16 @@ def end_drill():
 
 def _maybe_stub(state):
     cache = PRISTINE / f"{state['id']}_{state['name']}.py"
-    return cache.read_bytes() if cache.is_file() else None
+    return blank_of(cache.read_bytes()) if cache.is_file() else None
+
+
+def blank_of(stub):
+    """The blank-file stub (grader/blank.py) derived from a narrated stub's bytes."""
+    from .blank import blank_stub
+    try:
+        return blank_stub(stub.decode("utf-8")).encode("utf-8")
+    except (SyntaxError, ValueError, UnicodeDecodeError):
+        return stub
 
 
 def recover():
@@ -540,7 +549,7 @@ def _stop(signum, frame):
 def drill(ex, cap):
     if not ex.graded:
         raise Problem(f"{ex.label} has no hidden tests yet: nothing to drill against")
-    stub = pristine_stub(ex)
+    stub = blank_of(pristine_stub(ex))     # drills start from the blank-file stub
     lock = Lock.take()
     if lock is None:
         state = load_json(DRILL_STATE, {})
@@ -590,7 +599,7 @@ def drill_loop(ex, started, cap, screen):
 
     def header():
         screen.clear()
-        screen.line(f"DRILL {ex.label}: a fresh stub is in exercises/{ex.filename}. "
+        screen.line(f"DRILL {ex.label}: a blank stub (the contract, no steps) is in exercises/{ex.filename}. "
                     f"Clock started {time.strftime('%H:%M:%S', time.localtime(started))}, cap {clock(cap)}.")
         screen.line("Every save is graded. Ctrl-C (or make drill-done) ends the drill and puts your own file back.")
         screen.line()
