@@ -91,8 +91,12 @@ student-template:
 		.gitignore .github | tar -x -C "$(DEST)"
 	@echo "Wrote the student repository to $(DEST): exercises, grader, workflow; no solutions/, tests/ or bench/."
 
-# Interview practice: make quiz [TOPIC=gqa] [N=10] [SEED=S] (grader/quiz.py)
-.PHONY: quiz
+# Interview practice: make quiz [TOPIC=gqa] [N=10] [SEED=S] (grader/quiz.py); make interview
+# [FOLLOW_UP=13] [SEED=S]: twenty minutes from blank files, then talking points (grader/interview.py)
+.PHONY: quiz interview
+
+interview: $(STAMP)
+	@$(PY) -m grader.interview $(if $(FOLLOW_UP),--follow-up $(FOLLOW_UP)) $(if $(SEED),--seed $(SEED))
 
 quiz: $(STAMP)
 	@$(PY) -m grader.quiz $(TOPIC) $(if $(N),--count $(N)) $(if $(SEED),--seed $(SEED))

@@ -225,11 +225,11 @@ def fold_last():
     save_json(HISTORY, hist)
 
 
-def record_drill(ex, started, outcome, seconds, score, max_score):
+def record_drill(ex, started, outcome, seconds, score, max_score, **extra):
     hist = history()
     slot = _slot(hist, ex.id)
     slot["drills"].append({"started": started, "outcome": outcome, "seconds": seconds,
-                           "score": score, "max_score": max_score})
+                           "score": score, "max_score": max_score, **extra})
     if score is not None:
         slot["best"] = max(slot["best"], float(score))
         if seconds is not None and not slot["completed"]:
@@ -576,7 +576,7 @@ def drill(ex, cap):
         lock.release()
         for s, handler in previous.items():
             signal.signal(s, handler)
-    slot = record_drill(ex, started, outcome, seconds, score, max_score)
+    slot = record_drill(ex, started, outcome, seconds, score, max_score, stub="blank")
     screen.line()
     if seconds is not None:
         best = best_drill(slot)
@@ -804,7 +804,9 @@ def progress():
     drilling = load_json(DRILL_STATE, {}).get("id")
     known = exercises()
     width = max([len(e.name) for e in known] + [8])
-    rows = [f"  NN {'exercise':<{width}}  {'status':<15} {'best':>6}  {'best drill':>10}  drills (oldest → newest)"]
+    from .interview import progress_columns, progress_footer    # blank-file drills and interviews
+    rows = [f"  NN {'exercise':<{width}}  {'status':<15} {'blank':<5} {'median':>6}  {'best':>6}  {'best drill':>10}  "
+            f"drills (oldest → newest)"]
     done = points = top = 0
     for e in known:
         slot = hist.get(e.id, {})
@@ -824,7 +826,8 @@ def progress():
             points += best
             done += best >= max_score
         bd = best_drill(slot) if slot else None
-        rows.append(f"  {e.id} {e.name:<{width}}  {status:<15} {(f'{best:.1f}' if best is not None else '—'):>6}  "
+        rows.append(f"  {e.id} {e.name:<{width}}  {status:<15} {progress_columns(slot)}  "
+                    f"{(f'{best:.1f}' if best is not None else '—'):>6}  "
                     f"{(clock(bd) if bd is not None else '—'):>10}  {trend(slot) if slot else ''}".rstrip())
     n = len(known)
     filled = round(20 * done / n) if n else 0
@@ -833,6 +836,8 @@ def progress():
           f"{points:.1f}/{top:g} best points · {drills} drill{'s' * (drills != 1)}")
     print()
     print("\n".join(rows))
+    for line in progress_footer():
+        print(line)
     nxt = next((e for e in known if e.graded and not full_marks(results.get(e.id))), None)
     print()
     if nxt:
