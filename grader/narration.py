@@ -47,6 +47,15 @@ def record_shapes(fn, args=(), kwargs=None, filename=None):
     """
     import torch
     tensor = torch.Tensor
+
+    def shape_of(value):
+        """The shape of a torch tensor or a NumPy array (told by its type, without importing NumPy)."""
+        if isinstance(value, tensor):
+            return tuple(value.shape)
+        kind = type(value)
+        if kind.__name__ == "ndarray" and kind.__module__ == "numpy":
+            return tuple(value.shape)
+        return None
     kwargs = kwargs or {}
     if filename is None:
         filename = fn.__code__.co_filename if hasattr(fn, "__code__") else None
@@ -55,14 +64,16 @@ def record_shapes(fn, args=(), kwargs=None, filename=None):
     def snapshot(frame):
         snap = {}
         for name, value in frame.f_locals.items():
-            if isinstance(value, tensor):
-                snap[name] = (id(value), tuple(value.shape))
+            shape = shape_of(value)
+            if shape is not None:
+                snap[name] = (id(value), shape)
             if name == "self":
                 attrs = getattr(value, "__dict__", None)
                 if isinstance(attrs, dict):
                     for attr, v in list(attrs.items()):
-                        if isinstance(v, tensor):
-                            snap[f"self.{attr}"] = (id(v), tuple(v.shape))
+                        shape = shape_of(v)
+                        if shape is not None:
+                            snap[f"self.{attr}"] = (id(v), shape)
         return snap
 
     def note(lineno, before, after):
@@ -81,8 +92,8 @@ def record_shapes(fn, args=(), kwargs=None, filename=None):
                 state["line"] = frame.f_lineno
                 if event == "line":
                     executed.add(frame.f_lineno)
-                elif isinstance(arg, tensor) and frame.f_lineno not in returns:
-                    returns[frame.f_lineno] = list(arg.shape)
+                elif shape_of(arg) is not None and frame.f_lineno not in returns:
+                    returns[frame.f_lineno] = list(shape_of(arg))
                     if frame.f_lineno not in order:
                         order.append(frame.f_lineno)
             return trace
@@ -105,6 +116,84 @@ def record_shapes(fn, args=(), kwargs=None, filename=None):
     return {"lines": lines, "returns": returns, "order": order, "executed": sorted(executed), "error": error}
 
 
+def representative(exercise_id, module):
+    """One call of an exercise whose sizes are all distinct, so a swapped pair cannot pass:
+    (fn, args, kwargs, known) for record_shapes and check_narration. Any setup (13's cache, filled
+    with two tokens) runs here, untraced. `module` is the learner's module; standard library and
+    torch only (15's NumPy arrays come from torch)."""
+    import torch
+    g = torch.Generator().manual_seed(0)
+
+    def randn(*shape):
+        return torch.randn(*shape, generator=g)
+
+    B, H, L, S, dk, dv, D = 2, 3, 5, 7, 11, 13, 33
+    causal = torch.ones(L, S, dtype=torch.bool).triu(S - L + 1)
+    ex = str(exercise_id).zfill(2)
+    known = dict(B=B, H=H, L=L, S=S, d_k=dk, d_v=dv)
+    if ex == "01":
+        w = [randn(D, D) for _ in range(3)]
+        return module.project_qkv, (randn(B, L, D), *w), {"context": randn(B, S, D)}, dict(B=B, L=L, S=S, D=D)
+    if ex == "02":
+        return module.split_heads, (randn(B, L, D), H), {}, dict(B=B, L=L, D=D, H=H, d_head=D // H)
+    if ex == "03":
+        return module.attention_scores, (randn(B, H, L, dk), randn(B, H, S, dk)), {}, known
+    if ex == "04":
+        def call():
+            mask = module.causal_mask(L, S) | module.padding_mask([S, 4], S)
+            return module.apply_mask(randn(B, H, L, S), mask)
+        return call, (), {}, dict(B=B, H=H, L=L, S=S)
+    if ex == "05":
+        return module.softmax, (randn(B, H, L, S),), {}, dict(B=B, H=H, L=L, S=S)
+    if ex == "06":
+        return module.weight_values, (randn(B, H, L, S).softmax(-1), randn(B, H, S, dv)), {}, known
+    if ex == "07":
+        return module.merge_heads, (randn(B, H, L, dk),), {}, dict(B=B, H=H, L=L, d_head=dk, D=H * dk)
+    if ex == "08":
+        return module.output_projection, (randn(B, L, D), randn(17, D), randn(17)), {}, \
+            dict(B=B, L=L, D=D, d_out=17)
+    if ex == "09":
+        return module.scaled_dot_product_attention, (randn(B, H, L, dk), randn(B, H, S, dk), randn(B, H, S, dv),
+                                                     causal), {}, known
+    if ex == "10":
+        torch.manual_seed(0)
+        m = module.MultiHeadAttention(D, H).eval()
+        pad = torch.zeros(B, S, dtype=torch.bool)
+        pad[1, 4:] = True
+        return m, (randn(B, L, D), randn(B, S, D)), {"key_padding_mask": pad, "is_causal": True,
+                                                   "need_weights": True}, \
+            dict(B=B, L=L, S=S, D=D, H=H, d_head=D // H)
+    if ex == "11":
+        Bg, Hq, Hkv = 4, 6, 3
+        return module.grouped_query_attention, (randn(Bg, Hq, L, dk), randn(Bg, Hkv, S, dk), randn(Bg, Hkv, S, dv),
+                                                causal), {}, \
+            dict(B=Bg, H_q=Hq, H_kv=Hkv, n_rep=Hq // Hkv, L=L, S=S, d_k=dk, d_v=dv)
+    if ex == "12":
+        def call():
+            module.sinusoidal_encoding(L, 16)
+            return module.apply_rope(randn(B, H, L, 16))
+        return call, (), {}, dict(B=B, H=H, L=L, d=16, D=16)
+    if ex == "13":
+        cache = module.KVCache(B, H, 17, dk)
+        cache.update(randn(B, H, 2, dk), randn(B, H, 2, dk))
+        T = 5
+        return module.cached_attention, (randn(B, H, T, dk), randn(B, H, T, dk), randn(B, H, T, dk), cache), {}, \
+            dict(B=B, H=H, T=T, S=2 + T, d_k=dk, max_len=17)
+    if ex == "14":
+        return module.flash_attention, (randn(B, H, 40, dk), randn(B, H, 56, dk), randn(B, H, 56, dv)), \
+            {"causal": True, "block_size": 16}, dict(B=B, H=H, L=40, S=56, d_k=dk, d_v=dv)
+    if ex == "15":
+        q, k, v = randn(B, H, L, dk).double().numpy(), randn(B, H, S, dk).double().numpy(), \
+            randn(B, H, S, dv).double().numpy()
+        dout = randn(B, H, L, dv).double().numpy()
+
+        def call():
+            out, cache = module.attention_forward(q, k, v, causal=True)
+            return module.attention_backward(dout, cache)
+        return call, (), {}, known
+    raise ValueError(f"no representative call for exercise {exercise_id!r}")
+
+
 # -- 2. the checker (pure) -----------------------------------------------------------------------
 # The contract's names; any other identifier is bound at its first use too.
 CONTRACT_SYMBOLS = ("B", "H", "H_q", "H_kv", "L", "S", "T", "D", "d_model", "d_head", "head_dim", "d_k", "d_v",
@@ -117,6 +206,9 @@ _LIST = re.compile(rf"^\s*({_DIM})(\s*,\s*{_DIM})*\s*,?\s*$")
 def parse_shape(comment):
     """The dimensions a comment states, as a list of strings, or None if it is not a shape."""
     text = comment.lstrip("#").strip()
+    for arrow in ("->", "→"):                   # "(L, d) @ (d, S) -> (L, S)": the result is the claim
+        if arrow in text:
+            text = text.rsplit(arrow, 1)[1].strip()
     if text.startswith("("):
         depth, end = 0, None
         for i, c in enumerate(text):
@@ -228,27 +320,30 @@ def _evaluate(dim, binding):
     return value
 
 
-def _match(dims, shape, binding):
-    """(ok, new bindings, why) for dims against one shape, binding unbound symbols tentatively."""
-    shape = list(shape)
-    if dims.count("...") > 1:
-        return False, {}, "uses ... more than once"
-    if "..." in dims:
-        k = dims.index("...")
-        head, tail = dims[:k], dims[k + 1:]
-        if len(shape) < len(head) + len(tail):
-            return False, {}, f"has {len(shape)} dimensions, fewer than the comment's {len(head) + len(tail)}"
-        pairs = list(zip(head, shape[:len(head)])) + list(zip(tail, shape[len(shape) - len(tail):]))
-    else:
-        if len(dims) != len(shape):
-            return False, {}, f"has {len(shape)} dimensions, the comment {len(dims)}"
-        pairs = list(zip(dims, shape))
+def _alignments(dims, shape):
+    """Every way to pair the comment's dims with the shape's sizes, each `...` taking 0 or more."""
+    if not dims:
+        if not shape:
+            yield []
+        return
+    if dims[0] == "...":
+        for take in range(len(shape) + 1):
+            for rest in _alignments(dims[1:], shape[take:]):
+                yield rest
+        return
+    if shape:
+        for rest in _alignments(dims[1:], shape[1:]):
+            yield [(dims[0], shape[0])] + rest
+
+
+def _bind(pairs, binding):
+    """(ok, new bindings) for (dim, size) pairs, binding unbound symbols tentatively."""
     new = {}
     products = []
     for dim, size in pairs:
         if dim.isdigit():
             if int(dim) != size:
-                return False, {}, None
+                return False, {}
         elif re.search(r"\*|//", dim):
             products.append((dim, size))
         else:
@@ -257,14 +352,33 @@ def _match(dims, shape, binding):
             if bound is None:
                 new[name] = size
             elif bound != size:
-                return False, {}, None
+                return False, {}
     for dim, size in products:
         value = _evaluate(dim, {**binding, **new})
-        if value is None:
-            return False, {}, f"{dim} uses a symbol not bound yet"
-        if value != size:
-            return False, {}, None
-    return True, new, None
+        if value is None or value != size:
+            return False, {}
+    return True, new
+
+
+def _match(dims, shape, binding):
+    """(ok, new bindings, why) for dims against one shape."""
+    shape = list(shape)
+    fixed = [d for d in dims if d != "..."]
+    if "..." not in dims and len(dims) != len(shape):
+        return False, {}, f"has {len(shape)} dimensions, the comment {len(dims)}"
+    if len(fixed) > len(shape):
+        return False, {}, f"has {len(shape)} dimensions, fewer than the comment's {len(fixed)}"
+    for pairs in _alignments(dims, shape):
+        ok, new = _bind(pairs, binding)
+        if ok:
+            return True, new, None
+    plain = {ALIASES.get(d, d) for d in fixed if not re.search(r"\*|//", d) and not d.isdigit()}
+    for d in fixed:
+        if re.search(r"\*|//", d):
+            for p in re.split(r"\*|//", d):
+                if not p.isdigit() and ALIASES.get(p, p) not in binding and ALIASES.get(p, p) not in plain:
+                    return False, {}, f"{d} uses a symbol not bound yet"
+    return False, {}, None
 
 
 def _render(dims):

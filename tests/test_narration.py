@@ -169,6 +169,8 @@ def test_the_tracer_imports_only_the_standard_library_and_torch():
     ("# see step 3, then scale", None),
     ("# TODO", None),
     ("# (B, H, L", None),
+    ("# (..., L, d_k) @ (..., d_k, S) -> (..., L, S)", ["...", "L", "S"]),
+    ("# q k^T → B, H, L, S", ["B", "H", "L", "S"]),
 ])
 def test_parse_shape(comment, dims):
     assert parse_shape(comment) == dims
@@ -264,3 +266,78 @@ def test_numbers_and_ellipsis(tmp_path):
     module, path = load(tmp_path, src)
     result = check_narration(src, record_shapes(module.f, (torch.zeros(2, 7),), {}, path), known_sizes(B=2, S=7))
     assert result["right"] == 2 and [w["line"] for w in result["wrong"]] == [7]
+
+
+# -- the representative calls, on every exercise ------------------------------------------------
+EXERCISES = sorted(p.stem for p in (REPO / "solutions").glob("[0-9][0-9]_*.py"))
+
+
+def annotate(source, record, known):
+    """The source with a correct shape comment on every line that assigned a tensor."""
+    cover, _ = narration._statements(source)
+    by_value = {}
+    for name, value in known.items():
+        by_value.setdefault(value, name)
+    want = {}
+    for raw, items in record["lines"].items():
+        stmt = cover.get(int(raw), int(raw))
+        want.setdefault(stmt, items[0][1])
+    import io
+    import tokenize
+    comments = {t.start[0]: t.start[1] for t in tokenize.generate_tokens(io.StringIO(source).readline)
+                if t.type == tokenize.COMMENT}
+    lines = source.split("\n")
+    for line, shape in want.items():
+        text = "(" + ", ".join(by_value.get(s, str(s)) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+        code = lines[line - 1][:comments[line]] if line in comments else lines[line - 1]
+        lines[line - 1] = code.rstrip() + "  # " + text
+    return "\n".join(lines), len(want)
+
+
+@pytest.mark.parametrize("name", EXERCISES)
+def test_representative_call_on_the_reference_and_generated_comments_are_all_right(tmp_path, name):
+    source = (REPO / "solutions" / f"{name}.py").read_text()
+    module, path = load(tmp_path, source, "ref_" + name)
+    fn, args, kwargs, known = narration.representative(name[:2], module)
+    sizes = [v for k, v in known.items() if k not in ("D", "d_model", "d", "d_head")]
+    assert len(sizes) == len(set(sizes)), f"{name}: the representative sizes must all differ: {known}"
+    record = record_shapes(fn, args, kwargs, path)
+    assert record["error"] is None and (record["lines"] or record["returns"]), record
+    annotated, n = annotate(source, record, known)
+    result = check_narration(annotated, record, known)
+    # Every line that assigned a tensor now carries a right comment (the reference's own comments
+    # on other lines, returns among them, are checked too and must be right).
+    assert result["wrong"] == [] and result["right"] == result["annotated"] >= n, (result, annotated)
+    assert result["tensor_lines"] == result["annotated"]
+
+
+@pytest.mark.parametrize("name", EXERCISES)
+def test_representative_call_on_the_stub_records_the_error(tmp_path, name):
+    module, path = load(tmp_path, (REPO / "exercises" / f"{name}.py").read_text(), "stub_" + name)
+    try:
+        fn, args, kwargs, known = narration.representative(name[:2], module)
+    except NotImplementedError:
+        return                                         # 13: its cache cannot even be built
+    record = record_shapes(fn, args, kwargs, path)
+    assert record["error"] == "NotImplementedError"
+    result = check_narration(module.__doc__ and (REPO / "exercises" / f"{name}.py").read_text(), record, known)
+    assert result["annotated"] == 0
+
+
+def test_several_ellipses_and_arrows(tmp_path):
+    src = "import torch\n\n\ndef f(x):\n    m = x.amax(1, keepdim=True)   # (..., 1, ...) max along dim 1\n" \
+          "    s = x @ x.transpose(-2, -1)  # (B, L, D) @ (B, D, L) -> (B, L, L)\n" \
+          "    t = x.sum(1)                 # (..., 1, ...)\n    return m\n"
+    module, path = load(tmp_path, src)
+    result = check_narration(src, record_shapes(module.f, (torch.zeros(2, 5, 3),), {}, path), known_sizes(B=2, L=5))
+    assert result["right"] == 2 and [w["line"] for w in result["wrong"]] == [7], result
+
+
+def test_products_need_their_symbols(tmp_path):
+    src = "import torch\n\n\ndef f(x):\n    y = x.flatten(1)   # (B, L*D)\n    z = x.flatten(1)   # (B, L*Q)\n" \
+          "    w = x.flatten(1)   # (B, Z*D)\n    return y\n"
+    module, path = load(tmp_path, src)
+    result = check_narration(src, record_shapes(module.f, (torch.zeros(2, 5, 3),), {}, path), known_sizes(B=2, L=5, D=3))
+    assert result["right"] == 1
+    assert [(w["line"], w["why"]) for w in result["wrong"]] == [(6, "L*Q uses a symbol not bound yet"),
+                                                                (7, "Z*D uses a symbol not bound yet")]
