@@ -25,7 +25,6 @@ last one). Environment: STUDY_INTERVIEW_SECONDS (the cap, default 1200), INTERVI
 This module imports no torch.
 """
 import argparse
-import json
 import os
 import random
 import signal
@@ -35,7 +34,7 @@ import time
 
 from . import quiz, study
 from .study import (ATTEMPTS, STATE_DIR, STOP_SIGNALS, Lock, Problem, Screen, Stop, Usage, blank_of, clock,
-                    end_drill, full_marks, load_json, pid_alive, pristine_stub, record_drill, rel, save_json,
+                    end_drill, full_marks, load_json, pristine_stub, record_drill, rel, save_json,
                     signature)
 
 MAIN = "10"

@@ -19,7 +19,6 @@ import random
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from .exercises import REPO
 

@@ -188,3 +188,49 @@ def test_the_cap_ctrl_c_and_a_kill_all_give_the_files_back(course, terminals):
     assert t.wait_exit() == 0
     assert [c["outcome"] for c in interviews(course)] == ["finished", "stopped", "interrupted", "finished"]
     assert ex10.read_text() == LEARNER[NAMES[0]]
+
+
+# -- the scorecard's pieces ------------------------------------------------------------------
+def test_bands():
+    from grader.interview import band
+    assert band(None).startswith("not finished")
+    assert band(11 * 60).startswith("under 12 minutes")
+    assert band(12 * 60) == band(18 * 60) == "within the fluent band (12-18 minutes)"
+    assert band(20 * 60).startswith("past the fluent band")
+    assert band(26 * 60) == "past 25 minutes: keep drilling"
+
+
+def test_named_mistakes_from_the_field_or_the_message():
+    from grader.interview import named_mistakes
+    entry = {"tests": [
+        {"passed": False, "mistake": "no scaling by 1/sqrt(d_k)", "message": "..."},
+        {"passed": False, "message": "differs.\n  This looks like a known mistake: softmax over the query axis.\n"
+                                     "  Step 5. Softmax runs over the keys"},
+        {"passed": True, "mistake": "ignored", "message": ""},
+        {"passed": False, "mistake": "no scaling by 1/sqrt(d_k)"}]}
+    assert named_mistakes(entry) == ["no scaling by 1/sqrt(d_k)", "softmax over the query axis"]
+
+
+def test_scorecard_with_narration_and_mistakes():
+    from grader.interview import scorecard
+    card = {"started": 0, "cap": 1200, "outcome": "finished", "follow_up": "11", "quiz": {"asked": 5, "right": 4},
+            "parts": [{"id": "10", "name": "multi_head_attention", "outcome": "full marks", "seconds": 15 * 60 + 2,
+                       "score": 10, "max_score": 10, "mistakes": {"mask after softmax": 2},
+                       "narration": {"tensor_lines": 11, "annotated": 9, "right": 8}},
+                      {"id": "11", "name": "grouped_query_attention", "outcome": "time's up", "seconds": None,
+                       "score": 6.5, "max_score": 10, "mistakes": {}, "narration": None}]}
+    text = scorecard(card)
+    assert "full marks in 15:02" in text and "within the fluent band" in text
+    assert "Part two   11 grouped_query_attention (GQA): 6.5/10 at the last save (time's up)" in text
+    assert "Narration  10: 9 of 11 tensor lines annotated, 8 right" in text
+    assert "Quiz       4/5 talking points right" in text
+    assert "  - 10: mask after softmax (in 2 grades)" in text
+
+
+def test_progress_columns_count_blank_completions_toward_five():
+    from grader.interview import blank_summary, progress_columns
+    slot = {"drills": [{"seconds": 900, "stub": "blank"}, {"seconds": None, "stub": "blank"},
+                       {"seconds": 300}, {"seconds": 700, "stub": "blank"}, {"seconds": 800, "stub": "blank"}]}
+    assert blank_summary(slot) == (3, 700, 800, "slower")
+    assert progress_columns(slot).split() == ["3/5", "13:20"]
+    assert progress_columns({}).split() == ["0/5", "—"]
