@@ -118,45 +118,44 @@ def dtype_bytes(name):
 # ============================================================================================
 choice("scaling.why_sqrt", "scaling", READ["03"] + " § The idea",
        "Why are attention scores divided by sqrt(d_k)?",
-       "q·k sums d_k products: with unit-variance entries its variance is d_k, so dividing by sqrt(d_k) "
-       "brings it back to 1 and keeps the softmax out of saturation",
-       ["It normalises each query vector to unit length, so scores become cosine similarities",
-        "It makes every row of the scores sum to 1 before the softmax",
-        "It compensates for the number of heads: the scores are summed over H heads"],
+       "q·k has variance d_k; the scale brings it back to 1, so the softmax does not saturate",
+       ["It turns the dot products into cosine similarities between unit-length vectors",
+        "It makes each row of scores sum to 1 before the softmax is applied",
+        "It compensates for the scores being summed over the H heads of the layer"],
        "For independent entries of mean 0 and variance 1, q·k = Σ q_i k_i has variance d_k. Large scores "
        "push the softmax to one-hot, where its gradient is almost zero. Scaling by 1/sqrt(d_k) keeps the "
        "scores at unit variance whatever the head size.")
 choice("scaling.saturation", "scaling", READ["03"] + " § The idea",
        "With d_k = 512 and no scaling, what goes wrong at the start of training?",
-       "Scores have a standard deviation near 22, the softmax is nearly one-hot, and its gradients are tiny",
-       ["Nothing: the softmax is invariant to the magnitude of the scores",
+       "The softmax is nearly one-hot (score std ≈ 22) and its gradients vanish",
+       ["Nothing: the softmax is invariant to the scale of the scores",
         "The softmax becomes uniform, so every key gets the same weight",
-        "The scores overflow float32 and become inf"],
+        "The scores overflow float32 and turn into inf"],
        "sqrt(512) ≈ 22.6: differences of tens between logits make exp() pick one key almost surely. The "
        "softmax Jacobian diag(p) − p pᵀ is then near zero, so little gradient flows. Softmax is invariant "
        "to adding a constant, not to scaling.")
 choice("scaling.axis", "scaling", READ["05"] + " § The idea",
        "Scores have shape (B, H, L, S). Which axis does the softmax run over?",
-       "The last one, S (the keys): each query's row of weights over the keys sums to 1",
-       ["L (the queries): each key distributes itself over the queries",
-        "H (the heads): the heads compete for each query-key pair",
-        "Both L and S together: the whole (L, S) matrix sums to 1"],
+       "S, the keys: each query's weights over the keys sum to 1",
+       ["L, the queries: each key's weights over the queries sum to 1",
+        "H, the heads: the heads share each query-key pair's weight",
+        "L and S together: the whole (L, S) matrix sums to 1"],
        "Each query asks 'how much of each key do I take?': its weights over the S keys form a "
        "distribution. Softmax over L is a classic bug; the shapes stay the same, so only the values tell.")
 choice("scaling.subtract_max", "scaling", READ["05"] + " § The idea",
        "Why do stable softmax implementations subtract the row maximum before exp?",
-       "softmax(x − c) = softmax(x) for any constant c; with c = max every exponent is ≤ 0, so exp never overflows",
-       ["It makes the distribution sharper, which improves training",
-        "It is needed for the gradient to be correct",
-        "It removes the effect of masked positions"],
+       "softmax(x − max) = softmax(x), and exp can no longer overflow",
+       ["It sharpens the distribution, which makes training converge faster",
+        "Without it the gradient of the softmax would come out wrong",
+        "It removes the influence of masked positions on the other keys"],
        "The shift cancels between numerator and denominator. Without it, exp(1000) is inf in float32 (and "
        "exp(12) already is in float16), and inf/inf is NaN.")
 choice("scaling.head_dim", "scaling", READ["10"] + " § The idea",
        "In multi-head attention with d_model = D and H heads, which d_k goes in the scale 1/sqrt(d_k)?",
-       "The head size D / H: each head's dot products sum over D / H features",
-       ["d_model: the scale must account for the full model width",
-        "H: the number of heads",
-        "The sequence length L"],
+       "D / H, the head size: each head's dot products have D / H terms",
+       ["D, the model width: the scale must cover the full model",
+        "H, the number of heads, since the heads' outputs are added",
+        "L, the sequence length, since each row has L scores"],
        "Each head computes q_h · k_h over its own d_head = D / H features, so the variance of its scores "
        "is D / H. nn.MultiheadAttention scales by 1/sqrt(D / H).")
 
@@ -209,68 +208,68 @@ def _exp_overflow(rng):
 # ============================================================================================
 choice("masking.before_softmax", "masking", READ["04"] + " § The idea",
        "Why mask the scores before the softmax rather than zero the probabilities after it?",
-       "Zeroing after the softmax leaves rows that no longer sum to 1: the blocked keys still took part in the normalisation",
-       ["Masking after the softmax is equivalent; before is only faster",
-        "Masking after the softmax would give NaN in float32",
-        "The softmax ignores zeros, so masking after it has no effect"],
+       "Zeroing afterwards leaves rows that no longer sum to 1",
+       ["Both orders are equivalent; masking first is only faster",
+        "Masking after the softmax gives NaN in float32",
+        "The softmax ignores zeros, so masking after it does nothing"],
        "Filling blocked scores with a very negative number makes exp() give 0 there, so the remaining "
        "keys share the whole mass. Zeroing after the softmax removes mass and leaves the rows unnormalised "
        "(renormalising afterwards works, but costs an extra pass).")
 choice("masking.fp32_min_in_fp16", "masking", READ["04"] + " § The idea",
        "scores is a float16 tensor. What does scores.masked_fill(mask, torch.finfo(torch.float32).min) do?",
-       "It raises a RuntimeError: the value cannot be converted to float16 without overflow",
-       ["It fills with -65504, the float16 minimum",
-        "It silently fills with -inf, which is fine",
-        "It silently fills with 0"],
+       "It raises a RuntimeError: the value overflows float16",
+       ["It fills with -65504, float16's most negative value",
+        "It fills with -inf, silently, which is fine",
+        "It fills with 0, silently, after the overflow"],
        "-3.4e38 does not fit in float16 (whose range ends at ±65504), and masked_fill refuses the "
        "conversion. Use torch.finfo(scores.dtype).min: finite in every dtype.")
 choice("masking.all_inf_row", "masking", READ["04"] + " § The idea",
        "A query whose keys are all blocked with -inf goes through the softmax. What comes out?",
-       "NaN in every entry of that row, in every dtype (-inf − (-inf) is NaN, and so is 0/0)",
-       ["Zeros: exp(-inf) is 0",
-        "A uniform distribution 1/S",
-        "NaN in float16 only; float32 and float64 give zeros"],
+       "NaN in every entry, in every dtype",
+       ["Zeros, since exp(-inf) is 0",
+        "A uniform row, 1/S each",
+        "NaN in float16 only; zeros in float32"],
        "The row max is -inf, x − max is NaN; without the shift, the sum of exps is 0 and 0/0 is NaN. "
        "nn.MultiheadAttention gives NaN there. The finite fill (finfo.min) keeps such rows finite.")
 choice("masking.finite_fill_row", "masking", READ["04"] + " § The idea",
        "Blocked scores are filled with torch.finfo(dtype).min. What does the softmax give for a query whose keys are ALL blocked?",
-       "A finite row: every entry equals the same fill, so the weights are uniform, 1/S each",
-       ["NaN, as with -inf",
-        "Zeros",
-        "An overflow to inf in float16"],
+       "Uniform weights, 1/S each: finite",
+       ["NaN in every entry, as with -inf",
+        "Zeros in every entry",
+        "inf in float16, from an overflow"],
        "Every entry minus the row max is 0, exp gives 1, and the row is uniform: meaningless but finite, "
        "so no NaN spreads through the network. Such rows are usually padding queries and are ignored.")
 choice("masking.finite_fill_partial", "masking", READ["04"] + " § The idea",
        "A row has some keys allowed and some blocked with finfo(dtype).min. What weight do the blocked keys get?",
-       "Exactly 0 (in float32 and float16): exp of a hugely negative number underflows to 0",
-       ["A tiny positive weight that breaks the row sum",
-        "NaN",
-        "1/S each"],
+       "Exactly 0: exp of the fill underflows",
+       ["A tiny positive weight, so rows skew",
+        "NaN, which then spreads through the row",
+        "1/S each, as if they were not masked"],
        "After subtracting the row max (a real score), the blocked entries are about finfo.min, and exp "
        "of that underflows to exactly 0. The allowed keys get the whole mass.")
 choice("masking.sdpa_bool", "masking", READ["04"] + " § The idea",
        "Boolean masks: in nn.MultiheadAttention's attn_mask True means 'blocked'. What does True mean in "
        "torch.nn.functional.scaled_dot_product_attention's attn_mask?",
-       "The opposite: True means the key takes part in attention",
-       ["The same: True means blocked",
+       "The opposite: True means the key takes part",
+       ["The same: True means the key is blocked",
         "Boolean masks are not accepted there",
-        "True means the query is padding"],
+        "True means that the query is padding"],
        "PyTorch has both conventions: nn.MultiheadAttention (and key_padding_mask) use True = not allowed; "
        "F.scaled_dot_product_attention uses True = allowed. Say which convention you use in an interview.")
 choice("masking.padding_axis", "masking", READ["04"] + " § The idea",
        "A key_padding_mask of shape (B, S) marks padded tokens. Which axis of the (B, H, L, S) scores does it block?",
-       "The key axis S, broadcast as (B, 1, 1, S): no query may attend to a padded key",
+       "The key axis S, as (B, 1, 1, S)",
        ["The query axis L, as (B, 1, L, 1)",
-        "Both axes: padded queries and padded keys",
-        "The head axis"],
+        "Both L and S, as (B, 1, L, S)",
+        "The head axis H, as (B, H, 1, 1)"],
        "Padding hides keys. Padded query rows still produce outputs; they are simply ignored by the loss. "
        "Blocking queries instead would make whole rows fully masked.")
 choice("masking.bottom_right", "masking", READ["04"] + " § The idea",
        "Decoding with a KV cache: 1 new query against S = 10 stored keys. With a bottom-right aligned causal mask, which keys does the query see?",
-       "All 10: the last query sees every key (key j is blocked only when j > i + (S − L))",
-       ["Only key 0, as with a top-left aligned mask",
-        "None: the mask blocks everything above the diagonal",
-        "The last key only"],
+       "All 10 keys",
+       ["Only key 0, as in row 0 of torch.tril",
+        "None: everything above the diagonal is blocked",
+        "Only the last key, its own"],
        "With L queries and S keys, query i is the (S − L + i)-th token, so it may see keys j ≤ i + S − L. "
        "torch.tril(ones(L, S)) is top-left aligned and is wrong for L < S.")
 
@@ -305,28 +304,34 @@ def _pairs_allowed(rng):
 # ============================================================================================
 choice("complexity.time", "complexity", READ["10"] + " § Complexity",
        "Self-attention over L tokens of width d (projections aside): what is the time complexity?",
-       "O(L²·d): L² query-key dot products of length d, and the same for weighting the values",
-       ["O(L·d²)", "O(L·d)", "O(L³)"],
+       "O(L²·d)",
+       ["O(L·d²)",
+        "O(L·d)",
+        "O(L³)"],
        "QKᵀ is (L, d) @ (d, L): L²·d multiply-adds; PV is (L, L) @ (L, d): L²·d again. The projections add "
        "O(L·d²), which dominates only while L < d or so.")
 choice("complexity.memory", "complexity", READ["10"] + " § Complexity",
        "What memory does standard multi-head attention need for its attention weights, per batch item?",
-       "O(H·L²): one L×L matrix per head",
-       ["O(L·d)", "O(H·d²)", "O(L)"],
+       "O(H·L²)",
+       ["O(L·d)",
+        "O(H·d²)",
+        "O(H·L)"],
        "Each of the H heads materialises an (L, S) score matrix and its softmax; with L = S that is H·L² "
        "numbers, kept for the backward pass during training. FlashAttention removes exactly this term.")
 choice("complexity.heads_cost", "complexity", READ["10"] + " § Complexity",
        "With d_model fixed, you double the number of heads H. What happens to the attention cost?",
-       "The matmul FLOPs stay the same (d_head halves), but the score matrices, H·L², take twice the memory",
-       ["FLOPs and memory both double",
-        "FLOPs double, memory stays the same",
-        "Nothing changes"],
+       "Same FLOPs, twice the score memory",
+       ["Twice the FLOPs, twice the memory",
+        "Twice the FLOPs, the same memory",
+        "The same FLOPs and the same memory"],
        "QKᵀ costs H·L²·(D/H) = L²·D whatever H is. But each head has its own (L, S) matrix, so memory for "
        "scores and weights is H·L² and grows with H. Small heads also use the hardware less well.")
 choice("complexity.double_L", "complexity", READ["10"] + " § Complexity",
        "You double the sequence length. By what factor does the cost of the score matrix grow?",
-       "4: it is quadratic in L",
-       ["2", "8", "sqrt(2)"],
+       "4",
+       ["2",
+        "8",
+        "sqrt(2)"],
        "The (L, L) matrix has L² entries, each a length-d dot product: doubling L quadruples both time and memory.")
 
 
@@ -373,32 +378,34 @@ def _mha_params(rng):
 # ============================================================================================
 choice("gqa.mqa", "gqa", READ["11"] + " § The idea",
        "What is multi-query attention (MQA)?",
-       "Every query head shares a single key head and a single value head (H_kv = 1)",
-       ["Each head receives several queries per token",
-        "The queries of several sequences share one head",
-        "Several query heads are averaged into one before the softmax"],
+       "All query heads share one key head and one value head",
+       ["Each head reads several query tokens per position",
+        "Several sequences of the batch share one query head",
+        "Query heads are averaged into one before the softmax"],
        "MQA keeps H query heads but one K and one V head; GQA is the middle ground with 1 < H_kv < H_q "
        "groups. Both shrink the KV cache by H_q / H_kv.")
 choice("gqa.what_saves", "gqa", READ["11"] + " § Complexity",
        "What does grouped-query attention mainly save during autoregressive decoding?",
-       "KV cache memory and the memory bandwidth of reading it each step, by a factor H_q / H_kv",
+       "KV cache memory and bandwidth, by H_q / H_kv",
        ["The FLOPs of Q @ Kᵀ, by H_q / H_kv",
-        "The size of the query projection",
-        "Nothing at inference; it only speeds up training"],
+        "The query projection's weights, by H_q / H_kv",
+        "Nothing at inference: it only speeds up training"],
        "Decoding is memory-bound: each new token reads the whole cache. With fewer K/V heads the cache, "
        "and the bytes read per token, shrink by H_q / H_kv; the score FLOPs stay those of H_q heads.")
 choice("gqa.head_map", "gqa", READ["11"] + " § Shapes",
        "GQA with H_q query heads and H_kv key/value heads, n_rep = H_q / H_kv. Which kv head does query head h read?",
-       "h // n_rep: consecutive query heads share a kv head (repeat_interleave)",
-       ["h % H_kv", "h * n_rep", "A different one at every layer, chosen at random"],
+       "h // n_rep",
+       ["h % H_kv",
+        "h * n_rep",
+        "h % n_rep"],
        "repeat_kv repeats each kv head n_rep times side by side, so heads 0..n_rep−1 read kv head 0. "
        "Using x.repeat (tiling) instead gives h % H_kv, a silent bug.")
 choice("gqa.cache_quality", "gqa", READ["11"] + " § Say it out loud",
        "Why do many models choose GQA (for example 8 kv heads) rather than MQA?",
-       "MQA can lose quality and training stability; GQA keeps most of MHA's quality with most of MQA's cache savings",
-       ["MQA is slower than MHA at decoding",
-        "MQA cannot be used with a causal mask",
-        "GQA needs no KV cache at all"],
+       "MQA loses quality; GQA keeps near-MHA quality with most of the savings",
+       ["MQA is slower than multi-head attention at decoding time",
+        "MQA cannot be combined with a causal mask in a decoder",
+        "GQA needs no KV cache at all, so it saves more memory"],
        "GQA interpolates between MHA (H_kv = H_q) and MQA (H_kv = 1). The cache shrinks by H_q / H_kv, and "
        "quality stays close to MHA; MHA checkpoints can even be converted by mean-pooling heads.")
 
@@ -467,12 +474,13 @@ def _proj_params_saved(rng):
 # ============================================================================================
 choice("positions.permutation", "positions", READ["12"] + " § The idea",
        "Self-attention without positional information and without a mask: you permute the input tokens. What happens to the output?",
-       "It is permuted the same way, and otherwise unchanged (permutation-equivariant): word order is invisible",
-       ["It changes completely",
-        "It stays exactly the same, in the original order",
+       "It is permuted the same way, otherwise unchanged",
+       ["It changes completely, since the keys moved",
+        "It stays the same, in the original order",
         "Only the first token's output changes"],
-       "Every token attends to the same set of keys whatever their order, and a sum over keys ignores "
-       "order. So attention sees a bag of tokens; positional encodings (added, or RoPE) break the symmetry.")
+       "Self-attention is permutation-equivariant: every token attends to the same set of keys whatever "
+       "their order, and a sum over keys ignores order. So attention sees a bag of tokens; positional "
+       "encodings (added, or RoPE) break the symmetry.")
 choice("positions.rope_relative", "positions", READ["12"] + " § The idea",
        "With RoPE on q (position m) and k (position n), the score q·k depends on the positions only through:",
        "The signed offset m − n",
@@ -483,18 +491,18 @@ choice("positions.rope_relative", "positions", READ["12"] + " § The idea",
        "The sign matters: offsets +3 and −3 rotate in opposite directions and generally give different scores.")
 choice("positions.rope_where", "positions", READ["12"] + " § The idea",
        "Where is RoPE applied?",
-       "To the queries and keys of every attention layer, after their projections (not to the values)",
-       ["To the token embeddings once, at the input, like sinusoidal encodings",
-        "To the values only",
-        "To the attention weights after the softmax"],
+       "To q and k in every layer, after the projections",
+       ["To the token embeddings, once, at the input",
+        "To the values only, in every layer",
+        "To the attention weights, after the softmax"],
        "RoPE rotates q and k so that their dot products encode relative position; values carry content "
        "and are not rotated. Sinusoidal encodings are added once to the embeddings.")
 choice("positions.rope_norm", "positions", READ["12"] + " § The idea",
        "Does RoPE change the norm of a query vector?",
-       "No: it rotates pairs of features, and rotations preserve length",
-       ["Yes: it scales the vector by its position",
-        "Yes: it adds a positional vector of norm 1",
-        "Only for odd positions"],
+       "No: rotations preserve length",
+       ["Yes: it scales q by its position",
+        "Yes: it adds a vector of norm 1",
+        "Only at odd positions"],
        "Each pair (x_i, x_{i+d/2}) is rotated by angle p·θ_i. A rotation is orthogonal, so |q| stays the "
        "same and only the angle between q and k changes.")
 choice("positions.rope_pairing", "positions", READ["12"] + " § Shapes",
@@ -539,41 +547,41 @@ def _sin_wavelength(rng):
 # ============================================================================================
 choice("flash.memory", "flash", READ["14"] + " § Complexity",
        "Besides its inputs and output, how much memory does FlashAttention's forward pass need per (batch, head)?",
-       "O(L): a running max and sum (the logsumexp) per query; the L×S matrix is never stored",
-       ["O(L²), like standard attention, but in faster memory",
-        "O(1)",
-        "O(L·S / block_size)"],
+       "O(L): softmax statistics per query",
+       ["O(L²), the same, in faster memory",
+        "O(1): nothing is kept per query",
+        "O(L·S / block_size): one per tile"],
        "It walks over key blocks keeping, per query, m (max), l (sum) and the output accumulator. The "
        "scores of a tile live in on-chip SRAM only. What is kept for the backward is the logsumexp: L numbers.")
 choice("flash.exact", "flash", READ["14"] + " § The idea",
        "Is FlashAttention an approximation of attention?",
-       "No: it computes exact attention (up to floating-point rounding); it is IO-aware, reorganising the computation to cut memory traffic",
-       ["Yes: it drops small attention weights",
-        "Yes: it uses a low-rank approximation of the score matrix",
-        "It is exact only for causal attention"],
+       "No: it is exact, and reorders the work to cut memory traffic",
+       ["Yes: it drops the smallest attention weights",
+        "Yes: it uses a low-rank approximation of the scores",
+        "It is exact only when a causal mask is used"],
        "The online softmax rescales running sums whenever the max changes, which gives exactly softmax(S)V "
        "at the end. Sparse and low-rank methods approximate; FlashAttention does not.")
 choice("flash.backward", "flash", READ["14"] + " § The idea",
        "What does FlashAttention's backward pass do about the attention matrix P it did not store?",
-       "It recomputes P block by block from Q, K and the saved logsumexp: more FLOPs, far less memory traffic",
-       ["It stores P in the forward after all, in low precision",
-        "It approximates the gradient without P",
-        "It reruns the whole forward pass for every key block"],
+       "Recomputes P tile by tile from Q, K and the saved logsumexp",
+       ["Stores P in the forward after all, in low precision",
+        "Approximates the gradient without ever forming P",
+        "Reruns the whole forward pass for every key block"],
        "p_ij = exp(s_ij − lse_i) needs only the scores of a tile and the L saved logsumexp values. The "
        "recompute adds FLOPs, yet it is faster than reading an L×S matrix from HBM.")
 choice("flash.why_faster", "flash", READ["14"] + " § Complexity",
        "Why is FlashAttention faster than standard attention on a GPU, although its FLOPs are not lower?",
-       "Attention is memory-bound: it avoids writing and reading the L×S matrix to and from HBM, doing the work in on-chip SRAM",
-       ["It does fewer multiplications thanks to the online softmax",
-        "It uses a lower precision for the scores",
-        "It skips keys with small weights"],
+       "It never moves the L×S matrix through HBM: attention is memory-bound",
+       ["It does fewer multiplications, thanks to the online softmax",
+        "It computes the scores in a lower precision than the inputs",
+        "It skips the keys whose attention weights are small"],
        "Standard attention writes S, reads it for the softmax, writes P, reads it for PV: O(L²) HBM traffic. "
        "Tiling keeps each block on chip, so traffic drops to roughly O(L²·d²/M) for SRAM size M.")
 choice("flash.online_rescale", "flash", READ["14"] + " § The idea",
        "Online softmax: the running max goes from m_old to m_new with a new key block. What happens to the running sum l and the accumulator?",
-       "Both are multiplied by exp(m_old − m_new) before the new block is added",
+       "Both are multiplied by exp(m_old − m_new)",
        ["Both are reset to zero",
-        "They are divided by the new block's sum",
+        "Both are divided by the new block's sum",
         "Nothing: the max only matters at the end"],
        "Everything accumulated so far was exp(s − m_old); multiplying by exp(m_old − m_new) re-expresses it "
        "against m_new. At the end out = acc / l, exactly.")
@@ -620,18 +628,24 @@ choice("gradient.jacobian", "gradient", READ["15"] + " § The idea",
 choice("gradient.ds", "gradient", READ["15"] + " § The idea",
        "Backward through P = softmax(S) row-wise, given dP. What is dS?",
        "dS = P ⊙ (dP − rowsum(dP ⊙ P))",
-       ["dS = dP ⊙ P", "dS = dP − P", "dS = P ⊙ (1 − P) ⊙ dP"],
+       ["dS = dP ⊙ P, elementwise, no cross terms",
+        "dS = dP − rowsum(dP) · P, without the P factor",
+        "dS = P ⊙ (1 − P) ⊙ dP, the diagonal only"],
        "Apply the Jacobian diag(p) − p pᵀ to each row of dP: p ⊙ dp − p (p·dp). FlashAttention computes "
        "rowsum(dP ⊙ P) as rowsum(dO ⊙ O), which needs no P.")
 choice("gradient.dv", "gradient", READ["15"] + " § The idea",
        "O = P V with P (L, S), V (S, d_v). Given dO (L, d_v), what is dV?",
-       "Pᵀ dO, shape (S, d_v)",
-       ["dO Vᵀ", "P dO", "dO Pᵀ"],
+       "Pᵀ dO",
+       ["dO Vᵀ",
+        "P dO",
+        "dO Pᵀ"],
        "For a matmul O = P V: dV = Pᵀ dO and dP = dO Vᵀ. Check the shapes: (S, L) @ (L, d_v) = (S, d_v).")
 choice("gradient.sum_zero", "gradient", READ["15"] + " § The idea",
        "The loss is the sum of the softmax outputs of a row, Σ_i p_i. What is its gradient with respect to the logits x?",
-       "Zero: the sum is always 1, whatever x",
-       ["p", "1 − p", "A vector of ones"],
+       "Zero",
+       ["p",
+        "1 − p",
+        "A vector of ones"],
        "Σ p_i = 1 is constant, so its gradient vanishes: each column of diag(p) − p pᵀ sums to 0. A handy check "
        "for a hand-written softmax backward.")
 choice("gradient.dq", "gradient", READ["15"] + " § The idea",
@@ -658,8 +672,10 @@ def _softmax_entry(rng):
 # ============================================================================================
 choice("numpy.transpose", "numpy", READ["15"] + " § Shapes",
        "a is a NumPy array of shape (B, H, L, d). What is the shape of a.T?",
-       "(d, L, H, B): .T reverses every axis; use np.swapaxes(a, -1, -2) to transpose the last two",
-       ["(B, H, d, L)", "(H, B, L, d)", "It raises an error for more than 2 dimensions"],
+       "(d, L, H, B)",
+       ["(B, H, d, L)",
+        "(H, B, L, d)",
+        "An error: .T needs 2 axes"],
        "NumPy's .T reverses all axes. For batched matrices write np.swapaxes(a, -1, -2) (PyTorch: "
        "x.transpose(-2, -1) or x.mT; its x.T on more than 2 dimensions is deprecated).")
 choice("numpy.keywords", "numpy", READ["15"] + " § Shapes",
@@ -678,16 +694,18 @@ choice("numpy.default_dtype", "numpy", READ["15"] + " § Shapes",
        "brings float64 into a model.")
 choice("numpy.max", "numpy", READ["05"] + " § Shapes",
        "What does torch.max(x, dim=-1) return, compared with np.max(x, axis=-1)?",
-       "A (values, indices) pair; np.max returns the values only (use x.amax(dim) in PyTorch for values alone)",
-       ["The same array of values in both",
-        "Only the indices, like argmax",
-        "A scalar, the global max, in both"],
+       "torch.max gives (values, indices); np.max, values only",
+       ["Both return the same array of values, and nothing else",
+        "Both return the indices of the maxima only, like argmax",
+        "Both return a single scalar: the global maximum of x"],
        "torch.max with dim returns a namedtuple (values, indices). x.amax(dim=-1, keepdim=True) is the "
        "one to use in a softmax.")
 choice("numpy.matmul", "numpy", READ["15"] + " § Shapes",
        "For batched arrays a (B, L, d) and b (B, d, S), which NumPy call gives the (B, L, S) batched product?",
-       "a @ b (np.matmul), which broadcasts over the leading axes",
-       ["np.dot(a, b)", "a * b", "np.outer(a, b)"],
+       "a @ b (np.matmul)",
+       ["np.dot(a, b)",
+        "a * b",
+        "np.outer(a, b)"],
        "np.dot on N-d arrays sums over the last axis of a and the second-to-last of b, giving (B, L, B, S). "
        "np.matmul / @ treats the leading axes as a batch, like torch.matmul.")
 

@@ -214,6 +214,8 @@ def test_choice_question_is_keyed(key):
         assert quiz.check(q, "z") is None
         assert (REPO / q.reading.split(" §")[0]).is_file(), q.reading
     assert len(rights) == 1, "the keyed answer is the same text whatever the shuffle"
+    others = [len(c) for i, c in enumerate(q.choices) if i != q.answer]
+    assert len(q.choices[q.answer]) <= 1.25 * max(others), "the right answer must not stand out by its length"
     assert len({tuple(make(key, s).choices) for s in range(8)}) > 1, "choices are shuffled"
 
 
