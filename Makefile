@@ -98,5 +98,13 @@ student-template:
 interview: $(STAMP)
 	@$(PY) -m grader.interview $(if $(FOLLOW_UP),--follow-up $(FOLLOW_UP)) $(if $(SEED),--seed $(SEED))
 
+# `make quiz gqa` works as well as `make quiz TOPIC=gqa`: after quiz, a goal is the topic.
+ifeq (quiz,$(firstword $(MAKECMDGOALS)))
+QUIZ_TOPIC := $(wordlist 2,$(words $(MAKECMDGOALS)),$(MAKECMDGOALS))
+ifneq ($(QUIZ_TOPIC),)
+$(eval $(QUIZ_TOPIC):;@:)
+endif
+endif
+
 quiz: $(STAMP)
-	@$(PY) -m grader.quiz $(TOPIC) $(if $(N),--count $(N)) $(if $(SEED),--seed $(SEED))
+	@$(PY) -m grader.quiz $(or $(TOPIC),$(QUIZ_TOPIC)) $(if $(N),--count $(N)) $(if $(SEED),--seed $(SEED))

@@ -5,6 +5,7 @@ import math
 import os
 import random
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -373,7 +374,7 @@ def reply_for(q, right):
 def test_make_quiz_end_to_end_in_a_terminal(course):
     from ptyterm import Terminal
     questions = quiz.draw(random.Random(7), 3, "flash")      # what `make quiz` will ask, seed 7
-    t = Terminal(["make", "--no-print-directory", "quiz", "TOPIC=flash", "N=3", "SEED=7"], course)
+    t = Terminal(["make", "--no-print-directory", "quiz", "flash", "N=3", "SEED=7"], course)
     try:
         t.wait_for(r"Quiz on flash .*3 questions \(seed 7\)")
         t.wait_for(r"(?s)\[1/3\].*Your answer")
@@ -412,3 +413,14 @@ def test_make_quiz_end_to_end_in_a_terminal(course):
         t.close()
     data = json.loads((course / ".grade" / "quiz.json").read_text())
     assert len(data["sessions"]) == 2 and data["sessions"][-1]["asked"] == 1
+
+
+@pytest.mark.skipif(not shutil.which("make"), reason="needs make")
+def test_make_quiz_takes_the_topic_either_way():
+    def dry(*goals):
+        out = subprocess.run(["make", "-n", "--no-print-directory", *goals], cwd=REPO, capture_output=True, text=True,
+                             timeout=30)
+        return out.stdout.splitlines()[0].split()
+    assert dry("quiz", "gqa")[3:] == ["gqa"]
+    assert dry("quiz", "TOPIC=rope", "N=3")[3:] == ["rope", "--count", "3"]
+    assert dry("quiz")[3:] == []
