@@ -22,6 +22,17 @@ A shape comment is a parenthesised list of dimensions, `(B, H, L, d_head)`, opti
 free text, or a bare list of two or more, `B, L, D`. A dimension is a symbol, a whole number, a
 product such as `H*d_head` or `D//H`, or `...` (any number of leading dimensions, once).
 Narration earns no points in the grade; drills and interviews score it.
+
+Wiring it into a grading run (not done here):
+  in the sandbox child, after the exercise's tests:
+      fn, args, kwargs, known = representative(exercise_id, learner_module)   # sizes all distinct
+      record = record_shapes(fn, args, kwargs, learner_module.__file__)        # plain data
+  (the child's audit hook refuses `sys.settrace`: allow it for this one call); any exception
+  there means "no narration", never a lost point. In the grader:
+      result = check_narration(source, record, known)
+  and put `result` (tensor_lines, annotated, right, wrong, not_tensor, not_run, line) in the
+  exercise's JSON as "narration", and result["line"] in the report. grader/interview.py reads
+  entry["narration"] for its scorecard. One traced call costs tens of milliseconds.
 """
 import io
 import re
