@@ -5,7 +5,7 @@
 
 The narrated stub (exercises/NN_name.py) is the one source. Its blank twin keeps the signatures,
 any code the stub gives (10's __init__), and the contract: each docstring's summary, Args,
-Returns, Raises and Forbidden sections, and the module docstring's title and rules. It drops
+Returns, Raises and Forbidden sections (and 14's memory and work rules), and the module docstring's title and rules. It drops
 what says how: the module docstring's explanations, every `Steps` block, and the hint in each
 `raise NotImplementedError("TODO: ...")`. Since the blank stub is computed from the narrated one
 each time it is needed, the two cannot drift; tests/test_blank.py checks that the result is the
@@ -34,12 +34,13 @@ def _docstring_node(node):
 
 
 SECTION = re.compile(r"^\s*([A-Z][A-Za-z ]*?)\b[^:\n]*:")
-KEEP = {"Args", "Arguments", "Returns", "Raises", "Forbidden", "Yields"}
+KEEP = {"Args", "Arguments", "Returns", "Raises", "Forbidden", "Yields", "Memory", "Work"}   # rules graded
 
 
 def contract_doc(doc):
     """A function's docstring reduced to its contract: the summary paragraph and its Args,
-    Returns, Raises and Forbidden sections. Steps blocks and free paragraphs (the how) go."""
+    Returns, Raises and Forbidden sections and graded rules (14's "Memory rule", "Work rule").
+    Steps blocks and free paragraphs (the how, the mistakes to avoid) go."""
     lines = doc.split("\n")
     body = [x for x in lines[1:] if x.strip()]
     base = min((len(x) - len(x.lstrip()) for x in body), default=0)

@@ -15,7 +15,7 @@ sys.path.insert(0, str(REPO))
 from grader import blank  # noqa: E402
 
 STUBS = sorted((REPO / "exercises").glob("[0-9][0-9]_*.py"))
-KEPT_SECTIONS = ("Args", "Returns", "Raises", "Forbidden")
+KEPT_SECTIONS = ("Args", "Returns", "Raises", "Forbidden", "Memory", "Work")
 
 
 def code_only(source):
