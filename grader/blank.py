@@ -5,8 +5,8 @@
 
 The narrated stub (exercises/NN_name.py) is the one source. Its blank twin keeps the signatures,
 any code the stub gives (10's __init__), and the contract: each docstring's summary, Args,
-Returns, Raises and Forbidden sections (and 14's memory and work rules), and the module docstring's title and rules. It drops
-what says how: the module docstring's explanations, every `Steps` block, and the hint in each
+Returns, Raises and Forbidden sections (and 14's memory and work rules), and the module
+docstring's title and rules. It drops what says how: the module docstring's explanations, every `Steps` block, and the hint in each
 `raise NotImplementedError("TODO: ...")`. Since the blank stub is computed from the narrated one
 each time it is needed, the two cannot drift; tests/test_blank.py checks that the result is the
 contract and nothing about method.
