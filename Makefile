@@ -90,3 +90,21 @@ student-template:
 	@tar -c --exclude=__pycache__ --exclude='*.pyc' exercises grader Makefile README.md requirements.txt \
 		.gitignore .github | tar -x -C "$(DEST)"
 	@echo "Wrote the student repository to $(DEST): exercises, grader, workflow; no solutions/, tests/ or bench/."
+
+# Interview practice: make quiz [TOPIC=gqa] [N=10] [SEED=S] (grader/quiz.py); make interview
+# [FOLLOW_UP=13] [SEED=S]: twenty minutes from blank files, then talking points (grader/interview.py)
+.PHONY: quiz interview
+
+interview: $(STAMP)
+	@$(PY) -m grader.interview $(if $(FOLLOW_UP),--follow-up $(FOLLOW_UP)) $(if $(SEED),--seed $(SEED))
+
+# `make quiz gqa` works as well as `make quiz TOPIC=gqa`: after quiz, a goal is the topic.
+ifeq (quiz,$(firstword $(MAKECMDGOALS)))
+QUIZ_TOPIC := $(wordlist 2,$(words $(MAKECMDGOALS)),$(MAKECMDGOALS))
+ifneq ($(QUIZ_TOPIC),)
+$(eval $(QUIZ_TOPIC):;@:)
+endif
+endif
+
+quiz: $(STAMP)
+	@$(PY) -m grader.quiz $(or $(TOPIC),$(QUIZ_TOPIC)) $(if $(N),--count $(N)) $(if $(SEED),--seed $(SEED))

@@ -2,7 +2,7 @@
 
     python -m grader.study hint NN [--level N]   the next hint (make hint EX=NN)
     python -m grader.study watch [NN]            grade on every save (make watch)
-    python -m grader.study drill NN              a timed drill from a fresh stub (make drill EX=NN)
+    python -m grader.study drill NN              a timed drill from a blank stub (make drill EX=NN)
     python -m grader.study drill-done            end a drill, put your own file back (make drill-done)
     python -m grader.study progress              status, best score, drill times (make progress)
     python -m grader.study reset NN              back to the stub, keeping a backup (make reset EX=NN)
@@ -225,11 +225,11 @@ def fold_last():
     save_json(HISTORY, hist)
 
 
-def record_drill(ex, started, outcome, seconds, score, max_score):
+def record_drill(ex, started, outcome, seconds, score, max_score, **extra):
     hist = history()
     slot = _slot(hist, ex.id)
     slot["drills"].append({"started": started, "outcome": outcome, "seconds": seconds,
-                           "score": score, "max_score": max_score})
+                           "score": score, "max_score": max_score, **extra})
     if score is not None:
         slot["best"] = max(slot["best"], float(score))
         if seconds is not None and not slot["completed"]:
@@ -387,7 +387,16 @@ def end_drill():
 
 def _maybe_stub(state):
     cache = PRISTINE / f"{state['id']}_{state['name']}.py"
-    return cache.read_bytes() if cache.is_file() else None
+    return blank_of(cache.read_bytes()) if cache.is_file() else None
+
+
+def blank_of(stub):
+    """The blank-file stub (grader/blank.py) derived from a narrated stub's bytes."""
+    from .blank import blank_stub
+    try:
+        return blank_stub(stub.decode("utf-8")).encode("utf-8")
+    except (SyntaxError, ValueError, UnicodeDecodeError):
+        return stub
 
 
 def recover():
@@ -540,7 +549,7 @@ def _stop(signum, frame):
 def drill(ex, cap):
     if not ex.graded:
         raise Problem(f"{ex.label} has no hidden tests yet: nothing to drill against")
-    stub = pristine_stub(ex)
+    stub = blank_of(pristine_stub(ex))     # drills start from the blank-file stub
     lock = Lock.take()
     if lock is None:
         state = load_json(DRILL_STATE, {})
@@ -567,7 +576,7 @@ def drill(ex, cap):
         lock.release()
         for s, handler in previous.items():
             signal.signal(s, handler)
-    slot = record_drill(ex, started, outcome, seconds, score, max_score)
+    slot = record_drill(ex, started, outcome, seconds, score, max_score, stub="blank")
     screen.line()
     if seconds is not None:
         best = best_drill(slot)
@@ -590,7 +599,7 @@ def drill_loop(ex, started, cap, screen):
 
     def header():
         screen.clear()
-        screen.line(f"DRILL {ex.label}: a fresh stub is in exercises/{ex.filename}. "
+        screen.line(f"DRILL {ex.label}: a blank stub (the contract, no steps) is in exercises/{ex.filename}. "
                     f"Clock started {time.strftime('%H:%M:%S', time.localtime(started))}, cap {clock(cap)}.")
         screen.line("Every save is graded. Ctrl-C (or make drill-done) ends the drill and puts your own file back.")
         screen.line()
@@ -795,7 +804,9 @@ def progress():
     drilling = load_json(DRILL_STATE, {}).get("id")
     known = exercises()
     width = max([len(e.name) for e in known] + [8])
-    rows = [f"  NN {'exercise':<{width}}  {'status':<15} {'best':>6}  {'best drill':>10}  drills (oldest → newest)"]
+    from .interview import progress_columns, progress_footer    # blank-file drills and interviews
+    rows = [f"  NN {'exercise':<{width}}  {'status':<15} {'blank':<5} {'median':>6}  {'best':>6}  {'best drill':>10}  "
+            f"drills (oldest → newest)"]
     done = points = top = 0
     for e in known:
         slot = hist.get(e.id, {})
@@ -815,7 +826,8 @@ def progress():
             points += best
             done += best >= max_score
         bd = best_drill(slot) if slot else None
-        rows.append(f"  {e.id} {e.name:<{width}}  {status:<15} {(f'{best:.1f}' if best is not None else '—'):>6}  "
+        rows.append(f"  {e.id} {e.name:<{width}}  {status:<15} {progress_columns(slot)}  "
+                    f"{(f'{best:.1f}' if best is not None else '—'):>6}  "
                     f"{(clock(bd) if bd is not None else '—'):>10}  {trend(slot) if slot else ''}".rstrip())
     n = len(known)
     filled = round(20 * done / n) if n else 0
@@ -824,6 +836,8 @@ def progress():
           f"{points:.1f}/{top:g} best points · {drills} drill{'s' * (drills != 1)}")
     print()
     print("\n".join(rows))
+    for line in progress_footer():
+        print(line)
     nxt = next((e for e in known if e.graded and not full_marks(results.get(e.id))), None)
     print()
     if nxt:

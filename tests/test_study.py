@@ -25,6 +25,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from grader import study  # noqa: E402
+from grader.blank import blank_stub  # noqa: E402
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="pseudo-terminals and signals are POSIX")
 
@@ -275,7 +276,7 @@ def start_drill(terminals, course, via_make=True, **env):
     argv = ["make", "--no-print-directory", "drill", "EX=05"] if via_make else study_argv("drill", "05")
     term = terminals(argv, course, **env)
     term.wait_for(r"DRILL 05 softmax")
-    assert ex05.read_text() == stub_05(), "the drill starts from the fresh stub"
+    assert ex05.read_text() == blank_stub(stub_05()), "the drill starts from the blank-file stub"
     assert (course / ".grade" / "drill" / "05_softmax.py").read_text() == LEARNER_05, "the learner's file is aside"
     return term, ex05
 

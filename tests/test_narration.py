@@ -1,0 +1,343 @@
+"""Checked shape narration (grader/narration.py): the tracer that records the shapes each line of
+a learner's function assigns, and the pure checker that compares them with the shape comments."""
+import importlib.util
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from grader import narration  # noqa: E402
+from grader.narration import check_narration, known_sizes, parse_shape, record_shapes  # noqa: E402
+
+# B, H, L, S, d_head and D all distinct, so a swapped pair cannot pass.
+SIZES = dict(B=2, H=3, L=5, S=7, D=33)
+
+GOOD = '''\
+import math
+import torch
+
+
+def attend(x, w_q, w_k, w_v, num_heads, context):
+    B, L, D = x.shape
+    S = context.shape[1]
+    H = num_heads
+    d = D // H
+    q = x @ w_q.T                                       # (B, L, D)
+    k = context @ w_k.T                                 # (B, S, D) keys, from the context
+    v = context @ w_v.T                                 # B, S, d_model
+    q = q.view(B, L, H, d).transpose(1, 2)              # (B, H, L, d_head)
+    k = k.view(B, S, H, d).transpose(1, 2)              # (B, H, S, d_head)
+    v = v.view(B, S, H, d).transpose(1, 2)
+    scores = q @ k.transpose(-2, -1) / math.sqrt(d)     # (B, H, L, S)
+    probs = scores.softmax(-1)                          # (..., L, S)
+    out = probs @ v                                     # (B, H, L, d_head)
+    out = out.transpose(1, 2).reshape(B, L, H * d)      # (B, L, H*d_head)
+    return out                                          # (B, L, D)
+'''
+
+
+def load(tmp_path, source, name="learner"):
+    path = tmp_path / f"{name}.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module, str(path)
+
+
+def inputs():
+    g = torch.Generator().manual_seed(0)
+    B, L, S, D = SIZES["B"], SIZES["L"], SIZES["S"], SIZES["D"]
+    return (torch.randn(B, L, D, generator=g), torch.randn(D, D, generator=g), torch.randn(D, D, generator=g),
+            torch.randn(D, D, generator=g), SIZES["H"], torch.randn(B, S, D, generator=g))
+
+
+def narrate(tmp_path, source, fn="attend", args=None, known=None):
+    module, path = load(tmp_path, source)
+    record = record_shapes(getattr(module, fn), args if args is not None else inputs(), {}, path)
+    return check_narration(source, record, known_sizes(**SIZES) if known is None else known), record
+
+
+def line_of(source, needle):
+    return next(i for i, line in enumerate(source.splitlines(), 1) if needle in line)
+
+
+# -- the tracer ----------------------------------------------------------------------------------
+def test_record_shapes_sees_every_tensor_a_line_assigns(tmp_path):
+    module, path = load(tmp_path, GOOD)
+    record = record_shapes(module.attend, inputs(), {}, path)
+    at = {line: shapes for line, shapes in record["lines"].items()}
+    assert at[line_of(GOOD, "q = x @ w_q.T")] == [["q", [2, 5, 33]]]
+    assert at[line_of(GOOD, "scores = q @")] == [["scores", [2, 3, 5, 7]]]
+    assert at[line_of(GOOD, "out = out.transpose")] == [["out", [2, 5, 33]]]
+    assert line_of(GOOD, "B, L, D = x.shape") not in at            # ints and torch.Size are not tensors
+    assert record["returns"] == {line_of(GOOD, "return out"): [2, 5, 33]}
+    assert record["error"] is None
+    assert record["order"][0] == line_of(GOOD, "q = x @ w_q.T")
+    assert line_of(GOOD, "S = context.shape[1]") in record["executed"]
+
+
+def test_record_shapes_restores_the_previous_tracer_and_keeps_what_it_saw_on_an_error(tmp_path):
+    src = "def f(x):\n    y = x * 2  # (B, L)\n    raise ValueError('no')\n"
+    module, path = load(tmp_path, src)
+    mine = []
+
+    def outer(frame, event, arg):
+        mine.append(event)
+        return None
+    sys.settrace(outer)
+    try:
+        record = record_shapes(module.f, (torch.zeros(2, 5),), None, path)
+        assert sys.gettrace() is outer
+    finally:
+        sys.settrace(None)
+    assert record["error"] == "ValueError"
+    assert record["lines"] == {2: [["y", [2, 5]]]}
+
+
+def test_record_shapes_follows_methods_self_attributes_loops_and_helpers(tmp_path):
+    src = textwrap.dedent('''\
+        import torch
+
+
+        def helper(t):
+            u = t.sum(-1)          # (B,)
+            return u
+
+
+        class Cache:
+            def __init__(self, B, H, max_len, d):
+                self.k = torch.zeros(B, H, max_len, d)      # (B, H, max_len, d)
+                self.length = 0
+
+            def run(self, x):
+                total = helper(x)                          # (B,)
+                for i in range(3):
+                    part = x[:, : i + 1]                   # (B, n)
+                return total
+        ''')
+    module, path = load(tmp_path, src)
+    rec = record_shapes(lambda: module.Cache(2, 3, 11, 5).run(torch.zeros(2, 4)), (), {}, path)
+    assert rec["lines"][line_of(src, "self.k = torch.zeros")] == [["self.k", [2, 3, 11, 5]]]
+    assert rec["lines"][line_of(src, "u = t.sum")] == [["u", [2]]]
+    assert rec["lines"][line_of(src, "part = x")] == [["part", [2, 1]]]     # its first run
+    result = check_narration(src, rec, known_sizes(B=2, H=3))
+    assert result["wrong"] == [] and result["right"] == result["annotated"] == 4, result
+
+
+def test_the_tracer_imports_only_the_standard_library_and_torch():
+    code = textwrap.dedent(f'''
+        import importlib.util, sys
+        spec = importlib.util.spec_from_file_location("narr", {str(REPO / "grader" / "narration.py")!r})
+        m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)
+        import torch
+        rec = m.record_shapes(lambda: torch.zeros(2), (), {{}}, "nowhere.py")
+        bad = [k for k in sys.modules if k == "grader" or k.startswith(("grader.", "solutions", "numpy.random"))]
+        assert not bad, bad
+        print("ok")
+    ''')
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "ok", out.stderr
+    import ast
+    tree = ast.parse((REPO / "grader" / "narration.py").read_text())
+    fn = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "record_shapes")
+    top = {a.name.split(".")[0] for n in tree.body if isinstance(n, ast.Import) for a in n.names}
+    inner = {a.name.split(".")[0] for n in ast.walk(fn) if isinstance(n, ast.Import) for a in n.names}
+    assert not any(isinstance(n, ast.ImportFrom) for n in tree.body)
+    assert top <= set(sys.stdlib_module_names) and inner <= {"torch"} | set(sys.stdlib_module_names)
+
+
+# -- parsing comments --------------------------------------------------------------------------
+@pytest.mark.parametrize("comment, dims", [
+    ("# (B, H, L, d_head)", ["B", "H", "L", "d_head"]),
+    ("# B, L, D", ["B", "L", "D"]),
+    ("# (..., L, S)", ["...", "L", "S"]),
+    ("# (B, L, H*d_head) merged", ["B", "L", "H*d_head"]),
+    ("#(B, 1, 1, S)", ["B", "1", "1", "S"]),
+    ("# (L,)", ["L"]),
+    ("# (S)", ["S"]),
+    ("# ()", []),
+    ("# (B, L, D // H)", ["B", "L", "D//H"]),
+    ("# compute the scores", None),
+    ("# (optional) the bias", None),
+    ("# see step 3, then scale", None),
+    ("# TODO", None),
+    ("# (B, H, L", None),
+    ("# (..., L, d_k) @ (..., d_k, S) -> (..., L, S)", ["...", "L", "S"]),
+    ("# q k^T → B, H, L, S", ["B", "H", "L", "S"]),
+])
+def test_parse_shape(comment, dims):
+    assert parse_shape(comment) == dims
+
+
+# -- checking ------------------------------------------------------------------------------------
+def test_correct_comments_all_right(tmp_path):
+    result, _ = narrate(tmp_path, GOOD)
+    assert result["wrong"] == [] and result["not_tensor"] == []
+    assert result["tensor_lines"] == 11 and result["annotated"] == 10 and result["right"] == 10
+    assert result["line"] == "narration: 10 of 11 tensor lines annotated, 10 right"
+    assert narration.score(result) == (10 / 11, 1.0)
+
+
+TWO_WRONG = GOOD.replace("q = q.view(B, L, H, d).transpose(1, 2)              # (B, H, L, d_head)",
+                         "q = q.view(B, L, H, d).transpose(1, 2)              # (B, L, H, d_head)") \
+                .replace("# (B, H, L, S)", "# (B, H, S, L)")
+
+
+def test_wrong_comments_are_found_at_their_lines(tmp_path):
+    assert TWO_WRONG != GOOD
+    result, _ = narrate(tmp_path, TWO_WRONG)
+    first, second = line_of(TWO_WRONG, "# (B, L, H, d_head)"), line_of(TWO_WRONG, "# (B, H, S, L)")
+    assert [w["line"] for w in result["wrong"]] == [first, second]
+    assert result["wrong"][0]["says"] == "(B, L, H, d_head)" and result["wrong"][0]["actual"] == "(B, H, L, d_head)"
+    assert result["wrong"][1]["says"] == "(B, H, S, L)" and result["wrong"][1]["actual"] == "(B, H, L, S)"
+    assert result["right"] == 8 and result["annotated"] == 10
+    assert result["line"] == (f"narration: 10 of 11 tensor lines annotated, 8 right; line {first} says "
+                              f"(B, L, H, d_head), the tensor is (B, H, L, d_head); line {second} says "
+                              f"(B, H, S, L), the tensor is (B, H, L, S)")
+    print(result["line"])
+
+
+def test_unannotated_lines_count_against_coverage_only(tmp_path):
+    bare = "\n".join(line.split("#")[0].rstrip() for line in GOOD.splitlines()) + "\n"
+    result, _ = narrate(tmp_path, bare)
+    assert result["annotated"] == 0 and result["tensor_lines"] == 10 and result["wrong"] == []
+    assert result["line"] == "narration: 0 of 10 tensor lines annotated, 0 right"
+
+
+def test_a_symbol_used_inconsistently_is_caught(tmp_path):
+    src = GOOD.replace("# (B, S, D) keys, from the context", "# (B, T, D)") \
+              .replace("q = x @ w_q.T                                       # (B, L, D)",
+                       "q = x @ w_q.T                                       # (B, L, D)") \
+              .replace("# (B, H, L, d_head)\n    k", "# (B, H, T, d_head)\n    k")
+    # T is not an input size here: it binds to 7 (S) on the k line, then the q line says T for L = 5.
+    result, _ = narrate(tmp_path, src, known=known_sizes(B=2, H=3, L=5, D=33))
+    assert len(result["wrong"]) == 1, result
+    w = result["wrong"][0]
+    assert w["line"] == line_of(src, "# (B, H, T, d_head)")
+    assert w["why"] == f"T was 7 on line {line_of(src, '# (B, T, D)')}, here it is 5"
+    assert "T was 7" in result["line"]
+
+
+def test_unknown_symbols_bind_at_first_use_and_must_agree_within_a_line(tmp_path):
+    src = "import torch\n\n\ndef f(x):\n    y = x @ x.T      # (N, N)\n    z = x.T @ x      # (M, N)\n" \
+          "    w = x[:, :1]     # (N, 1)\n    return w\n"
+    module, path = load(tmp_path, src)
+    result = check_narration(src, record_shapes(module.f, (torch.zeros(4, 6),), {}, path), {})
+    assert result["right"] == 2 and [w["line"] for w in result["wrong"]] == [6]
+    assert result["bindings"] == {"N": 4}
+
+
+def test_comments_on_lines_that_are_not_tensors(tmp_path):
+    src = GOOD.replace("    B, L, D = x.shape\n", "    B, L, D = x.shape                                   # B, L, D\n") \
+              .replace("    d = D // H\n", "    d = D // H                                          # (d_head,)\n")
+    result, _ = narrate(tmp_path, src)
+    assert result["not_tensor"] == [line_of(src, "B, L, D = x.shape"), line_of(src, "d = D // H")]
+    assert result["wrong"] == [] and result["annotated"] == 10
+    assert "lines 6, 9: a shape comment where no tensor is assigned" in result["line"]
+
+
+def test_a_comment_on_a_continuation_line_and_a_branch_not_taken(tmp_path):
+    src = textwrap.dedent('''\
+        import torch
+
+
+        def f(x, mask=None):
+            y = (x
+                 * 2)              # (B, L)
+            if mask is not None:
+                y = y.masked_fill(mask, 0.0)    # (B, L)
+            return y
+        ''')
+    module, path = load(tmp_path, src)
+    result = check_narration(src, record_shapes(module.f, (torch.zeros(2, 5),), {}, path), known_sizes(B=2, L=5))
+    assert result["right"] == 1 and result["not_run"] == [line_of(src, "masked_fill")]
+
+
+def test_numbers_and_ellipsis(tmp_path):
+    src = "import torch\n\n\ndef f(x):\n    a = x[:, None, None, :]   # (B, 1, 1, S)\n" \
+          "    b = a.sum(0)             # (..., S)\n    c = a.sum(0)             # (..., 1, 2, S)\n    return c\n"
+    module, path = load(tmp_path, src)
+    result = check_narration(src, record_shapes(module.f, (torch.zeros(2, 7),), {}, path), known_sizes(B=2, S=7))
+    assert result["right"] == 2 and [w["line"] for w in result["wrong"]] == [7]
+
+
+# -- the representative calls, on every exercise ------------------------------------------------
+EXERCISES = sorted(p.stem for p in (REPO / "solutions").glob("[0-9][0-9]_*.py"))
+
+
+def annotate(source, record, known):
+    """The source with a correct shape comment on every line that assigned a tensor."""
+    cover, _ = narration._statements(source)
+    by_value = {}
+    for name, value in known.items():
+        by_value.setdefault(value, name)
+    want = {}
+    for raw, items in record["lines"].items():
+        stmt = cover.get(int(raw), int(raw))
+        want.setdefault(stmt, items[0][1])
+    import io
+    import tokenize
+    comments = {t.start[0]: t.start[1] for t in tokenize.generate_tokens(io.StringIO(source).readline)
+                if t.type == tokenize.COMMENT}
+    lines = source.split("\n")
+    for line, shape in want.items():
+        text = "(" + ", ".join(by_value.get(s, str(s)) for s in shape) + ("," if len(shape) == 1 else "") + ")"
+        code = lines[line - 1][:comments[line]] if line in comments else lines[line - 1]
+        lines[line - 1] = code.rstrip() + "  # " + text
+    return "\n".join(lines), len(want)
+
+
+@pytest.mark.parametrize("name", EXERCISES)
+def test_representative_call_on_the_reference_and_generated_comments_are_all_right(tmp_path, name):
+    source = (REPO / "solutions" / f"{name}.py").read_text()
+    module, path = load(tmp_path, source, "ref_" + name)
+    fn, args, kwargs, known = narration.representative(name[:2], module)
+    sizes = [v for k, v in known.items() if k not in ("D", "d_model", "d", "d_head")]
+    assert len(sizes) == len(set(sizes)), f"{name}: the representative sizes must all differ: {known}"
+    record = record_shapes(fn, args, kwargs, path)
+    assert record["error"] is None and (record["lines"] or record["returns"]), record
+    annotated, n = annotate(source, record, known)
+    result = check_narration(annotated, record, known)
+    # Every line that assigned a tensor now carries a right comment (the reference's own comments
+    # on other lines, returns among them, are checked too and must be right).
+    assert result["wrong"] == [] and result["right"] == result["annotated"] >= n, (result, annotated)
+    assert result["tensor_lines"] == result["annotated"]
+
+
+@pytest.mark.parametrize("name", EXERCISES)
+def test_representative_call_on_the_stub_records_the_error(tmp_path, name):
+    module, path = load(tmp_path, (REPO / "exercises" / f"{name}.py").read_text(), "stub_" + name)
+    try:
+        fn, args, kwargs, known = narration.representative(name[:2], module)
+    except NotImplementedError:
+        return                                         # 13: its cache cannot even be built
+    record = record_shapes(fn, args, kwargs, path)
+    assert record["error"] == "NotImplementedError"
+    result = check_narration(module.__doc__ and (REPO / "exercises" / f"{name}.py").read_text(), record, known)
+    assert result["annotated"] == 0
+
+
+def test_several_ellipses_and_arrows(tmp_path):
+    src = "import torch\n\n\ndef f(x):\n    m = x.amax(1, keepdim=True)   # (..., 1, ...) max along dim 1\n" \
+          "    s = x @ x.transpose(-2, -1)  # (B, L, D) @ (B, D, L) -> (B, L, L)\n" \
+          "    t = x.sum(1)                 # (..., 1, ...)\n    return m\n"
+    module, path = load(tmp_path, src)
+    result = check_narration(src, record_shapes(module.f, (torch.zeros(2, 5, 3),), {}, path), known_sizes(B=2, L=5))
+    assert result["right"] == 2 and [w["line"] for w in result["wrong"]] == [7], result
+
+
+def test_products_need_their_symbols(tmp_path):
+    src = "import torch\n\n\ndef f(x):\n    y = x.flatten(1)   # (B, L*D)\n    z = x.flatten(1)   # (B, L*Q)\n" \
+          "    w = x.flatten(1)   # (B, Z*D)\n    return y\n"
+    module, path = load(tmp_path, src)
+    result = check_narration(src, record_shapes(module.f, (torch.zeros(2, 5, 3),), {}, path), known_sizes(B=2, L=5, D=3))
+    assert result["right"] == 1
+    assert [(w["line"], w["why"]) for w in result["wrong"]] == [(6, "L*Q uses a symbol not bound yet"),
+                                                                (7, "Z*D uses a symbol not bound yet")]
