@@ -88,14 +88,14 @@ def main(argv=None):
     course = args.classroom or bool(args.gradescope) or args.require_isolation
     weak_ok = args.allow_weak_isolation or os.environ.get("GRADER_ALLOW_WEAK_ISOLATION") == "1"
 
-    if directory.resolve() == (REPO / "exercises").resolve():
-        from .study import recover
-        recover()           # a drill killed outright left a fresh stub in place of the learner's file
     from .sandbox.zygote import Zygote
     if args.device == "cpu":
         bound_the_grader()
     jobs = min(len(exercises), int(os.environ.get("GRADER_JOBS", min(2, os.cpu_count() or 1))))
     zygote = Zygote(max(jobs, 1), args.device)    # imports torch while this process does the same
+    if directory.resolve() == (REPO / "exercises").resolve():
+        from .study import recover
+        recover()           # a drill killed outright left a fresh stub in place of the learner's file
     from . import session   # imports torch: after the arguments are known to be good
     from .sandbox import IsolationError, course_minimum
     require = course_minimum(os.geteuid() == 0) if course and not weak_ok else ()

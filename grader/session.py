@@ -244,10 +244,10 @@ def run(exercises, directory, seed, device="cpu", zygote=None, require=()):
     hands its results back as JSON, never as a pickle.
     """
     torch.set_num_threads(1)   # tiny tensors; and a process that never spun threads forks safely
-    jobs = min(len(exercises), int(os.environ.get("GRADER_JOBS", min(2, os.cpu_count() or 1))))
     own = zygote is None
     if own:
-        zygote = Zygote(max(jobs, 1), device)
+        zygote = Zygote(min(len(exercises), int(os.environ.get("GRADER_JOBS", min(2, os.cpu_count() or 1)))), device)
+    jobs = min(len(exercises), len(zygote.sockets))      # one channel to the zygote per worker
     try:
         layers = check_isolation(zygote.channel(0), require)
         if jobs <= 1:

@@ -138,7 +138,7 @@ class Sandbox:
         name = probe.__name__
         if name not in self._probes:
             self._probes[name] = probe_source(probe)
-        request = wire.pickle_request(("call", name, self._probes[name], args, kwargs))
+        request = wire.request(("call", name, self._probes[name], args, kwargs))
         start = time.monotonic()
         try:
             deadline, budget_bound = self._deadline(start)
@@ -289,7 +289,7 @@ class Sandbox:
         uid = None
         if ready["root"]:
             uid = UID_BASE + (os.getpid() % 500_000) * 64 + _SANDBOXES[0] % 64
-        landlock = python_roots() + [p for p in ("/usr", "/lib", "/lib64", "/etc/ld.so.cache") if os.path.exists(p)]
+        landlock = [*python_roots()] + [p for p in ("/usr", "/lib", "/lib64", "/etc/ld.so.cache") if os.path.exists(p)]
         try:
             self.child = self.channel.spawn(
                 [requests_r, replies_w, self.output.fileno()], token=self.token.hex(), uid=uid,
@@ -319,7 +319,7 @@ class Sandbox:
             if missing:
                 self.close()
                 raise IsolationError(isolation_refusal(missing, report["why"]))
-            self._send(wire.pickle_request({"source": self.source, "filename": self.filename,
+            self._send(wire.request({"source": self.source, "filename": self.filename,
                                             "module": self.module_name, "encoding": self.encoding}), deadline)
             kind, payload = self._read_reply(deadline)
         except TimeoutError:

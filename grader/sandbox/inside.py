@@ -22,7 +22,6 @@ import importlib.util  # noqa: E402
 import json  # noqa: E402
 import linecache  # noqa: E402
 import math  # noqa: E402
-import pickle  # noqa: E402
 import select  # noqa: E402
 import signal  # noqa: E402
 import socket  # noqa: E402
@@ -308,12 +307,12 @@ def _serve(req, requests, send):
         reply(True, payload)
 
 
-def _read_request(fd):
+def _read_request(fd, decode=wire.decode_request):
     header = _read_all(fd, 8)
     if header is None:
         return None
     body = _read_all(fd, struct.unpack("<Q", header)[0])
-    return None if body is None else pickle.loads(body)   # from the grader: trusted direction
+    return None if body is None else decode(body)
 
 
 def _read_all(fd, n):

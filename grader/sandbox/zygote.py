@@ -4,6 +4,7 @@ out one control channel per grading worker, and end it.
 Imports nothing heavy, so `python -m grader` starts the zygote (which imports torch) before it
 imports torch itself: the two imports overlap.
 """
+import functools
 import json
 import os
 import select
@@ -123,6 +124,7 @@ def _sandbox_env():
     return env
 
 
+@functools.lru_cache(maxsize=None)
 def python_roots():
     """Folders the sandbox may read: Python, its packages, the system's libraries; never the
     repository (a virtual environment inside it aside)."""
@@ -137,7 +139,7 @@ def python_roots():
         if r != "/" and (not inside_repo or in_venv):
             keep.add(r)
     # a folder already beneath another needs no entry of its own
-    return sorted(r for r in keep if not any(r != o and r.startswith(o + os.sep) for o in keep))
+    return tuple(sorted(r for r in keep if not any(r != o and r.startswith(o + os.sep) for o in keep)))
 
 
 def _bwrap_path():
@@ -201,7 +203,7 @@ def _bwrap_args(path, device, proc):
     # private /proc, /dev, /tmp and /dev/shm first: a bind below /tmp (a grader copied there) stays seen
     args += proc + (["--dev-bind", "/dev", "/dev"] if device != "cpu" else ["--dev", "/dev"])
     args += ["--tmpfs", "/tmp", "--tmpfs", "/dev/shm"]
-    binds = [r for r in python_roots() + [HERE] if not r.startswith("/usr/")]
+    binds = [r for r in [*python_roots(), HERE] if not r.startswith("/usr/")]
     # the folders above them, traversable by the sandbox's uid (bubblewrap would make them 0700)
     parents = sorted({os.path.dirname(b.rstrip("/")) for b in binds + ["/etc/ld.so.cache"]} - {"/"},
                      key=lambda p: p.count("/"))
