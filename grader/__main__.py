@@ -26,6 +26,9 @@ def parse(argv):
                         help="GitHub Classroom: write result=<base64 JSON> to $GITHUB_OUTPUT (else print it); exit 0")
     parser.add_argument("--gradescope", metavar="FILE", help="also write Gradescope's results.json")
     parser.add_argument("--junit", metavar="FILE", help="also write the report as JUnit XML")
+    parser.add_argument("--narrate", action="store_true",
+                        help="also check the shape comments in your code against the real shapes (no points; "
+                             "drills and interviews score it)")
     parser.add_argument("--require-isolation", action="store_true",
                         help="refuse to grade unless the sandbox has the course minimum of isolation "
                              "(implied by --classroom, --gradescope and batch)")
@@ -100,7 +103,7 @@ def main(argv=None):
     from .sandbox import IsolationError, course_minimum
     require = course_minimum(os.geteuid() == 0) if course and not weak_ok else ()
     try:
-        results = session.run(exercises, directory, seed, args.device, zygote, require)
+        results = session.run(exercises, directory, seed, args.device, zygote, require, args.narrate)
     except IsolationError as e:
         print(f"python -m grader: {e}", file=sys.stderr)
         return 3

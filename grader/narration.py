@@ -23,16 +23,11 @@ free text, or a bare list of two or more, `B, L, D`. A dimension is a symbol, a 
 product such as `H*d_head` or `D//H`, or `...` (any number of leading dimensions, once).
 Narration earns no points in the grade; drills and interviews score it.
 
-Wiring it into a grading run (not done here):
-  in the sandbox child, after the exercise's tests:
-      fn, args, kwargs, known = representative(exercise_id, learner_module)   # sizes all distinct
-      record = record_shapes(fn, args, kwargs, learner_module.__file__)        # plain data
-  (the child's audit hook refuses `sys.settrace`: allow it for this one call); any exception
-  there means "no narration", never a lost point. In the grader:
-      result = check_narration(source, record, known)
-  and put `result` (tensor_lines, annotated, right, wrong, not_tensor, not_run, line) in the
-  exercise's JSON as "narration", and result["line"] in the report. grader/interview.py reads
-  entry["narration"] for its scorecard. One traced call costs tens of milliseconds.
+In a grading run (`python -m grader NN --narrate`, as watch, drill and interview call it): after an
+exercise's tests, session.py runs the probe `narrate` below in that exercise's sandbox, with the
+watch off and the audit hook on (which lets this probe's tracer through), and checks its record
+against the learner's comments here, in the grader; the result is the exercise's "narration" in
+the JSON and one line in the report. Any failure there means no narration, never a lost point.
 """
 import io
 import re
@@ -203,6 +198,12 @@ def representative(exercise_id, module):
             return module.attention_backward(dout, cache)
         return call, (), {}, known
     raise ValueError(f"no representative call for exercise {exercise_id!r}")
+
+
+def narrate(module, exercise_id, filename):
+    """Probe: runs in the sandbox, on the learner's module; the record and the sizes it used."""
+    fn, args, kwargs, known = representative(exercise_id, module)
+    return record_shapes(fn, args, kwargs, filename), known
 
 
 # -- 2. the checker (pure) -----------------------------------------------------------------------

@@ -37,6 +37,7 @@ def to_json(results, seed):
             "score": r.score, "max_score": r.max_score, "status": r.status,
             "error": r.import_error or "; ".join(r.forbidden),
             "pattern": r.pattern,
+            **({"narration": r.narration} if r.narration else {}),
             "tests": [{"name": t.name, "description": t.doc, "category": t.category, "passed": t.passed,
                        "score": t.max_score if t.passed and not r.forbidden else 0.0,
                        "max_score": t.max_score, "message": t.message} for t in r.tests],
@@ -71,6 +72,8 @@ def render(results, seed, directory, selection_args="", stream=None, max_failure
         head = f"  {r.exercise.id} {r.exercise.name:<{width}}{r.score:5.1f}/{r.max_score:g}  {paint(bar)}  "
         lines.append(head + (paint(STATUS_WORDS[r.status]) if r.status != "in progress" else cats))
         lines += _details(r, style, max_failures)
+        if r.narration and r.narration.get("line"):
+            lines.append("       " + style.dim(r.narration["line"]))
     total = sum(r.score for r in results)
     top = sum(r.max_score for r in results)
     lines += ["", style.bold(f"Total {total:.1f} / {top:g}"), _next_step(results, style),

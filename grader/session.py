@@ -124,6 +124,7 @@ class ExerciseResult:
     printed: str = ""
     pattern: str = ""
     layers: list = field(default_factory=list)   # the sandbox's isolation layers, as it reported them
+    narration: dict = None                        # the shape comments checked (with --narrate)
 
     @property
     def max_score(self):
@@ -153,8 +154,9 @@ class ExerciseResult:
 
 
 class GraderPlugin:
-    def __init__(self, exercises, directory, seed, device="cpu", channel=None, require=()):
+    def __init__(self, exercises, directory, seed, device="cpu", channel=None, require=(), narrate=False):
         self.seed = seed
+        self.narrate = narrate
         self.device = device
         self.channel, self.require = channel, require
         self.directory = Path(directory)
@@ -213,7 +215,20 @@ class GraderPlugin:
             result.printed = sub.box.printed() if sub.source is not None else ""
             result.pattern = pattern(sub.outcomes)
             result.layers = list(sub.box.layers)
+            if self.narrate and sub.source is not None and not sub.box.spent:
+                result.narration = _narration(sub)
             sub.box.close()
+
+
+def _narration(sub):
+    """The learner's shape comments against the real shapes of one representative call, traced in
+    the sandbox; None when that call cannot be made. It earns no points."""
+    from .narration import check_narration, narrate
+    try:
+        record, known = sub.box.call_unwatched(narrate, sub.exercise.id, sub.box.filename)
+        return check_narration(sub.source, record, known)
+    except Exception:
+        return None
 
 
 def _explain(exc):
@@ -236,7 +251,7 @@ def _explain_raw(exc):
     return "grader", f"internal grader error ({type(exc).__name__}: {exc}); please report it"
 
 
-def run(exercises, directory, seed, device="cpu", zygote=None, require=()):
+def run(exercises, directory, seed, device="cpu", zygote=None, require=(), narrate=False):
     """Grades `exercises` found in `directory`; returns their ExerciseResults in order.
 
     Submissions run in children of one sandboxed zygote (sandbox/). With several cores, the
@@ -251,9 +266,9 @@ def run(exercises, directory, seed, device="cpu", zygote=None, require=()):
     try:
         layers = check_isolation(zygote.channel(0), require)
         if jobs <= 1:
-            results = _run_here(exercises, directory, seed, device, zygote.channel(0), require)
+            results = _run_here(exercises, directory, seed, device, zygote.channel(0), require, narrate)
         else:
-            results = _run_in_workers(exercises, directory, seed, device, zygote, require, jobs)
+            results = _run_in_workers(exercises, directory, seed, device, zygote, require, jobs, narrate)
     finally:
         if own:
             zygote.close()
@@ -274,7 +289,7 @@ def check_isolation(channel, require):
     return list(box.layers)
 
 
-def _run_in_workers(exercises, directory, seed, device, zygote, require, jobs):
+def _run_in_workers(exercises, directory, seed, device, zygote, require, jobs, narrate):
     workers = []
     for i in range(jobs):
         read_end, write_end = os.pipe()
@@ -284,7 +299,7 @@ def _run_in_workers(exercises, directory, seed, device, zygote, require, jobs):
             zygote.keep_only(i)
             code = 0
             try:
-                mine = _run_here(exercises[i::jobs], directory, seed, device, zygote.channel(i), require)
+                mine = _run_here(exercises[i::jobs], directory, seed, device, zygote.channel(i), require, narrate)
                 payload = {"ok": [_plain(r) for r in mine]}
             except BaseException as e:
                 payload, code = {"error": f"{type(e).__name__}: {e}"}, 1
@@ -332,8 +347,8 @@ def _from_plain(d, exercise):
     return ExerciseResult(**d)
 
 
-def _run_here(exercises, directory, seed, device, channel, require):
-    plugin = GraderPlugin(exercises, directory, seed, device, channel, require)
+def _run_here(exercises, directory, seed, device, channel, require, narrate=False):
+    plugin = GraderPlugin(exercises, directory, seed, device, channel, require, narrate)
     args = [str(ex.test_module) for ex in exercises] + [
         "-c", str(GRADER_DIR / "pytest.ini"), "--rootdir", str(GRADER_DIR),
         "-p", "no:cacheprovider", "-p", "no:terminal", "-p", "no:stepwise", "--noconftest",

@@ -451,7 +451,7 @@ def grade(ex, screen):
     fd, tmp = tempfile.mkstemp(prefix=".study.", suffix=".json", dir=STATE_DIR)
     os.close(fd)
     try:
-        subprocess.run([sys.executable, "-m", "grader", ex.id, "--json", tmp], cwd=REPO)
+        subprocess.run([sys.executable, "-m", "grader", ex.id, "--narrate", "--json", tmp], cwd=REPO)
         report = load_json(tmp, None)
     finally:
         Path(tmp).unlink(missing_ok=True)

@@ -57,7 +57,7 @@ class MultiHeadAttention(nn.Module):
             mask = mask | (j > i + (S - L))                           # bottom-right aligned
         if key_padding_mask is not None:
             # Padding hides keys (last axis) from every head and every query.
-            mask = mask | key_padding_mask[:, None, None, :]          # (B, 1, 1, S)
+            mask = mask | key_padding_mask[:, None, None, :]          # (B, 1, L, S): padding (B, 1, 1, S) broadcast
         # Finite fill: a query that sees no key gets uniform weights instead of NaN.
         scores = scores.masked_fill(mask, torch.finfo(scores.dtype).min)
 

@@ -46,7 +46,7 @@ def flash_attention(q, k, v, causal=False, scale=None, block_size=64):
             if causal and k1 - 1 > q0 + offset:                   # block crosses the diagonal
                 i = torch.arange(q0, q1, device=q.device)[:, None]
                 j = torch.arange(k0, k1, device=q.device)[None, :]
-                s = s.masked_fill(j > i + offset, -math.inf)     # (Bq, Bk) mask, one tile only
+                s = s.masked_fill(j > i + offset, -math.inf)     # (B, H, Bq, Bk): a (Bq, Bk) mask, one tile only
 
             m_new = torch.maximum(m, s.amax(dim=-1))              # (B, H, Bq)
             # A row that has seen no key yet has m_new = -inf; shift it by 0 instead, since

@@ -16,12 +16,13 @@ EXERCISES = all_exercises()
 IDS = [ex.id for ex in EXERCISES]
 
 
-def grade(path, *ids, seed=1, env=None, timeout=600):
+def grade(path, *ids, seed=1, env=None, timeout=600, extra=()):
     """Runs `python -m grader` on `path`; returns (exit code, JSON report, printed text)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "report.json"
         proc = subprocess.run(
-            [sys.executable, "-m", "grader", *ids, "--path", str(path), "--seed", str(seed), "--json", str(out)],
+            [sys.executable, "-m", "grader", *ids, "--path", str(path), "--seed", str(seed), "--json", str(out),
+             *extra],
             cwd=REPO, capture_output=True, text=True, timeout=timeout,
             env={**os.environ, "NO_COLOR": "1", **(env or {})})
         report = json.loads(out.read_text()) if out.exists() else None

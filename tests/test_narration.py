@@ -341,3 +341,22 @@ def test_products_need_their_symbols(tmp_path):
     assert result["right"] == 1
     assert [(w["line"], w["why"]) for w in result["wrong"]] == [(6, "L*Q uses a symbol not bound yet"),
                                                                 (7, "Z*D uses a symbol not bound yet")]
+
+
+# -- wired into a grading run: `python -m grader NN --narrate`, traced inside the sandbox ------------
+def test_the_grader_reports_narration_from_the_sandbox_and_only_when_asked(tmp_path):
+    from helpers import grade, submission
+    reference = (REPO / "solutions" / "07_merge_heads.py").read_text()
+    wrong = reference.replace("x.transpose(1, 2)                      # (B, L, H, d_head)",
+                              "x.transpose(1, 2)                      # (B, H, L, d_head)", 1)
+    assert wrong != reference
+    folder = submission(tmp_path, {"07_merge_heads.py": wrong})
+    code, report, text = grade(folder, "07", seed=3, extra=["--narrate"])
+    ex = report["exercises"][0]
+    assert ex["score"] == 10.0, text            # narration earns and costs no points
+    n = ex["narration"]
+    assert n["wrong"] and "says (B, H, L, d_head), the tensor is (B, L, H, d_head)" in n["line"], n
+    assert n["line"] in text
+    code, plain, text = grade(folder, "07", seed=3)
+    assert "narration" not in plain["exercises"][0] and "narration:" not in text
+    assert plain["exercises"][0]["score"] == 10.0

@@ -67,6 +67,8 @@ def call_keeping_inputs(module, name, *args, **kwargs):
 
 
 PROBE_SPACE = {"torch", "numpy", "np", "math", "time"}      # what inside.py gives every probe
+PROBE_MODULES = {"torch", "numpy", "math", "time", "sys", "re", "io", "tokenize", "itertools", "functools",
+                 "collections"}                          # what else a probe may import there
 
 
 def probe_source(fn, seen=None):
@@ -75,7 +77,7 @@ def probe_source(fn, seen=None):
     seen = set() if seen is None else seen
     seen.add(fn.__name__)
     parts = []
-    for name in fn.__code__.co_names:
+    for name in dict.fromkeys(_global_names(fn.__code__)):
         if name in seen or name in PROBE_SPACE or name not in fn.__globals__:
             continue
         value = fn.__globals__[name]
@@ -84,15 +86,27 @@ def probe_source(fn, seen=None):
         elif _plain_constant(value):
             seen.add(name)
             parts.append(f"{name} = {value!r}\n")
+        elif inspect.ismodule(value) and value.__name__.split(".")[0] in PROBE_MODULES:
+            seen.add(name)
+            parts.append(f"import {value.__name__} as {name}\n" if "." not in value.__name__ or name != value.__name__
+                         else f"import {value.__name__}\n")
         elif not inspect.ismodule(value):
             raise TypeError(f"probe {fn.__name__} uses {name}, which cannot travel to the sandbox")
     return "".join(parts) + inspect.getsource(fn)
 
 
+def _global_names(code):
+    """Names a function's code may look up, its nested functions' included."""
+    yield from code.co_names
+    for const in code.co_consts:
+        if inspect.iscode(const):
+            yield from _global_names(const)
+
+
 def _plain_constant(value):
     if isinstance(value, (str, int, float, bool, type(None))):
         return True
-    return isinstance(value, (tuple, list, frozenset)) and all(_plain_constant(v) for v in value)
+    return isinstance(value, (tuple, list, set, frozenset)) and all(_plain_constant(v) for v in value)
 
 
 def clean(text, limit=2000):
@@ -129,6 +143,13 @@ class Sandbox:
 
     # -- calls ---------------------------------------------------------------------------------
     def call(self, probe, *args, **kwargs):
+        return self._call(probe, True, args, kwargs)
+
+    def call_unwatched(self, probe, *args, **kwargs):
+        """A call the grade does not rest on (narration): the watch is off, the audit hook on."""
+        return self._call(probe, False, args, kwargs)
+
+    def _call(self, probe, watched, args, kwargs):
         if self.spent:
             raise SubmissionError("spent", self.spent)
         if self.child is None:
@@ -138,7 +159,7 @@ class Sandbox:
         name = probe.__name__
         if name not in self._probes:
             self._probes[name] = probe_source(probe)
-        request = wire.request(("call", name, self._probes[name], args, kwargs))
+        request = wire.request(("call", name, self._probes[name], args, kwargs, watched))
         start = time.monotonic()
         try:
             deadline, budget_bound = self._deadline(start)

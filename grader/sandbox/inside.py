@@ -286,7 +286,7 @@ def _serve(req, requests, send):
         request = _read_request(requests)
         if request is None:
             return
-        _, name, probe_source, args, kwargs = request
+        _, name, probe_source, args, kwargs, watched = request
         if name not in probes:
             space = {"torch": torch, "numpy": numpy, "np": numpy, "math": math, "time": time}
             exec(compile(probe_source, f"<grader probe {name}>", "exec"), space)
@@ -295,9 +295,12 @@ def _serve(req, requests, send):
             args, kwargs = _to_device((args, kwargs), req["device"])
         watch.reset()
         try:
-            with mode:
+            if watched:
+                with mode:
+                    result = probes[name](module, *args, **kwargs)
+                mode.check()
+            else:       # a call no grade rests on (narration, which traces)
                 result = probes[name](module, *args, **kwargs)
-            mode.check()
             for kind in wire.disguised(result):
                 watch.note(f"a {kind} returned in place of a plain tensor (a subclass can lie about its values)")
             payload = encode(result)
@@ -519,6 +522,8 @@ def _install_audit(filename, watch, harness):
             elif event in _SPYING_EVENTS:
                 if event.startswith("object.__") and not from_submission():
                     return
+                if event == "sys.settrace" and getframe(2).f_code.co_filename.startswith("<grader probe"):
+                    return          # narration's tracer
                 refuse(f"{event} (reading or changing the grader's memory)", RuntimeError)
             elif event.startswith(("ctypes.", "cffi.")) or event in ("sys._getframe", "import") and (
                     event != "import" or (args and str(args[0]).split(".")[0] in ("ctypes", "_ctypes", "cffi"))):
