@@ -30,6 +30,9 @@ UID_BASE = 1_800_000_000       # sandboxes started as root run as uids from here
 # limits, its own session (no terminal), the grader's private files proved unreadable (by
 # namespaces, Landlock or permissions) and, when the grader runs as root, a uid of its own.
 COURSE_MINIMUM = ("seccomp", "rlimits", "session", "hidden")
+# Layers switched off on purpose (to see what each adds, or where one misbehaves): the report
+# then shows them missing, and a course's grade refuses to run without them.
+DISABLED = [name.strip() for name in os.environ.get("GRADER_DISABLE_LAYERS", "").split(",") if name.strip()]
 # What the sandbox must not be able to read: the proof behind "hidden".
 PRIVATE = [os.path.join(REPO, "grader", "tests"), os.path.join(REPO, "solutions"),
            os.path.join(REPO, "grader", "session.py")]
@@ -316,7 +319,7 @@ class Sandbox:
                 [requests_r, replies_w, self.output.fileno()], token=self.token.hex(), uid=uid,
                 memory=MEMORY_LIMIT, cpu_seconds=int(EXERCISE_BUDGET + CALL_TIMEOUT) + 5,
                 output_bytes=OUTPUT_LIMIT, namespaces=bool(self.channel.zygote.bwrap), hidden=PRIVATE,
-                readable=landlock if ready["landlock_abi"] else None, **self.settings)
+                readable=landlock if ready["landlock_abi"] else None, disable=DISABLED, **self.settings)
         finally:
             os.close(requests_r)
             os.close(replies_w)
@@ -390,5 +393,5 @@ def isolation_refusal(missing, why):
     lines = [f"  - {name}: {why.get(name) or (namespaces_refusal() if name == 'namespaces' else 'not available')}"
              for name in missing]
     return ("refusing to grade: the sandbox lacks the isolation a course grade needs:\n" + "\n".join(lines) +
-            "\nRun as root or where bubblewrap can make namespaces (see README, 'What the grader guarantees'), "
+            "\nSee the README, 'What the grader guarantees', for where each layer works, "
             "or pass --allow-weak-isolation (GRADER_ALLOW_WEAK_ISOLATION=1) to grade anyway.")

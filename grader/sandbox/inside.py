@@ -40,8 +40,8 @@ import wire  # noqa: E402
 # What exercises may import without reading Python's folders again after the lockdown.
 PRELOAD = ("abc", "collections", "contextlib", "copy", "dataclasses", "enum", "functools", "itertools",
            "numbers", "operator", "random", "re", "string", "typing", "warnings", "statistics", "fractions")
-HARNESS = ("wire", "watch", "lockdown", "inside", "pyseccomp")
-PRIVATE_ROOTS = ("grader", "solutions", "exercises", "tests", "conftest", "bench") + HARNESS
+HARNESS_MODULES = ("wire", "watch", "lockdown", "inside", "pyseccomp")
+PRIVATE_ROOTS = ("grader", "solutions", "exercises", "tests", "conftest", "bench") + HARNESS_MODULES
 HARNESS = {"busy": 0}          # > 0 while the harness itself runs: the guards let it by
 FRAME_HOLDERS = {"tb_frame", "gi_frame", "cr_frame", "ag_frame"}      # how Python code reaches a frame
 FRAME_ATTRS = FRAME_HOLDERS | {"f_code", "gi_code", "cr_code", "ag_code", "__code__"}
@@ -168,6 +168,9 @@ def _lock_down(req):
     layers, failures = [], {}
 
     def attempt(name, apply):
+        if name in req["disable"]:
+            failures[name] = "switched off by GRADER_DISABLE_LAYERS"
+            return
         try:
             apply()
             layers.append(name)
@@ -181,19 +184,24 @@ def _lock_down(req):
         pass
     if req["uid"] is not None:
         attempt("uid", lambda: lockdown.drop_to(req["uid"]))
+    elif os.geteuid() == 0:
+        failures["uid"] = "no uid of its own was asked for"
     try:
         lockdown.prctl(lockdown.PR_SET_DUMPABLE, 0)     # no other process of this uid reads this one
     except Exception:
         pass
     memory = None
     if req["memory"] and req["device"] == "cpu":
-        with open("/proc/self/statm") as f:
-            memory = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE") + req["memory"]
+        try:
+            with open("/proc/self/statm") as f:
+                memory = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE") + req["memory"]
+        except OSError:
+            failures["memory"] = "no /proc here: memory not limited"
     attempt("rlimits", lambda: lockdown.limit(memory, req["cpu_seconds"], req["output_bytes"]))
     if req["readable"] is not None:
         attempt("landlock", lambda: lockdown.landlock(req["readable"]))
     attempt("seccomp", lockdown.seccomp)
-    if req["namespaces"]:
+    if req["namespaces"] and "namespaces" not in req["disable"]:
         layers.append("namespaces")
     attempt("hidden", lambda: lockdown.cannot_read(req["hidden"]))
     return layers, failures
@@ -370,7 +378,7 @@ class _GuardedMode:
 def _hide_harness(report):
     """The grader's helpers leave the submission's view: modules, paths, __main__."""
     for name in list(sys.modules):
-        if name.split(".")[0] in HARNESS or name == "__main__":
+        if name.split(".")[0] in HARNESS_MODULES or name == "__main__":
             del sys.modules[name]
     sys.modules["__main__"] = types.ModuleType("__main__")
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != HERE and p not in ("", ".")]
