@@ -184,3 +184,12 @@ def test_course_modes_refuse_a_weak_sandbox_and_say_why(tmp_path):
     assert {"seccomp", "rlimits", "session", "hidden"} <= layers, layers
     if os.geteuid() == 0:
         assert "uid" in layers, layers
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the uid drop happens only as root")
+def test_as_root_a_failed_uid_drop_stops_any_run(tmp_path):
+    folder = submission(tmp_path, {"02_split_heads.py": REPO / "solutions" / "02_split_heads.py"})
+    proc = subprocess.run([sys.executable, "-m", "grader", "02", "--path", str(folder), "--allow-weak-isolation"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "GRADER_DISABLE_LAYERS": "uid"})
+    assert proc.returncode == 3 and "uid of its own" in proc.stderr, proc.stdout + proc.stderr

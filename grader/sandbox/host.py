@@ -311,6 +311,7 @@ class Sandbox:
         ready = self.channel.zygote.wait_ready()
         _SANDBOXES[0] += 1
         uid = None
+        self.root = ready["root"]
         if ready["root"]:
             uid = UID_BASE + (os.getpid() % 500_000) * 64 + _SANDBOXES[0] % 64
         landlock = [*python_roots()] + [p for p in ("/usr", "/lib", "/lib64", "/etc/ld.so.cache") if os.path.exists(p)]
@@ -339,7 +340,8 @@ class Sandbox:
                 raise self._garbled()
             report = json.loads(payload)
             self.layers = report["layers"]
-            missing = missing_layers(self.layers, self.settings["require"])
+            # as root, a uid of its own is never optional: a failed drop stops the run, course or not
+            missing = missing_layers(self.layers, [*self.settings["require"], *(["uid"] if self.root else [])])
             if missing:
                 self.close()
                 raise IsolationError(isolation_refusal(missing, report["why"]))
@@ -381,7 +383,7 @@ class Sandbox:
 
 
 def missing_layers(layers, required):
-    return [name for name in required if name not in layers]
+    return list(dict.fromkeys(name for name in required if name not in layers))
 
 
 def course_minimum(root):
@@ -392,6 +394,7 @@ def course_minimum(root):
 def isolation_refusal(missing, why):
     lines = [f"  - {name}: {why.get(name) or (namespaces_refusal() if name == 'namespaces' else 'not available')}"
              for name in missing]
-    return ("refusing to grade: the sandbox lacks the isolation a course grade needs:\n" + "\n".join(lines) +
-            "\nSee the README, 'What the grader guarantees', for where each layer works, "
-            "or pass --allow-weak-isolation (GRADER_ALLOW_WEAK_ISOLATION=1) to grade anyway.")
+    hint = ("\nAs root, a submission never runs without a uid of its own." if missing == ["uid"] else
+            "\nSee the README, 'What the grader guarantees', for where each layer works, or pass "
+            "--allow-weak-isolation (GRADER_ALLOW_WEAK_ISOLATION=1) to grade anyway.")
+    return "refusing to grade: the sandbox lacks isolation this run requires:\n" + "\n".join(lines) + hint
