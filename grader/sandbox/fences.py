@@ -15,8 +15,6 @@ import numpy
 import torch
 
 import watch as watching
-
-HERE = os.path.dirname(os.path.abspath(__file__))
 BUSY = {"busy": 0}          # > 0 while the harness itself runs: the guards let it by
 FRAME_HOLDERS = {"tb_frame", "gi_frame", "cr_frame", "ag_frame"}      # how Python code reaches a frame
 FRAME_ATTRS = FRAME_HOLDERS | {"f_code", "gi_code", "cr_code", "ag_code", "__code__"}
@@ -146,14 +144,14 @@ _SPYING_EVENTS = {"gc.get_objects", "gc.get_referrers", "gc.get_referents", "sys
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
 
 
-def install_audit(filename, watch, harness):
+def install_audit(filename, watch, harness, readable):
     """Python's audit hooks see what the operating system's layers may not be there to stop on
     every machine: processes, signals, writing or reading files outside Python, frames, gc,
     ctypes. Each is refused and scored as tampering. Not a sandbox by itself (CPython says so):
     a layer on top of lockdown.py's."""
     me = os.getpid()
     getframe = sys._getframe
-    readable = tuple(os.path.realpath(p) for p in _python_roots())
+    readable = tuple(os.path.realpath(p).rstrip("/") + ("/" if os.path.isdir(p) else "") for p in readable)
     busy = []
 
     def refuse(what, exc=PermissionError):
@@ -206,13 +204,6 @@ def install_audit(filename, watch, harness):
             busy.clear()
 
     sys.addaudithook(hook)
-
-
-def _python_roots():
-    roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, "/usr/lib", "/usr/lib64",
-             "/usr/share/zoneinfo", os.path.dirname(torch.__file__), os.path.dirname(numpy.__file__)}
-    roots.update(p for p in sys.path if p and os.path.isdir(p) and os.path.abspath(p) != HERE)
-    return sorted(r.rstrip("/") + "/" for r in roots if r)
 
 
 class Untouched:

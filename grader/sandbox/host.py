@@ -314,13 +314,14 @@ class Sandbox:
         self.root = ready["root"]
         if ready["root"]:
             uid = UID_BASE + (os.getpid() % 500_000) * 64 + _SANDBOXES[0] % 64
-        landlock = [*python_roots()] + [p for p in ("/usr", "/lib", "/lib64", "/etc/ld.so.cache") if os.path.exists(p)]
+        # what the child may read: Landlock enforces it where the kernel can, the audit hook everywhere
+        readable = [*python_roots()] + [p for p in ("/usr", "/lib", "/lib64", "/etc/ld.so.cache") if os.path.exists(p)]
         try:
             self.child = self.channel.spawn(
                 [requests_r, replies_w, self.output.fileno()], token=self.token.hex(), uid=uid,
                 memory=MEMORY_LIMIT, cpu_seconds=int(EXERCISE_BUDGET + CALL_TIMEOUT) + 5,
                 output_bytes=OUTPUT_LIMIT, namespaces=bool(self.channel.zygote.bwrap), hidden=PRIVATE,
-                readable=landlock if ready["landlock_abi"] else None, disable=DISABLED, **self.settings)
+                readable=readable, landlock=bool(ready["landlock_abi"]), disable=DISABLED, **self.settings)
         finally:
             os.close(requests_r)
             os.close(replies_w)

@@ -196,7 +196,7 @@ def _lock_down(req):
         except OSError:
             failures["memory"] = "no /proc here: memory not limited"
     attempt("rlimits", lambda: lockdown.limit(memory, req["cpu_seconds"], req["output_bytes"]))
-    if req["readable"] is not None:
+    if req["landlock"]:
         attempt("landlock", lambda: lockdown.landlock(req["readable"]))
     attempt("seccomp", lockdown.seccomp)
     if req["namespaces"] and "namespaces" not in req["disable"]:
@@ -236,7 +236,7 @@ def _serve(req, requests, send):
     fences.poison_library_routes(watch, harness)
     fences.guard_mode_stack(watch, harness, filename)
     fences.refuse_threads(watch)
-    fences.install_audit(filename, watch, harness)
+    fences.install_audit(filename, watch, harness, req["readable"])
 
     def reply(ok, payload):
         for what in intact.changed():
