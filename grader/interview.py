@@ -286,7 +286,7 @@ def scorecard(card):
                 acc = f"{n.get('right', 0)} right"
                 lines.append(f"Narration  {p['id']}: {cov}, {acc}")
     else:
-        lines.append("Narration  not measured: this grader does not report shape narration yet")
+        lines.append("Narration  not measured (no part reached a run that could trace it)")
     q = card.get("quiz")
     lines.append(f"Quiz       {q['right']}/{q['asked']} talking points right" if q else "Quiz       not taken")
     mistakes = {}
