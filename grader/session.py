@@ -11,6 +11,7 @@ import torch
 from .checks import Fail, pattern
 from .exercises import GRADER_DIR, POINTS_PER_EXERCISE
 from .guards import scan_source
+from .points import on_grid
 from .sandbox import Sandbox, SubmissionError, call_function
 
 
@@ -57,6 +58,7 @@ class TestResult:
     passed: bool = False
     message: str = ""
     kind: str = ""          # why it failed: fail | not_implemented | raised | timeout | crashed | ...
+    seconds: float = 0.0    # how long the test took (JUnit and Gradescope report it)
 
 
 @dataclass
@@ -131,7 +133,8 @@ class GraderPlugin:
         exercise = self.by_module[Path(item.module.__file__).stem]
         category, points = getattr(item.function, "grade", ("edge", 1.0))
         doc = (item.function.__doc__ or item.name.removeprefix("test_").replace("_", " ")).strip().splitlines()[0]
-        result = TestResult(item.name, doc, category, points, passed=call.excinfo is None)
+        result = TestResult(item.name, doc, category, points, passed=call.excinfo is None,
+                            seconds=round(getattr(report, "duration", 0.0), 4))
         if call.excinfo is not None:
             result.kind, result.message = _explain(call.excinfo.value, exercise)
         self.results[exercise.id].tests.append(result)
@@ -139,9 +142,10 @@ class GraderPlugin:
 
     def finish(self):
         for ex_id, result in self.results.items():
-            total = sum(t.max_score for t in result.tests)
-            for t in result.tests:     # each exercise is worth the same, whatever its tests add up to
-                t.max_score = round(t.max_score * POINTS_PER_EXERCISE / total, 3)
+            # Each exercise is worth the same, whatever its tests add up to, in quarter points
+            # that add up exactly (grader/points.py).
+            for t, w in zip(result.tests, on_grid([t.max_score for t in result.tests], POINTS_PER_EXERCISE)):
+                t.max_score = w
             sub = self.submissions.get(ex_id)
             if sub is None:
                 continue
