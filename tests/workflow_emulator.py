@@ -219,6 +219,7 @@ def emulated_venv(job, step):
 
 def reporter_figures(text):
     """What the reporter showed: ({runner: table score}, {runner: 'Total points' value}, notice)."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", text)
     table = {m.group(1): m.group(2) for m in re.finditer(r"│\s*(ex\d\d|audit)\s*│\s*(\S+)\s*│\s*\S+\s*│", text)}
     totals = dict(re.findall(r"Total points for (\w+): (\S+)/10", text))
     notice = re.search(r"::notice title=Autograding complete::Points (\S+)/(\S+)", text)
