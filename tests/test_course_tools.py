@@ -164,29 +164,52 @@ def test_setup_sh_stops_early_on_an_old_python(tmp_path):
     assert "venv reached" not in proc.stderr
 
 
-def test_student_template_grades_without_the_references(tmp_path):
+def test_student_template_ships_public_tests_and_no_hidden_ones(tmp_path):
     dest = tmp_path / "student"
-    proc = run(["make", "-s", "student-template", f"DEST={dest}"])
+    proc = run(["make", "-s", "student-template", f"DEST={dest}", f"PYTHON={sys.executable}"])
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for kept in ("Makefile", "README.md", "requirements.txt", ".gitignore", ".github/workflows/classroom.yml",
                  "grader/__main__.py", "exercises"):
         assert (dest / kept).exists(), kept
-    for gone in ("solutions", "tests", "bench", ".venv", "requirements-dev.txt"):
+    for gone in ("solutions", "tests", "bench", ".venv", "requirements-dev.txt", "grader/public"):
         assert not (dest / gone).exists(), gone
     assert sorted(p.name for p in (dest / "exercises").glob("*.py")) == \
         sorted(p.name for p in (REPO / "exercises").glob("*.py"))
     assert sorted(p.name for p in (dest / "exercises").rglob("*.md")) == \
         sorted(p.name for p in (REPO / "exercises").rglob("*.md"))
     references = {p.read_bytes() for p in (REPO / "solutions").glob("*.py")}
-    assert not [p for p in dest.rglob("*.py") if p.read_bytes() in references], "a reference leaked"
-    if len(PICK) < 2:
-        return
-    for ex in PICK:
+    hidden = {p.read_bytes() for p in (REPO / "grader" / "tests").glob("test_[0-9][0-9]_*.py")}
+    shipped = {p.read_bytes() for p in dest.rglob("*.py")}
+    assert not shipped & references, "a reference leaked"
+    assert not shipped & hidden, "a hidden test module leaked"
+    public = sorted(p.name for p in (dest / "grader" / "tests").glob("test_[0-9][0-9]_*.py"))
+    assert public == sorted(p.name for p in (REPO / "grader" / "tests").glob("test_[0-9][0-9]_*.py"))
+    readme = (dest / "README.md").read_text()
+    for command in ("make solution", "make bench", "make mutants", "--path solutions", "## For instructors"):
+        assert command not in readme, command
+    assert "GitHub Classroom" in readme and "public subset" in readme
+    # The public tests: full marks for the references, nothing for the stubs.
+    for ex in SOLVED:
         shutil.copy(REPO / "solutions" / ex.filename, dest / "exercises")
-    proc = run([sys.executable, "-m", "grader", *(ex.id for ex in PICK), "--seed", "2", "--json", "r.json"],
-               cwd=dest)
+    proc = run([sys.executable, "-m", "grader", "--seed", "2", "--json", "r.json"], cwd=dest, env=ENV)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert json.loads((dest / "r.json").read_text())["score"] == 10.0 * len(PICK)
+    assert json.loads((dest / "r.json").read_text())["score"] == 10.0 * len(SOLVED)
+    for ex in SOLVED:
+        shutil.copy(REPO / "exercises" / ex.filename, dest / "exercises")
+    run([sys.executable, "-m", "grader", "--seed", "2", "--json", "r.json"], cwd=dest, env=ENV)
+    stub = json.loads((dest / "r.json").read_text())
+    assert [t["name"] for e in stub["exercises"] for t in e["tests"] if t["passed"]] == []
+
+
+def test_self_study_template_keeps_the_hidden_tests(tmp_path):
+    dest = tmp_path / "alone"
+    proc = run(["make", "-s", "student-template", f"DEST={dest}", "SELF_STUDY=1", f"PYTHON={sys.executable}"])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for p in (REPO / "grader" / "tests").glob("test_[0-9][0-9]_*.py"):
+        assert (dest / "grader" / "tests" / p.name).read_bytes() == p.read_bytes()
+    assert not (dest / "solutions").exists()
+    from grader.template import audit
+    assert audit(dest) == []            # either template counts as untouched
 
 
 @needs_pick
