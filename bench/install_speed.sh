@@ -4,7 +4,7 @@
 #         (where the wheel comes from a local folder, the download of the 192 MB wheel is not
 #         counted: on a GitHub runner add its download time);
 #   warm: what actions/cache/restore does with the saved venv: unpack a zstd tarball of it.
-# bash bench/install_speed.sh [PYTHON]   (default python3; needs about 2 GB of free disk)
+# [TORCH_INDEX=] bash bench/install_speed.sh [PYTHON]   (default python3; needs about 2 GB of free disk)
 set -euo pipefail
 PY="${1:-python3}"
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
@@ -12,8 +12,9 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 t0=$(date +%s.%N)
 "$PY" -m venv "$work/venv"
-"$work/venv/bin/python" -m pip install --quiet --no-cache-dir torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu \
-  || "$work/venv/bin/python" -m pip install --quiet --no-cache-dir torch==2.13.0
+# TORCH_INDEX= (empty) installs from the index pip is configured with (a local wheel folder here)
+INDEX="${TORCH_INDEX-https://download.pytorch.org/whl/cpu}"
+"$work/venv/bin/python" -m pip install --quiet --no-cache-dir torch==2.13.0 ${INDEX:+--index-url "$INDEX"}
 "$work/venv/bin/python" -m pip install --quiet --no-cache-dir -r "$REPO/requirements.txt"
 t1=$(date +%s.%N)
 comp=gzip; command -v zstd >/dev/null && comp=zstd
