@@ -84,12 +84,8 @@ gradescope:
 	@echo "Wrote dist/gradescope.zip: upload it as the assignment's autograder (Ubuntu base image)."
 
 student-template:
-	@test -n "$(DEST)" || { echo "usage: make student-template DEST=path" >&2; exit 2; }
-	@test ! -e "$(DEST)" || test -z "$$(ls -A "$(DEST)")" || { echo "$(DEST) exists and is not empty" >&2; exit 2; }
-	@mkdir -p "$(DEST)"
-	@tar -c --exclude=__pycache__ --exclude='*.pyc' exercises grader Makefile README.md requirements.txt \
-		.gitignore .github | tar -x -C "$(DEST)"
-	@echo "Wrote the student repository to $(DEST): exercises, grader, workflow; no solutions/, tests/ or bench/."
+	@test -n "$(DEST)" || { echo "usage: make student-template DEST=path [SELF_STUDY=1]" >&2; exit 2; }
+	@$(PYTHON) -m grader.template "$(DEST)" $(if $(filter-out 0 no false,$(SELF_STUDY)),--self-study)
 
 # Interview practice: make quiz [TOPIC=gqa] [N=10] [SEED=S] (grader/quiz.py); make interview
 # [FOLLOW_UP=13] [SEED=S]: twenty minutes from blank files, then talking points (grader/interview.py)

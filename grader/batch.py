@@ -1,10 +1,12 @@
 """python -m grader batch SUBMISSIONS_DIR --csv grades.csv [NN ...] [--seed N] [--jobs N] [--timeout S]
 
-Grades every folder in SUBMISSIONS_DIR (one per student, each a copy of exercises/) and writes a
-gradebook: one row per student, a column per exercise, the total, a status and the error if any.
-Each submission is graded by its own `python -m grader --path SUB --json ...` process, several
-at once; one that outlives --timeout is killed with everything it started, and its row says so.
-Every student gets the same seed, so the same inputs.
+Grades every folder in SUBMISSIONS_DIR (one per student: a copy of exercises/, or a whole student
+repository as `gh classroom clone student-repos` makes them, whose exercises/ is graded) and writes a
+gradebook: one row per student, a column per exercise, the total, a status (ok, broken, tampering,
+timeout), the errors, and an audit of the repository's grader/ and .github/ against the course
+template. Each submission is graded by its own `python -m grader --path SUB --json ...` process
+(GRADER_JOBS=1: one worker each), several at once; one that outlives --timeout is killed with
+everything it started, and its row says so. Every student gets the same seed, so the same inputs.
 """
 import argparse
 import csv
@@ -35,12 +37,25 @@ def parse(argv):
     return parser.parse_intermixed_args(argv)
 
 
+ERROR_LIMIT = 4000          # characters of the error column; a longer one says how much was cut
+FAULTS = {"crashed", "import", "spent", "grader"}
+
+
+def exercises_of(folder):
+    """The folder to grade: a repository's exercises/, else the folder itself."""
+    return folder / "exercises" if (folder / "exercises").is_dir() else folder
+
+
+def is_repository(folder):
+    return any((folder / name).exists() for name in (".git", ".github", "grader"))
+
+
 def grade_one(folder, exercises, seed, timeout):
     """Grades one folder in a child process; returns (JSON report or None, status, error)."""
     with tempfile.TemporaryDirectory(prefix="grade-batch-") as tmp:
         out, log = Path(tmp) / "report.json", Path(tmp) / "log.txt"
-        cmd = [sys.executable, "-m", "grader", *exercises, "--path", str(folder.resolve()),
-               "--seed", str(seed), "--json", str(out)]
+        cmd = [sys.executable, "-m", "grader", *exercises, "--path", str(exercises_of(folder).resolve()),
+               "--seed", str(seed), "--json", str(out), "--require-isolation"]
         env = {**os.environ, "GRADER_JOBS": "1", "NO_COLOR": "1"}
         with open(log, "wb") as sink:
             proc = subprocess.Popen(cmd, cwd=REPO, stdin=subprocess.DEVNULL, stdout=sink, stderr=sink,
@@ -57,25 +72,75 @@ def grade_one(folder, exercises, seed, timeout):
                 proc.wait()
         if code is None:
             return None, "timeout", f"grading took longer than {timeout:g} s"
+        if code == 3:       # the sandbox lacks the course minimum: no student is graded like that
+            raise IsolationRefused(log.read_bytes()[-3000:].decode(errors="replace").strip())
         try:
             return json.loads(out.read_text()), "ok", ""
         except (OSError, ValueError):
             tail = log.read_bytes()[-2000:].decode(errors="replace").strip().splitlines()
-            return None, "error", f"the grader exited {code}: " + (tail[-1] if tail else "no output")
+            return None, "broken", f"the grader exited {code}: " + (tail[-1] if tail else "no output")
 
 
-def row(name, report, status, error, ids):
+class IsolationRefused(Exception):
+    """A grader refused to run: the batch stops, and says why, rather than fill a gradebook."""
+
+
+def verdict(report, ids):
+    """(status, error) from a report: tampering > timeout > broken > ok, and every reason."""
+    status, reasons = "ok", []
+    rank = {"ok": 0, "broken": 1, "timeout": 2, "tampering": 3}
+    for ex in report["exercises"]:
+        if ex["id"] not in ids:
+            continue
+        why, found = [], "ok"
+        if ex.get("error"):
+            why.append(ex["error"])
+            found = "tampering" if "tampering" in ex["error"] else "broken" if ex["status"] == "broken" else "ok"
+        for t in ex["tests"]:
+            kind = t.get("kind", "")
+            this = ("tampering" if "tampering" in t["message"] else "timeout" if kind == "timeout"
+                    else "broken" if kind in FAULTS else "ok")
+            if this != "ok" and t["message"] not in why and kind != "spent":
+                why.append(t["message"])
+            if rank[this] > rank[found]:
+                found = this
+        if rank[found] > rank[status]:
+            status = found
+        if why:
+            reasons.append(f"{ex['id']}: " + " | ".join(why))
+    return status, "; ".join(reasons)
+
+
+def cut(text, limit=ERROR_LIMIT):
+    if len(text) <= limit:
+        return text
+    return text[:limit] + f" [... {len(text) - limit} more characters cut]"
+
+
+def row(name, report, status, error, ids, audit=""):
     if name[:1] in "=+-@":          # a spreadsheet would take the name for a formula
         name = "'" + name
-    cells = {"student": name, "status": status, "error": error}
+    cells = {"student": name, "status": status, "error": cut(error), "audit": audit}
     if report is not None:
         scores = {ex["id"]: ex for ex in report["exercises"]}
         for i in ids:
             cells[i] = float(scores[i]["score"])
         cells["total"] = float(report["score"])
-        broken = [f"{i}: {scores[i]['error']}" for i in ids if scores[i]["error"]]
-        cells["error"] = "; ".join(broken)[:500]
+        cells["status"], error = verdict(report, ids)
+        cells["error"] = cut(error)
     return cells
+
+
+def audit_of(folder):
+    """'clean', what differs from the course template, or '' for a folder that is not a repository."""
+    if not is_repository(folder):
+        return ""
+    from .template import audit
+    try:
+        findings = audit(folder)
+    except OSError as e:
+        return f"not audited: {e}"
+    return "; ".join(findings) if findings else "clean"
 
 
 def main(argv):
@@ -102,16 +167,21 @@ def main(argv):
             folder = futures[future]
             try:
                 report, status, error = future.result()
+            except IsolationRefused as e:
+                for f in futures:
+                    f.cancel()
+                print(f"\npython -m grader batch: stopped, no gradebook written. {e}", file=sys.stderr)
+                return 3
             except Exception as e:     # the batch goes on whatever one submission did
-                report, status, error = None, "error", f"{type(e).__name__}: {e}"
-            rows.append(row(folder.name, report, status, error, ids))
+                report, status, error = None, "broken", f"{type(e).__name__}: {e}"
+            rows.append(row(folder.name, report, status, error, ids, audit_of(folder)))
             score = f"{report['score']:g}" if report else status
             end = "\r" if sys.stderr.isatty() and done < len(folders) else "\n"
             print(f"[{done}/{len(folders)}] {time.monotonic() - start:5.0f} s  {folder.name}: {score}"[:100].ljust(60),
                   end=end, file=sys.stderr, flush=True)
     rows.sort(key=lambda r: r["student"])
     with open(args.csv, "w", newline="") as f:
-        writer = csv.DictWriter(f, ["student", *ids, "total", "status", "error"], extrasaction="ignore")
+        writer = csv.DictWriter(f, ["student", *ids, "total", "status", "error", "audit"], extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
     print(f"Wrote {args.csv}: {len(rows)} students, seed {seed}", file=sys.stderr)

@@ -40,7 +40,7 @@ def to_json(results, seed):
             **({"narration": r.narration} if r.narration else {}),
             "tests": [{"name": t.name, "description": t.doc, "category": t.category, "passed": t.passed,
                        "score": t.max_score if t.passed and not r.forbidden else 0.0,
-                       "max_score": t.max_score, "message": t.message} for t in r.tests],
+                       "max_score": t.max_score, "message": t.message, "kind": t.kind} for t in r.tests],
         } for r in results],
     }
 

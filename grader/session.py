@@ -14,6 +14,7 @@ import torch
 from .checks import Fail, pattern
 from .exercises import GRADER_DIR, POINTS_PER_EXERCISE
 from .guards import scan_source
+from .points import on_grid
 from .sandbox import IsolationError, Sandbox, SubmissionError, Zygote, call_function, clean
 
 MAX_SOURCE = int(os.environ.get("GRADER_MAX_SOURCE_KB", "1024")) << 10   # bytes: a file above it is not read
@@ -112,6 +113,7 @@ class TestResult:
     passed: bool = False
     message: str = ""
     kind: str = ""          # why it failed: fail | not_implemented | raised | timeout | crashed | ...
+    seconds: float = 0.0    # how long the test took (JUnit and Gradescope report it)
 
 
 @dataclass
@@ -191,7 +193,8 @@ class GraderPlugin:
         exercise = self.by_module[Path(item.module.__file__).stem]
         category, points = getattr(item.function, "grade", ("edge", 1.0))
         doc = (item.function.__doc__ or item.name.removeprefix("test_").replace("_", " ")).strip().splitlines()[0]
-        result = TestResult(item.name, doc, category, points, passed=call.excinfo is None)
+        result = TestResult(item.name, doc, category, points, passed=call.excinfo is None,
+                            seconds=round(getattr(report, "duration", 0.0), 4))
         if call.excinfo is not None:
             if isinstance(call.excinfo.value, IsolationError):
                 self.isolation_error = str(call.excinfo.value)
@@ -202,9 +205,10 @@ class GraderPlugin:
 
     def finish(self):
         for ex_id, result in self.results.items():
-            total = sum(t.max_score for t in result.tests)
-            for t in result.tests:     # each exercise is worth the same, whatever its tests add up to
-                t.max_score = round(t.max_score * POINTS_PER_EXERCISE / total, 3)
+            # Each exercise is worth the same, whatever its tests add up to, in quarter points
+            # that add up exactly (grader/points.py).
+            for t, w in zip(result.tests, on_grid([t.max_score for t in result.tests], POINTS_PER_EXERCISE)):
+                t.max_score = w
             sub = self.submissions.get(ex_id)
             if sub is None:
                 continue

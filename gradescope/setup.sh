@@ -1,11 +1,27 @@
 #!/usr/bin/env bash
-# Gradescope runs this once, as root, when it builds the autograder image (Ubuntu base image).
-# The zip's contents are in /autograder/source.
+# Gradescope runs this once, as root, when it builds the autograder image. The zip's contents are
+# in /autograder/source.
+# Supported base images: Ubuntu 22.04 (Python 3.10) and Ubuntu 24.04 (Python 3.12), the ones
+# Gradescope offers with apt-get. The grader needs Python 3.10 or newer (and CPU-only PyTorch
+# 2.13.0 has wheels for 3.10 to 3.13): on an older image (Ubuntu 20.04 has 3.8) this stops at once.
 set -euo pipefail
 ROOT="${AUTOGRADER_ROOT:-/autograder}"
+if ! command -v apt-get >/dev/null; then
+  echo "setup.sh: this base image has no apt-get; choose Gradescope's Ubuntu 22.04 or 24.04 base image." >&2
+  exit 1
+fi
 apt-get update
 apt-get install -y --no-install-recommends python3 python3-venv python3-pip
+if ! python3 -c 'import sys; sys.exit(not (3, 10) <= sys.version_info[:2] <= (3, 13))'; then
+  echo "setup.sh: this base image's Python is $(python3 -V 2>&1 | cut -d' ' -f2); the grader needs 3.10 to 3.13." >&2
+  echo "setup.sh: choose Gradescope's Ubuntu 22.04 or 24.04 base image in the autograder settings." >&2
+  exit 1
+fi
 python3 -m venv "$ROOT/venv"
 # CPU-only PyTorch first: the plain index would pull a multi-gigabyte CUDA build.
 "$ROOT/venv/bin/python" -m pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
 "$ROOT/venv/bin/python" -m pip install -r "$ROOT/source/requirements.txt"
+# The grader runs as root and each submission's sandbox as a uid of its own: the autograder's
+# files (hidden tests, grader) readable by root alone stay out of a sandbox's reach even where
+# Docker's seccomp profile keeps bubblewrap from making namespaces (the grader checks it).
+chmod -R go-rwx "$ROOT/source"

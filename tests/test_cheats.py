@@ -338,7 +338,7 @@ def test_in_batch_one_hostile_submission_changes_no_other_row(tmp_path):
         out = tmp_path / f"{name}.csv"
         proc = subprocess.run([sys.executable, "-m", "grader", "batch", str(root), *ids, "--csv", str(out),
                                "--seed", "11"], cwd=REPO, capture_output=True, text=True, timeout=600,
-                              env={**os.environ, **ENV, "GRADER_ALLOW_WEAK_ISOLATION": "1"})
+                              env={**os.environ, **ENV})
         assert out.exists(), proc.stdout + proc.stderr
         import csv
         with open(out, newline="") as f:

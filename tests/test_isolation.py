@@ -176,6 +176,12 @@ def test_course_modes_refuse_a_weak_sandbox_and_say_why(tmp_path):
                           cwd=REPO, capture_output=True, text=True, env={**os.environ, **weak}, timeout=300)
     assert proc.returncode == 3, proc.stdout + proc.stderr
     assert "refusing to grade" in proc.stderr and "seccomp" in proc.stderr and "Total" not in proc.stdout
+    csv_path = tmp_path / "book.csv"
+    (tmp_path / "class" / "ann").mkdir(parents=True)
+    batch = subprocess.run([sys.executable, "-m", "grader", "batch", str(tmp_path / "class"), "02", "--csv",
+                            str(csv_path)], cwd=REPO, capture_output=True, text=True, env={**os.environ, **weak},
+                           timeout=300)
+    assert batch.returncode == 3 and "seccomp" in batch.stderr and not csv_path.exists(), batch.stderr
     code, report, text = grade(folder, "02", env=weak, extra=["--require-isolation", "--allow-weak-isolation"])
     assert code == 0 and report["exercises"][0]["score"] == 10.0
     assert "not here: seccomp" in text and "seccomp" not in report["isolation"]["layers"]

@@ -18,13 +18,16 @@ def expand(x, n_rep):
 
 
 def oracle(q, k, v, mask=None, scale=None, tile=False, scaled=True):
-    """PyTorch's fused attention on kv heads expanded to H_q (its mask means 'may attend')."""
+    """PyTorch's own grouped-query attention (F.scaled_dot_product_attention with enable_gqa; its mask means
+    'may attend'). tile: the known slip of tiling the kv heads (query head h reads kv head h % H_kv)."""
     n_rep = q.shape[1] // k.shape[1]
-    grow = (lambda x: x.to(torch.float64).repeat(1, n_rep, 1, 1)) if tile else (lambda x: expand(x, n_rep))
     if not scaled:
         scale = 1.0
-    return F.scaled_dot_product_attention(q.to(torch.float64), grow(k), grow(v),
-                                          attn_mask=None if mask is None else ~mask, scale=scale)
+    q, k, v = (t.to(torch.float64) for t in (q, k, v))
+    if tile:
+        k, v = k.repeat(1, n_rep, 1, 1), v.repeat(1, n_rep, 1, 1)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=None if mask is None else ~mask, scale=scale,
+                                          enable_gqa=not tile)
 
 
 def hand_count(batch, seq_len, num_layers, num_kv_heads, head_dim, dtype):

@@ -33,25 +33,25 @@ def oracle(q, k, v, causal=False, scale=None, block_size=64, top_left=False):
 
 
 def online(q, k, v, causal=False, scale=None, block_size=64, rescale_acc=True, rescale_sum=True):
-    """The online softmax over key blocks, optionally with a known slip, in float64."""
+    """What a tiled pass that skips a rescaling returns (a known slip), in float64 and in closed form: the keys
+    of each block keep the weight exp(s − m_b), m_b the running max after their block (a cummax over the block
+    maxima), instead of exp(s − m) with the final max m. With both rescalings it is the oracle."""
     q, k, v = (t.to(torch.float64) for t in (q, k, v))
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
     L, S = q.shape[-2], k.shape[-2]
-    hidden = blocked(L, S, causal)
-    m = torch.full(q.shape[:-1], -math.inf, dtype=torch.float64)
-    l = torch.zeros(q.shape[:-1], dtype=torch.float64)
-    acc = torch.zeros(*q.shape[:-1], v.shape[-1], dtype=torch.float64)
-    for k0 in range(0, S, block_size):
-        s = (q @ k[..., k0:k0 + block_size, :].transpose(-2, -1) * scale).masked_fill(
-            hidden[:, k0:k0 + block_size], -math.inf)
-        m_new = torch.maximum(m, s.amax(-1))
-        shift = torch.where(torch.isinf(m_new), 0.0, m_new)
-        p = torch.exp(s - shift[..., None])
-        alpha = torch.exp(m - shift)
-        l = (l * alpha if rescale_sum else l) + p.sum(-1)
-        acc = (acc * alpha[..., None] if rescale_acc else acc) + p @ v[..., k0:k0 + block_size, :]
-        m = m_new
-    return acc / torch.where(l == 0, 1.0, l)[..., None], m + torch.log(l)
+    s = (q @ k.transpose(-2, -1) * scale).masked_fill(blocked(L, S, causal), -math.inf)
+    n = -(-S // block_size)
+    block_max = torch.nn.functional.pad(s, (0, n * block_size - S), value=-math.inf).unflatten(
+        -1, (n, block_size)).amax(-1)
+    running = torch.cummax(block_max, dim=-1).values
+    final = running[..., -1:]
+    per_key = running.repeat_interleave(block_size, dim=-1)[..., :S]
+
+    def weights(m):
+        return torch.exp(s - torch.where(torch.isinf(m), 0.0, m))
+    acc = weights(final if rescale_acc else per_key) @ v
+    l = weights(final if rescale_sum else per_key).sum(-1)
+    return acc / torch.where(l == 0, 1.0, l)[..., None], final[..., 0] + torch.log(l)
 
 
 def _nan_rows(q, k, v, causal=False, scale=None, block_size=64):

@@ -44,18 +44,28 @@ def oracle(q, k, v, dout, causal=False):
 
 def by_hand(q, k, v, dout, causal=False, rowsum=True, scale_dq=True, scale_dk=True, dv_no_transpose=False,
             stable=True):
-    """The backward written out, with one known slip switched on."""
-    q, k, v, dout = (torch.from_numpy(np.asarray(t, dtype=np.float64)) for t in (q, k, v, dout))
-    scale = 1 / math.sqrt(q.shape[-1])
-    if stable:
-        p = torch.softmax(_scores(q, k, causal), dim=-1)
+    """What a backward with one known slip returns, derived by torch.autograd (no backward is written out
+    here): autograd differentiates a forward changed where the slip changes it, and a missing scale is
+    taken back out of autograd's gradient."""
+    qt, kt, vt = (torch.from_numpy(np.array(t, dtype=np.float64)).requires_grad_() for t in (q, k, v))
+    d = torch.from_numpy(np.asarray(dout, dtype=np.float64))
+    s = _scores(qt, kt, causal)
+    if stable and rowsum:
+        p = torch.softmax(s, dim=-1)
     else:
-        e = torch.exp(_scores(q, k, causal))
-        p = e / e.sum(-1, keepdim=True)
-    dv = p @ dout if dv_no_transpose else p.transpose(-2, -1) @ dout
-    dp = dout @ v.transpose(-2, -1)
-    ds = p * (dp - (dp * p).sum(-1, keepdim=True)) if rowsum else p * dp
-    return p @ v, ds @ k * (scale if scale_dq else 1), ds.transpose(-2, -1) @ q * (scale if scale_dk else 1), dv
+        e = torch.exp(s - s.amax(-1, keepdim=True).detach()) if stable else torch.exp(s)
+        z = e.sum(-1, keepdim=True)
+        p = e / (z if rowsum else z.detach())    # a constant denominator drops the −p pᵀ part of the Jacobian
+    out = p @ vt
+    dq, dk, dv = torch.autograd.grad((out * d).sum(), (qt, kt, vt))
+    unscale = math.sqrt(q.shape[-1])
+    if not scale_dq:
+        dq = dq * unscale
+    if not scale_dk:
+        dk = dk * unscale
+    if dv_no_transpose:
+        dv = p.detach() @ d
+    return out.detach(), dq, dk, dv
 
 
 def _slip(**slip):
