@@ -61,8 +61,8 @@ def scan_source(source, extra=(), imports=()):
             if node.id in TAMPER_NAMES:
                 hit(node, f"uses `{node.id}`, which an exercise never needs and which could tamper with grading")
             elif node.id in NAMED_ACCESS and id(node) not in named_calls:
-                hit(node, f"uses `{node.id}` with a name built at run time (write the attribute's name in the "
-                          "file): that is how a file reaches what it must not")
+                hit(node, f"uses `{node.id}` with a name built at run time, as tampering does (write the "
+                          "attribute's name in the file)")
         elif isinstance(node, ast.MatchClass):
             for attr in node.kwd_attrs:
                 if attr in TAMPER_ATTRS or is_forbidden(attr, extra):
