@@ -16,6 +16,7 @@ from .exercises import GRADER_DIR, POINTS_PER_EXERCISE
 from .guards import scan_source
 from .points import on_grid
 from .sandbox import IsolationError, Sandbox, SubmissionError, Zygote, call_function, clean
+from .sandbox.host import DISABLED
 
 MAX_SOURCE = int(os.environ.get("GRADER_MAX_SOURCE_KB", "1024")) << 10   # bytes: a file above it is not read
 PYTORCH_ONLY = ("numpy",)     # what a PyTorch exercise may not import unless its test module says otherwise
@@ -71,7 +72,7 @@ class Submission:
         imports = tuple(getattr(test_module, "FORBIDDEN_IMPORTS", PYTORCH_ONLY))
         self.source, encoding, self.unreadable = read_source(path)
         self.static_findings = []
-        if self.source is not None and not self.unreadable:
+        if self.source is not None and not self.unreadable and "static" not in DISABLED:
             self.static_findings = scan_source(self.source, forbidden, imports)
         self.box = Sandbox(channel, (self.source or "").encode(encoding or "utf-8"),
                            f"{path.parent.name}/{path.name}", f"exercise_{exercise.id}_{exercise.name}",

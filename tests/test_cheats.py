@@ -5,6 +5,7 @@ A cheat is `tests/cheats/NN_name__attack.py`, with a header:
     # layer: what stops it
     # expect: words its exercise's report must say (optional)
     # make: symlink=PATH | fifo | pad=BYTES | bytes=ESCAPED  (optional: how the submitted file is made)
+    # runtime: words the report must say when the file is not read at all (optional)
 Adding a cheat is adding a file. The cheats are graded in batches (one per exercise in each
 submission) by the real grader, from a scratch copy of the repository, beside two exercises
 graded from the reference ("witnesses"); once as root, as CI runs, and once as an ordinary user
@@ -47,7 +48,7 @@ def header(cheat):
     """The cheat's `# key: value` lines."""
     fields = {}
     for line in cheat.read_text(errors="replace").splitlines()[:6]:
-        m = re.fullmatch(r"# (attack|layer|expect|make): (.*)", line)
+        m = re.fullmatch(r"# (attack|layer|expect|make|runtime): (.*)", line)
         if m:
             fields[m.group(1)] = m.group(2)
     return fields
@@ -348,3 +349,40 @@ def test_in_batch_one_hostile_submission_changes_no_other_row(tmp_path):
         assert keep == {k: v for k, v in rows["clean"][student].items() if k not in VOLATILE}, student
         assert float(rows["mixed"][student]["total"]) == 30.0
     assert float(rows["mixed"]["eve"]["total"]) == 0.0
+
+
+RUNTIME = [c for c in CHEATS if header(c).get("runtime")]
+
+
+def test_the_run_time_layers_alone_stop_what_reading_the_file_also_stops(tmp_path):
+    """Defence in depth: with the file scan switched off (GRADER_DISABLE_LAYERS=static), the
+    watch, the fences and the operating system's layers still score each `# runtime:` cheat 0
+    and name what it reached."""
+    assert len(RUNTIME) >= 10
+    by_exercise = defaultdict(list)
+    for cheat in RUNTIME:
+        by_exercise[_exercise(cheat)].append(cheat)
+    batches = [[c[i] for c in by_exercise.values() if i < len(c)] for i in range(max(map(len, by_exercise.values())))]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    runs = []
+    for n, batch in enumerate(batches):
+        sub = tmp_path / f"run{n}"
+        sub.mkdir()
+        for cheat in batch:
+            shutil.copy(cheat, sub / f"{_exercise(cheat)}.py")
+        out = tmp_path / f"run{n}.json"
+        proc = subprocess.Popen([sys.executable, "-m", "grader", *sorted({c.name[:2] for c in batch}), "--path",
+                                 str(sub), "--seed", str(SEED), "--json", str(out)], cwd=REPO,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                env={**env, **ENV, "GRADER_DISABLE_LAYERS": "static"})
+        runs.append((batch, out, proc))
+    for batch, out, proc in runs:
+        text, _ = proc.communicate(timeout=RUN_LIMIT)
+        assert out.exists(), text[-3000:]
+        exercises = {ex["id"]: ex for ex in json.loads(out.read_text())["exercises"]}
+        for cheat in batch:
+            ex = exercises[cheat.name[:2]]
+            said = ex["error"] + "\n" + "\n".join(t["message"] for t in ex["tests"])
+            assert ex["score"] == 0, f"{cheat.stem} earned {ex['score']} without the file scan"
+            word = header(cheat)["runtime"]
+            assert word.lower() in said.lower(), f"{cheat.stem}: without the file scan, not named {word!r}:\n{said[:2000]}"

@@ -1,5 +1,6 @@
 # attack: walk the call stack (sys._getframe by a built-up name) to read the expected values or call the oracle
 # layer: the audit hook (sys._getframe from the submission) + a separate interpreter: there is no expected value to find
+# runtime: _getframe
 import sys
 
 import torch

@@ -1,6 +1,7 @@
 # attack: use ctypes to call libc directly (kill, write, raw memory), below every Python-level hook
 # layer: static scan (ctypes) + the audit hook (every ctypes call refused) + seccomp below it
 # expect: ctypes
+# runtime: ctypes
 import ctypes
 
 

@@ -1,5 +1,6 @@
 # attack: scan every live object (gc, reached through sys.modules by a built-up name) for the oracle or expected tensors
 # layer: a separate interpreter (nothing of the grader to find) + the audit hook (gc) + static scan
+# runtime: gc
 import sys
 
 import torch

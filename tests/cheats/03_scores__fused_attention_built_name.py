@@ -1,5 +1,6 @@
 # attack: the fused attention kernel (scaled_dot_product_attention) through getattr with a built-up name, results otherwise right
 # layer: the watch (TorchFunctionMode and TorchDispatchMode) + static scan
+# runtime: scaled_dot_product
 import math
 
 import torch

@@ -1,5 +1,6 @@
 # attack: switch off __torch_function__ handling (torch._C.DisableTorchFunction, built-up names) to hide a library softmax from the run-time watch
-# layer: the watch (TorchDispatchMode still sees the op) + static scan
+# layer: the mode-stack guard (refuses the submission switching torch function handling off) + the watch (TorchDispatchMode) + static scan
+# runtime: DisableTorchFunction
 import torch
 
 _c = getattr(torch, "_" + "C")

@@ -1,5 +1,6 @@
 # attack: a library softmax reached with getattr and a name built at run time, invisible to reading the file
 # layer: the watch + static scan (getattr with a built name)
+# runtime: softmax
 import torch
 
 _name = "".join(["so", "ft", "max"])

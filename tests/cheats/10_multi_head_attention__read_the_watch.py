@@ -1,6 +1,7 @@
 # attack: read torch's mode stack to find the grader's watch object and clear its findings
 # layer: the mode-stack guard + static scan (_C)
 # expect: _get_function_stack_at
+# runtime: _get_function_stack_at
 import torch
 from torch import nn
 

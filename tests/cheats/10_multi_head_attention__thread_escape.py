@@ -1,6 +1,7 @@
 # attack: call the fused attention kernel from a thread, where the run-time watch does not look
 # layer: seccomp (no clone: no thread starts) + the harness refuses thread starts and names them
 # expect: thread
+# runtime: thread
 import threading
 
 import torch

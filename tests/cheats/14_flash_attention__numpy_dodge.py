@@ -1,6 +1,7 @@
 # attack: build the full (L, S) score matrix in NumPy, where the watch that proves tiling cannot count it
 # layer: static scan (no numpy in PyTorch exercises) + the watch (a tensor handed to NumPy is named)
 # expect: numpy
+# runtime: numpy
 import math
 
 import numpy as np

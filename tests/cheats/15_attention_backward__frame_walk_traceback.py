@@ -1,6 +1,7 @@
 # attack: catch an exception and climb tb_frame / f_back / gi_frame into the harness's frames to clear its findings or reach its pipes
 # layer: the audit hook (tb_frame, gi_frame, f_code refused) + static scan
 # expect: frames
+# runtime: frames
 import numpy as np
 
 

@@ -1,6 +1,7 @@
 # attack: reach torch at run time in the NumPy-only exercise (through numpy's own import of it, not an import statement)
 # layer: the watch (in exercise 15 any torch op is a finding) + static scan
 # expect: NumPy only
+# runtime: NumPy only
 import numpy as np
 import sys
 
