@@ -45,7 +45,7 @@ clean:
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
 mutants: $(STAMP)
-	@$(PY) tests/mutation.py $(SEEDS)
+	@$(PY) tests/mutation.py $(SEEDS) $(if $(EX),--ex "$(EX)")
 
 # Studying alone (grader/study.py): make hint EX=05, watch, drill EX=10, drill-done, progress,
 # reset EX=05, solution EX=05 [FORCE=1]

@@ -4,7 +4,8 @@ tests/mutants/NN_name__slug.py      the reference with one realistic bug; first 
                                     `# mistake: <title of the Mistake it is>` or `# uncatalogued: ...`
 tests/alternatives/NN_name__slug.py a correct solution written differently: full marks
 
-`python tests/mutation.py [SEED ...]` (or `make mutants`) prints the table and the totals.
+`python tests/mutation.py [SEED ...] [--ex NN,NN]` (or `make mutants SEEDS="1 2" EX="09 14"`)
+prints the table and the totals; a mutant counts as caught only if it loses points on every seed.
 """
 import re
 import shutil
@@ -83,8 +84,9 @@ def run(items, seeds):
         return [o for batch in pool.map(one, jobs) for o in batch]
 
 
-def main(seeds):
-    mutants = run(variants(MUTANTS), seeds)
+def main(seeds, only=()):
+    pick = (lambda vs: [v for v in vs if v.id in only]) if only else (lambda vs: vs)
+    mutants = run(pick(variants(MUTANTS)), seeds)
     print(f"{'mutant':<52} {'seed':>4} {'score':>6}  diagnosis")
     for o in mutants:
         mark = "named" if o.named else ("caught" if o.score < 10 else "MISSED")
@@ -92,12 +94,18 @@ def main(seeds):
     caught = sum(o.score < 10 for o in mutants)
     catalogued = [o for o in mutants if o.variant.mistake]
     named = sum(o.named for o in catalogued)
-    alts = run(variants(ALTERNATIVES), seeds)
+    alts = run(pick(variants(ALTERNATIVES)), seeds)
     print()
     for o in alts:
         print(f"{o.variant.path.name:<52} {o.seed:>4} {o.score:6.1f}  {'full marks' if o.score == 10 else o.diagnosis}")
     full = sum(o.score == 10 for o in alts)
     print()
+    files = {o.variant.path.name for o in mutants}
+    every = {f for f in files if all(o.score < 10 for o in mutants if o.variant.path.name == f)}
+    for f in sorted(files - every):
+        lost = [o.seed for o in mutants if o.variant.path.name == f and o.score >= 10]
+        print(f"MISSED on some seed: {f} (seeds {' '.join(map(str, lost))})")
+    print(f"mutants caught on every seed: {len(every)}/{len(files)}")
     print(f"mutants caught:           {caught}/{len(mutants)} ({100 * caught / max(len(mutants), 1):.0f}%)")
     print(f"catalogued mistakes named: {named}/{len(catalogued)} ({100 * named / max(len(catalogued), 1):.0f}%)")
     print(f"alternatives full marks:  {full}/{len(alts)} ({100 * full / max(len(alts), 1):.0f}%)")
@@ -106,4 +114,9 @@ def main(seeds):
 
 
 if __name__ == "__main__":
-    sys.exit(main([int(s) for s in sys.argv[1:]] or [1, 2]))
+    args, only = sys.argv[1:], []
+    if "--ex" in args:
+        i = args.index("--ex")
+        only = [x.zfill(2) for x in args[i + 1].replace(",", " ").split()]
+        args = args[:i] + args[i + 2:]
+    sys.exit(main([int(s) for s in args] or [1, 2], only))

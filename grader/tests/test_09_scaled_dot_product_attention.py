@@ -34,15 +34,17 @@ def oracle(q, k, v, mask=None, scale=None):
 
 # -- known wrong ways, written out in float64 ---------------------------------------------------
 def attend(q, k, v, mask=None, scale=None, *, fill="min", after=False, dim=-1, values="v", rule=None,
-           invert=False, naive=False):
+           invert=False, naive=False, late_scale=False):
     q, k, v = _64(q), _64(k), _64(v)
     s = rule(q, k, v, scale) if rule else (1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale))
-    scores = (q @ k.transpose(-2, -1)) * s
+    scores = (q @ k.transpose(-2, -1)) * (1.0 if late_scale else s)
     if mask is not None and invert:
         mask = ~mask
     if mask is not None and not after:
         value = {"min": torch.finfo(torch.float64).min, "-inf": float("-inf"), "zero": 0.0}[fill]
         scores = scores.masked_fill(mask, value)
+    if late_scale:
+        scores = scores * s
     if naive:
         e = scores.exp()
         probs = e / e.sum(dim, keepdim=True)
@@ -68,6 +70,11 @@ MISTAKES = [
             "Mask the scores before the softmax (masked_fill with torch.finfo(dtype).min): zeroing probabilities "
             "afterwards leaves rows that no longer sum to 1.",
             lambda q, k, v, mask=None, scale=None: attend(q, k, v, mask, scale, after=True)),
+    Mistake("scaled_dot_product_attention", "the scale is applied after the mask fill", STEP_MASK,
+            "Scale the scores first, then fill the blocked ones: scale=0 turns a filled score back into 0 (the "
+            "blocked key gets weight again), and a scale above 1 turns finfo(dtype).min into -inf (a fully masked "
+            "row becomes NaN).",
+            lambda q, k, v, mask=None, scale=None: attend(q, k, v, mask, scale, late_scale=True)),
     Mistake("scaled_dot_product_attention", "a fully masked row turns NaN", STEP_MASK,
             "A query whose keys are all blocked must stay finite: fill blocked scores with torch.finfo(dtype).min, "
             "not -inf (nor -1e9, which is -inf in float16), so that such a row gets uniform weights instead of "
@@ -240,6 +247,27 @@ def peaked(rng, B, H, L, S, d_v, dtype):
     k[..., S:] = 60
     perm = torch.randperm(d_k, generator=rng)                                     # hide the structure
     return (q[..., perm].to(dtype), k[..., perm].to(dtype), randn(rng, B, H, S, d_v, dtype=dtype))
+
+
+def fixed_mask(B, L, S):
+    """(B, 1, L, S): query 0 sees no key, key 0 is hidden from every other query, and the last query of
+    batch item 0 sees only the last key. The same on every seed."""
+    mask = torch.zeros(B, 1, L, S, dtype=torch.bool)
+    mask[:, :, 0] = True
+    mask[:, :, 1:, 0] = True
+    mask[0, 0, -1, :-1] = True
+    return mask
+
+
+@graded("masking", 1.5)
+def test_explicit_scale_with_masks(ex, rng):
+    """with an explicit scale of 0 or above 1, blocked keys stay blocked and a fully masked row stays finite"""
+    for dtype in (torch.float64, torch.float32):
+        L, S, d_k, d_v = sizes(rng)
+        L, S = max(L, 3), max(S, 3)
+        tensors = qkv(rng, (2, 2), L, S, d_k, d_v, dtype, scale=1.5)
+        for scale in (2.0, 0.0, 4.0):
+            sdpa(ex, *tensors, mask=fixed_mask(2, L, S), scale=scale)
 
 
 @graded("fp16", 1.5)

@@ -367,9 +367,10 @@ def test_key_padding_and_attn_mask_combine(ex, rng):
     weights = make_weights(rng, D, torch.float64)
     for B in (1, randint(rng, 2, 4)):
         attn = torch.rand(L, L, generator=rng) < 0.25
-        blocked = randint(rng, 0, L)
+        blocked = randint(rng, 0, L - 1)
         attn[:, [0, -1]] = False        # every query sees key 0 (never padding); only padding hides the last ...
-        attn[blocked] = True            # ... and one query is blocked everywhere
+        attn[blocked] = True            # ... and one query (never the last) is blocked everywhere: the last
+        # query is padding as a key, so padding applied to queries would blank a row that attn_mask leaves open
         pad = padding(rng, B, L)
         pad[:, -1] = True                                   # so dropping either mask changes the result
         if B > 1:                                           # and items differ: padding is per item
