@@ -17,12 +17,18 @@ def expand(x, n_rep):
     return x.to(torch.float64).repeat_interleave(n_rep, dim=1)
 
 
-def oracle(q, k, v, mask=None, scale=None, tile=False, scaled=True):
+def oracle(q, k, v, mask=None, scale=None, tile=False, scaled=True, late_scale=False):
     """PyTorch's fused attention on kv heads expanded to H_q (its mask means 'may attend')."""
     n_rep = q.shape[1] // k.shape[1]
     grow = (lambda x: x.to(torch.float64).repeat(1, n_rep, 1, 1)) if tile else (lambda x: expand(x, n_rep))
     if not scaled:
         scale = 1.0
+    if late_scale:      # the blocked scores are filled first, then scaled
+        s = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
+        scores = q.to(torch.float64) @ grow(k).transpose(-2, -1)
+        if mask is not None:
+            scores = scores.masked_fill(mask, torch.finfo(torch.float64).min)
+        return torch.softmax(scores * s, dim=-1) @ grow(v)
     return F.scaled_dot_product_attention(q.to(torch.float64), grow(k), grow(v),
                                           attn_mask=None if mask is None else ~mask, scale=scale)
 
@@ -44,6 +50,11 @@ MISTAKES = [
     Mistake("repeat_kv", TILE, STEP, TILE_FIX, lambda x, n_rep: x.repeat(1, n_rep, 1, 1)),
     Mistake("grouped_query_attention", TILE, STEP, TILE_FIX,
             lambda q, k, v, mask=None, scale=None: oracle(q, k, v, mask, scale, tile=True)),
+    Mistake("grouped_query_attention", "the scale is applied after the mask fill", STEP,
+            "Scale the scores first, then fill the blocked ones: scale=0 turns a filled score back into 0 (the "
+            "blocked key gets weight again), and a scale above 1 turns finfo(dtype).min into -inf (a fully masked "
+            "row becomes NaN).",
+            lambda q, k, v, mask=None, scale=None: oracle(q, k, v, mask, scale, late_scale=True)),
     Mistake("grouped_query_attention", "no scaling by 1/sqrt(d_k)", STEP,
             "Divide the scores by sqrt(d_k) (or multiply by `scale` when one is given) before the softmax.",
             lambda q, k, v, mask=None, scale=None: oracle(q, k, v, mask, scale, scaled=False)),
@@ -134,6 +145,23 @@ def test_masks_broadcast_over_query_heads(ex, rng):
     padding[1, ..., S - 2:] = True
     for mask in (causal, padding, random_mask(rng, B, H_q, L, S)):
         close(ex.grouped_query_attention(q, k, v, mask=mask), oracle(q, k, v, mask), ex, dtype=torch.float32)
+
+
+@graded("masking", 1)
+def test_explicit_scale_with_masks(ex, rng):
+    """with an explicit scale of 0 or above 1, blocked keys stay blocked and a fully masked row stays finite"""
+    H_q, H_kv = grouped(rng)
+    L, S = randint(rng, 3, 6), randint(rng, 3, 7)
+    q, k, v = qkv(rng, 2, H_q, H_kv, L, S, 4, dtype=torch.float64, scale=1.5)
+    mask = torch.zeros(2, 1, L, S, dtype=torch.bool)    # the same on every seed:
+    mask[:, :, 0] = True                                # query 0 sees no key,
+    mask[:, :, 1:, 0] = True                            # key 0 is hidden from every other query
+    seen = ~mask.all(-1, keepdim=True).expand(2, H_q, L, 1)
+    for scale in (2.0, 0.0, 4.0):
+        out = ex.grouped_query_attention(q, k, v, mask=mask, scale=scale)
+        if isinstance(out, torch.Tensor) and out.shape == (2, H_q, L, v.shape[-1]) and not out.isfinite().all():
+            close(out, oracle(q, k, v, mask, scale).nan_to_num(0.0), ex, dtype=torch.float64)
+        close(out, oracle(q, k, v, mask, scale), ex, dtype=torch.float64, mask=seen)
 
 
 @graded("fp16", 1)

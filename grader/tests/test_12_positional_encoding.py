@@ -50,7 +50,23 @@ def check_rope(ex, actual, x, positions=None, base=10000.0):
 INTERLEAVED = "rotary pairs interleaved (2i, 2i+1) instead of halves (i, i + d/2)"
 CONCATENATED = "sin and cos concatenated instead of interleaved"
 
+def _half_angles(x, positions=None, base=10000.0):
+    """Angles computed in the input's own (half) dtype, then the rotation."""
+    L, d = x.shape[-2], x.shape[-1]
+    pos = torch.arange(L) if positions is None else torch.as_tensor(positions)
+    inv = base ** (-torch.arange(d // 2, dtype=x.dtype) * 2 / d)
+    angle = (pos.to(x.dtype)[:, None] * inv).to(torch.float64)
+    cos, sin = angle.cos(), angle.sin()
+    x = x.to(torch.float64)
+    x1, x2 = x[..., : d // 2], x[..., d // 2:]
+    return torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1)
+
+
 MISTAKES = [
+    Mistake("apply_rope", "rotary angles computed in half precision", STEP,
+            "Compute position × frequency (and its cos and sin) in float32 or float64, then cast the rotated "
+            "result back: float16 holds 1000 only to ±0.25 and bfloat16 to ±4, so far positions turn by the "
+            "wrong angle.", _half_angles),
     Mistake("apply_rope", INTERLEAVED, STEP,
             "The contract uses the rotate-half convention (GPT-NeoX, Llama in Hugging Face): feature i pairs with "
             "feature i + d/2. Split x into x1 = x[..., :d/2] and x2 = x[..., d/2:], then return "
@@ -150,6 +166,20 @@ def test_rope_keeps_half_precision(ex, rng):
         x = randn(rng, 2, 2, L, 8, dtype=dtype)
         pos = torch.randint(0, 40, (L,), generator=rng)
         check_rope(ex, ex.apply_rope(x, pos), x, pos)
+
+
+FAR = (0, 1, 100, 257, 1000, 2047, 4095)
+
+
+@graded("fp16", 1)
+def test_rope_far_positions_in_half_precision(ex, rng):
+    """float16 and bfloat16 at far positions (up to 4095): the angles are exact to float32, not to the input's dtype"""
+    for dtype in (torch.float16, torch.bfloat16):
+        x = randn(rng, 1, 2, len(FAR), 8, dtype=dtype)
+        pos = torch.tensor(FAR)
+        # The only slack beyond rounding the result: angles computed in float32 (a few eps32 times the position).
+        slack = pos.to(torch.float64)[:, None] * x.to(torch.float64).abs().amax() * 1e-6 / TOLERANCE[dtype][1]
+        close(ex.apply_rope(x, pos), rope(x, pos), ex, dtype=dtype, magnitude=slack)
 
 
 @graded("equivalence", 1.5)

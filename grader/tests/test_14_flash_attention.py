@@ -166,6 +166,16 @@ def test_causal_bottom_right(ex, rng):
 
 
 @graded("masking", 1.5)
+def test_causal_at_block_boundaries(ex, rng):
+    """causal tiles at block edges: L and S at multiples of the block ±1, S − L from 0 to a block past it"""
+    block = 4
+    for L in (block - 1, block, block + 1, 2 * block - 2, 2 * block):     # every L mod block
+        for offset in range(0, block + 2):                                 # q1 + offset on and off block edges
+            q, k, v = qkv(rng, 1, 2, L, L + offset, 4, dtype=torch.float64)
+            check(ex, ex.flash_attention(q, k, v, causal=True, block_size=block), q, k, v, causal=True)
+
+
+@graded("masking", 1.5)
 def test_queries_that_see_no_key(ex, rng):
     """causal with L > S: a query that sees no key gives out 0 and lse −inf"""
     S = randint(rng, 3, 8)

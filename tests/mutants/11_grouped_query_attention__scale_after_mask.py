@@ -1,4 +1,4 @@
-# uncatalogued: the scale multiplies the scores after the mask fill (scale=0 unblocks keys, scale=2 makes -inf)
+# mistake: the scale is applied after the mask fill
 """Grouped-query and multi-query attention (reference).
 
 During decoding the KV cache, not the weights, dominates memory traffic. GQA lets several query

@@ -1,4 +1,4 @@
-# uncatalogued: rotary angles computed in the input dtype (float16 / bfloat16 lose far positions)
+# mistake: rotary angles computed in half precision
 """Sinusoidal and rotary positional encodings (reference).
 
 Attention is permutation-invariant: shuffle the tokens and the outputs shuffle the same way.

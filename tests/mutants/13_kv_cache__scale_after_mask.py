@@ -1,4 +1,4 @@
-# uncatalogued: the scale multiplies the scores after the causal fill (scale=0 lets queries see future keys)
+# mistake: the scale is applied after the causal mask fill
 """KV cache for autoregressive decoding (reference).
 
 At decoding step t only the newest token's query is new; the keys and values of every earlier
