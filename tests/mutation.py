@@ -1,7 +1,7 @@
 """The mutation suite: known-wrong files must lose points (and be named), correct ones must not.
 
 tests/mutants/NN_name__slug.py      the reference with one realistic bug; first line
-                                    `# mistake: <title of the Mistake it is>` or `# uncatalogued: ...`
+                                    `# mistake: <key of the Mistake it is>  (its title)` or `# uncatalogued: ...`
 tests/alternatives/NN_name__slug.py a correct solution written differently: full marks
 
 `python tests/mutation.py [SEED ...] [--ex NN,NN]` (or `make mutants SEEDS="1 2" EX="09 14"`)
@@ -27,7 +27,7 @@ ALTERNATIVES = REPO / "tests" / "alternatives"
 class Variant:
     path: Path
     exercise_file: str     # "05_softmax.py"
-    mistake: str           # the title the diagnosis must name ("" when uncatalogued)
+    mistake: str           # the key the report must name in tests[].mistake ("" when uncatalogued)
 
     @property
     def id(self):
@@ -41,14 +41,15 @@ class Outcome:
     score: float
     named: bool
     diagnosis: str
+    first_mistake: str = None    # the key of the first failing test's named mistake
 
 
 def variants(folder):
     found = []
     for path in sorted(folder.glob("[0-9][0-9]_*__*.py")):
         first = path.read_text().splitlines()[0] if path.read_text() else ""
-        m = re.match(r"#\s*mistake:\s*(.+)", first)
-        found.append(Variant(path, path.name.split("__")[0] + ".py", m.group(1).strip() if m else ""))
+        m = re.match(r"#\s*mistake:\s*(\w+)", first)
+        found.append(Variant(path, path.name.split("__")[0] + ".py", m.group(1) if m else ""))
     return found
 
 
@@ -72,11 +73,12 @@ def run(items, seeds):
         outcomes = []
         for v in group:
             ex = results[v.id]
-            messages = [t["message"] for t in ex["tests"] if not t["passed"]] + [ex.get("error", "")]
-            named = bool(v.mistake) and any(v.mistake in m for m in messages)
-            found = re.search(r"known mistake: ([^\n]+?)\.\n", "\n".join(messages))
-            diagnosis = found.group(1) if found else (next((m for m in messages if m), "").splitlines() or [""])[0]
-            outcomes.append(Outcome(v, seed, ex["score"], named, diagnosis[:70]))
+            failing = [t for t in ex["tests"] if not t["passed"]]
+            messages = [t["message"] for t in failing] + [ex.get("error", "")]
+            keys = [t.get("mistake") for t in failing if t.get("mistake")]
+            named = bool(v.mistake) and v.mistake in keys
+            diagnosis = keys[0] if keys else (next((m for m in messages if m), "").splitlines() or [""])[0]
+            outcomes.append(Outcome(v, seed, ex["score"], named, diagnosis[:70], keys[0] if keys else None))
         return outcomes
 
     jobs = [(group, seed) for seed in seeds for group in rounds(items)]

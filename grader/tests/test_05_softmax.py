@@ -23,21 +23,21 @@ def _naive(x, dim=-1):
 MISTAKES = [
     Mistake("softmax", "the `dim` argument is ignored", STEP,
             "Normalise along the axis you are given, not always the last one.",
-            lambda x, dim=-1: oracle(x, -1)),
+            lambda x, dim=-1: oracle(x, -1), key="dim_ignored"),
     Mistake("softmax", "softmax over the wrong axis (the query axis instead of the key axis)", STEP,
             "Normalise along `dim` (the last axis for scores): each query spreads its attention over the keys.",
-            lambda x, dim=-1: oracle(x, (dim if dim >= 0 else x.dim() + dim) - 1)),
+            lambda x, dim=-1: oracle(x, (dim if dim >= 0 else x.dim() + dim) - 1), key="query_axis"),
     Mistake("softmax", "a slice whose entries are all -inf comes out NaN", STEP,
             "Such a slice has no mass: its max is -inf and -inf - (-inf) is NaN. Replace a -inf max by 0 "
             "(or return zeros for that slice).",
-            lambda x, dim=-1: torch.softmax(x.to(torch.float64), dim)),
+            lambda x, dim=-1: torch.softmax(x.to(torch.float64), dim), key="nan_on_all_masked"),
     Mistake("softmax", "the row max is not subtracted before exp, so large logits overflow to inf and NaN", STEP,
             "Subtract the max along `dim` first (x - x.amax(dim, keepdim=True)): softmax is unchanged by a shift, "
             "and every exp is then at most 1.",
-            _naive),
+            _naive, key="no_max_subtracted"),
     Mistake("softmax", "the result is not normalised (exp without dividing by the sum)", STEP,
             "Divide by the sum along `dim` so that each slice sums to 1.",
-            lambda x, dim=-1: (x.to(torch.float64) - x.to(torch.float64).amax(dim, keepdim=True)).exp()),
+            lambda x, dim=-1: (x.to(torch.float64) - x.to(torch.float64).amax(dim, keepdim=True)).exp(), key="not_normalised"),
 ]
 
 

@@ -59,58 +59,58 @@ FLOAT32 = Mistake(
     "scaled_dot_product_attention", "computes in float32 and returns float32 for float16 input", STEP_SOFTMAX,
     "Computing the softmax in float32 is right, but cast the result back (.to(q.dtype)) so that out and probs "
     "keep the input's dtype.",
-    lambda q, k, v, mask=None, scale=None: tuple(t.to(torch.float32) for t in attend(q, k, v, mask, scale)))
+    lambda q, k, v, mask=None, scale=None: tuple(t.to(torch.float32) for t in attend(q, k, v, mask, scale)), key="float32_result")
 
 MISTAKES = [
     Mistake("scaled_dot_product_attention", "probabilities multiplied with K instead of V", STEP_VALUES,
             "The output mixes the values: out = probs @ v, not probs @ k.",
-            lambda q, k, v, mask=None, scale=None: attend(q, k, v, mask, scale, values="k")),
+            lambda q, k, v, mask=None, scale=None: attend(q, k, v, mask, scale, values="k"), key="probs_times_k"),
     Mistake("scaled_dot_product_attention", "mask applied after softmax (probabilities zeroed, not renormalised)",
             STEP_MASK,
             "Mask the scores before the softmax (masked_fill with torch.finfo(dtype).min): zeroing probabilities "
             "afterwards leaves rows that no longer sum to 1.",
-            lambda q, k, v, mask=None, scale=None: attend(q, k, v, mask, scale, after=True)),
+            lambda q, k, v, mask=None, scale=None: attend(q, k, v, mask, scale, after=True), key="mask_after_softmax"),
     Mistake("scaled_dot_product_attention", "the scale is applied after the mask fill", STEP_MASK,
             "Scale the scores first, then fill the blocked ones: scale=0 turns a filled score back into 0 (the "
             "blocked key gets weight again), and a scale above 1 turns finfo(dtype).min into -inf (a fully masked "
             "row becomes NaN).",
-            lambda q, k, v, mask=None, scale=None: attend(q, k, v, mask, scale, late_scale=True)),
+            lambda q, k, v, mask=None, scale=None: attend(q, k, v, mask, scale, late_scale=True), key="scale_after_mask"),
     Mistake("scaled_dot_product_attention", "a fully masked row turns NaN", STEP_MASK,
             "A query whose keys are all blocked must stay finite: fill blocked scores with torch.finfo(dtype).min, "
             "not -inf (nor -1e9, which is -inf in float16), so that such a row gets uniform weights instead of "
             "exp(-inf - (-inf)) = NaN.",
-            lambda q, k, v, mask=None, scale=None: attend(q, k, v, mask, scale, fill="-inf")),
+            lambda q, k, v, mask=None, scale=None: attend(q, k, v, mask, scale, fill="-inf"), key="nan_on_masked_row"),
     Mistake("scaled_dot_product_attention", "no scaling by 1/sqrt(d_k)", STEP_SCORES,
             "Multiply the scores by 1/sqrt(d_k) when scale is None: the dot product's variance grows with d_k, "
             "and unscaled scores push the softmax into saturation.",
-            lambda q, k, v, mask=None, scale=None: attend(q, k, v, mask, scale, rule=lambda q, k, v, s: 1.0)),
+            lambda q, k, v, mask=None, scale=None: attend(q, k, v, mask, scale, rule=lambda q, k, v, s: 1.0), key="no_scaling"),
     Mistake("scaled_dot_product_attention", "softmax over the query axis instead of the key axis", STEP_SOFTMAX,
             "Normalise over the last axis (dim=-1, the keys): each query distributes its attention over the keys.",
-            lambda q, k, v, mask=None, scale=None: attend(q, k, v, mask, scale, dim=-2)),
+            lambda q, k, v, mask=None, scale=None: attend(q, k, v, mask, scale, dim=-2), key="softmax_over_queries"),
     Mistake("scaled_dot_product_attention", "scale=0.0 treated as None (`scale or 1/sqrt(d_k)`)", STEP_SCORES,
             "Test `scale is None`, not the truth of scale: 0.0 is a valid scale (uniform attention).",
-            lambda q, k, v, mask=None, scale=None: attend(q, k, v, mask, scale or None)),
+            lambda q, k, v, mask=None, scale=None: attend(q, k, v, mask, scale or None), key="zero_scale_as_none"),
     Mistake("scaled_dot_product_attention", "the `scale` argument is ignored", STEP_SCORES,
             "An explicit scale replaces the default 1/sqrt(d_k).",
-            lambda q, k, v, mask=None, scale=None: attend(q, k, v, mask, None)),
+            lambda q, k, v, mask=None, scale=None: attend(q, k, v, mask, None), key="scale_ignored"),
     Mistake("scaled_dot_product_attention", "scaled by 1/d_k instead of 1/sqrt(d_k)", STEP_SCORES,
             "The factor is 1/sqrt(d_k): take the square root of the per-head key size.",
             lambda q, k, v, mask=None, scale=None: attend(
-                q, k, v, mask, scale, rule=lambda q, k, v, s: 1.0 / q.shape[-1] if s is None else float(s))),
+                q, k, v, mask, scale, rule=lambda q, k, v, s: 1.0 / q.shape[-1] if s is None else float(s)), key="scaled_by_d_k"),
     Mistake("scaled_dot_product_attention", "scaled by 1/sqrt(d_v) instead of 1/sqrt(d_k)", STEP_SCORES,
             "The factor comes from the key size d_k (q's last axis), not the value size.",
             lambda q, k, v, mask=None, scale=None: attend(
-                q, k, v, mask, scale, rule=lambda q, k, v, s: 1.0 / math.sqrt(v.shape[-1]) if s is None else float(s))),
+                q, k, v, mask, scale, rule=lambda q, k, v, s: 1.0 / math.sqrt(v.shape[-1]) if s is None else float(s)), key="scaled_by_d_v"),
     Mistake("scaled_dot_product_attention", "the mask is inverted (True treated as attend)", STEP_MASK,
             "True means blocked, as in scores.masked_fill(mask, ...): fill where the mask is True.",
-            lambda q, k, v, mask=None, scale=None: attend(q, k, v, mask, scale, invert=True)),
+            lambda q, k, v, mask=None, scale=None: attend(q, k, v, mask, scale, invert=True), key="mask_inverted"),
     Mistake("scaled_dot_product_attention", "masked scores filled with 0 instead of a very negative value", STEP_MASK,
             "A score of 0 still gets weight exp(0 - max). Fill with torch.finfo(dtype).min so blocked keys get none.",
-            lambda q, k, v, mask=None, scale=None: attend(q, k, v, mask, scale, fill="zero")),
+            lambda q, k, v, mask=None, scale=None: attend(q, k, v, mask, scale, fill="zero"), key="fill_zero"),
     Mistake("scaled_dot_product_attention", "softmax without subtracting the row max (large logits overflow)",
             STEP_SOFTMAX,
             "Use torch.softmax, or subtract the row max before exp: exp of a large score is inf, and inf/inf is NaN.",
-            lambda q, k, v, mask=None, scale=None: attend(q, k, v, mask, scale, naive=True)),
+            lambda q, k, v, mask=None, scale=None: attend(q, k, v, mask, scale, naive=True), key="no_max_subtracted"),
     FLOAT32,
 ]
 
@@ -140,8 +140,8 @@ def check(ex, result, q, k, v, mask=None, scale=None, dtype=None, peaked=False):
     for part, (actual, expected, what, mag) in enumerate(((result[0], out, "out", mag_out),
                                                           (result[1], probs, "probs", mag_probs))):
         if isinstance(actual, torch.Tensor) and dtype in HALF and actual.dtype == torch.float32:
-            fail(f"{where}: {what} is float32, but the inputs are {str(dtype).removeprefix('torch.')}.\n  "
-                 + FLOAT32.explain())
+            fail(f"{where}: {what} is float32, but the inputs are {str(dtype).removeprefix('torch.')}.",
+                 on="dtype", mistake=FLOAT32)
         if isinstance(actual, torch.Tensor) and tuple(actual.shape) == tuple(expected.shape):
             a = actual.to(torch.float64)
             # a row that sees no key has no right answer: any finite value will do

@@ -47,35 +47,35 @@ TILE_FIX = ("The n_rep query heads of one group must share one kv head: repeat e
 NO_TWO = "KV cache size without the factor 2 (only the keys, or only the values, counted)"
 
 MISTAKES = [
-    Mistake("repeat_kv", TILE, STEP, TILE_FIX, lambda x, n_rep: x.repeat(1, n_rep, 1, 1)),
+    Mistake("repeat_kv", TILE, STEP, TILE_FIX, lambda x, n_rep: x.repeat(1, n_rep, 1, 1), key="tile_instead_of_interleave"),
     Mistake("grouped_query_attention", TILE, STEP, TILE_FIX,
-            lambda q, k, v, mask=None, scale=None: oracle(q, k, v, mask, scale, tile=True)),
+            lambda q, k, v, mask=None, scale=None: oracle(q, k, v, mask, scale, tile=True), key="tile_instead_of_interleave"),
     Mistake("grouped_query_attention", "the scale is applied after the mask fill", STEP,
             "Scale the scores first, then fill the blocked ones: scale=0 turns a filled score back into 0 (the "
             "blocked key gets weight again), and a scale above 1 turns finfo(dtype).min into -inf (a fully masked "
             "row becomes NaN).",
-            lambda q, k, v, mask=None, scale=None: oracle(q, k, v, mask, scale, late_scale=True)),
+            lambda q, k, v, mask=None, scale=None: oracle(q, k, v, mask, scale, late_scale=True), key="scale_after_mask"),
     Mistake("grouped_query_attention", "no scaling by 1/sqrt(d_k)", STEP,
             "Divide the scores by sqrt(d_k) (or multiply by `scale` when one is given) before the softmax.",
-            lambda q, k, v, mask=None, scale=None: oracle(q, k, v, mask, scale, scaled=False)),
+            lambda q, k, v, mask=None, scale=None: oracle(q, k, v, mask, scale, scaled=False), key="no_scaling"),
     Mistake("grouped_query_attention", "the `scale` argument is ignored", STEP,
             "An explicit scale replaces 1/sqrt(d_k); only scale=None means the default.",
-            lambda q, k, v, mask=None, scale=None: oracle(q, k, v, mask, None)),
+            lambda q, k, v, mask=None, scale=None: oracle(q, k, v, mask, None), key="scale_ignored"),
     Mistake("grouped_query_attention", "the mask is ignored", STEP,
             "Fill the blocked scores (mask True) with torch.finfo(dtype).min before the softmax.",
-            lambda q, k, v, mask=None, scale=None: oracle(q, k, v, None, scale)),
+            lambda q, k, v, mask=None, scale=None: oracle(q, k, v, None, scale), key="mask_ignored"),
     Mistake("kv_cache_bytes", NO_TWO, STEP,
             "A cache stores keys and values: multiply by 2.",
             lambda batch, seq_len, num_layers, num_kv_heads, head_dim, dtype:
-            hand_count(batch, seq_len, num_layers, num_kv_heads, head_dim, dtype) // 2),
+            hand_count(batch, seq_len, num_layers, num_kv_heads, head_dim, dtype) // 2, key="cache_bytes_no_factor_two"),
     Mistake("kv_cache_bytes", "the element size of the dtype is ignored (elements counted, not bytes)", STEP,
             "Multiply by the bytes per element: torch.empty((), dtype=dtype).element_size() (2 for float16).",
             lambda batch, seq_len, num_layers, num_kv_heads, head_dim, dtype:
-            hand_count(batch, seq_len, num_layers, num_kv_heads, head_dim, dtype) // DTYPE_BYTES[dtype]),
+            hand_count(batch, seq_len, num_layers, num_kv_heads, head_dim, dtype) // DTYPE_BYTES[dtype], key="cache_elements_not_bytes"),
     Mistake("kv_cache_bytes", "bits counted instead of bytes", STEP,
             "element_size() is in bytes already; do not multiply by 8.",
             lambda batch, seq_len, num_layers, num_kv_heads, head_dim, dtype:
-            hand_count(batch, seq_len, num_layers, num_kv_heads, head_dim, dtype) * 8),
+            hand_count(batch, seq_len, num_layers, num_kv_heads, head_dim, dtype) * 8, key="cache_bits_not_bytes"),
 ]
 
 
@@ -194,8 +194,7 @@ def _check_bytes(ex, args):
     if got != want:
         named = next((m for m in MISTAKES if m.function == "kv_cache_bytes" and m.wrong(*args) == got), None)
         fail(f"{call} returned {got:,} bytes; expected {want:,} = 2 (keys and values) × batch × seq_len × "
-             f"layers × kv heads × head_dim × {DTYPE_BYTES[args[-1]]} bytes per element."
-             + ("\n  " + named.explain() if named else ""))
+             f"layers × kv heads × head_dim × {DTYPE_BYTES[args[-1]]} bytes per element.", mistake=named)
 
 
 @graded("equivalence", 1.5)

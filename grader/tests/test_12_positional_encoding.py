@@ -66,38 +66,38 @@ MISTAKES = [
     Mistake("apply_rope", "rotary angles computed in half precision", STEP,
             "Compute position × frequency (and its cos and sin) in float32 or float64, then cast the rotated "
             "result back: float16 holds 1000 only to ±0.25 and bfloat16 to ±4, so far positions turn by the "
-            "wrong angle.", _half_angles),
+            "wrong angle.", _half_angles, key="rope_half_angles"),
     Mistake("apply_rope", INTERLEAVED, STEP,
             "The contract uses the rotate-half convention (GPT-NeoX, Llama in Hugging Face): feature i pairs with "
             "feature i + d/2. Split x into x1 = x[..., :d/2] and x2 = x[..., d/2:], then return "
             "cat(x1·cos − x2·sin, x2·cos + x1·sin).",
-            lambda x, positions=None, base=10000.0: rope(x, positions, base, pairs="interleaved")),
+            lambda x, positions=None, base=10000.0: rope(x, positions, base, pairs="interleaved"), key="rope_interleaved"),
     Mistake("apply_rope", "the rotation turns the wrong way (angle −p·θ_i)", STEP,
             "Rotate by +p·θ_i: the first half becomes x1·cos − x2·sin and the second x2·cos + x1·sin.",
-            lambda x, positions=None, base=10000.0: rope(x, positions, base, sign=-1.0)),
+            lambda x, positions=None, base=10000.0: rope(x, positions, base, sign=-1.0), key="rope_wrong_direction"),
     Mistake("apply_rope", "the `positions` argument is ignored (always 0..L−1)", STEP,
             "Use the positions you are given (a decoding step at position 57 is rotated by 57·θ), and "
             "0..L−1 only when positions is None.",
-            lambda x, positions=None, base=10000.0: rope(x, None, base)),
+            lambda x, positions=None, base=10000.0: rope(x, None, base), key="positions_ignored"),
     Mistake("apply_rope", "the `base` argument is ignored (always 10000)", STEP,
             "θ_i = base^(−2i/d) with the base you are given.",
-            lambda x, positions=None, base=10000.0: rope(x, positions, 10000.0)),
+            lambda x, positions=None, base=10000.0: rope(x, positions, 10000.0), key="base_ignored"),
     Mistake("apply_rope", "frequencies base^(−i/d) instead of base^(−2i/d)", STEP,
             "Pair i (of d/2) turns at θ_i = base^(−2i/d): the exponent runs over even feature indices.",
-            lambda x, positions=None, base=10000.0: rope(x, positions, base, exponent=1.0)),
+            lambda x, positions=None, base=10000.0: rope(x, positions, base, exponent=1.0), key="rope_frequency_exponent"),
     Mistake("sinusoidal_encoding", CONCATENATED, STEP,
             "Even features hold sin and odd features cos of the same angle: PE[:, 0::2] = sin, PE[:, 1::2] = cos "
             "(or stack them on a new last axis and flatten).",
-            lambda L, d_model, base=10000.0: sinusoid(L, d_model, base, layout="concatenated")),
+            lambda L, d_model, base=10000.0: sinusoid(L, d_model, base, layout="concatenated"), key="sincos_concatenated"),
     Mistake("sinusoidal_encoding", "cos on the even features and sin on the odd ones", STEP,
             "PE[p, 2i] is the sine, PE[p, 2i+1] the cosine.",
-            lambda L, d_model, base=10000.0: sinusoid(L, d_model, base, layout="swapped")),
+            lambda L, d_model, base=10000.0: sinusoid(L, d_model, base, layout="swapped"), key="sincos_swapped"),
     Mistake("sinusoidal_encoding", "angles p / base^(i/d_model) instead of p / base^(2i/d_model)", STEP,
             "For the pair (2i, 2i+1) the exponent is 2i/d_model: the frequencies fall from 1 to 1/base.",
-            lambda L, d_model, base=10000.0: sinusoid(L, d_model, base, pair_exponent=1.0)),
+            lambda L, d_model, base=10000.0: sinusoid(L, d_model, base, pair_exponent=1.0), key="sinusoid_frequency_exponent"),
     Mistake("sinusoidal_encoding", "the `base` argument is ignored (always 10000)", STEP,
             "Divide by base^(2i/d_model) with the base you are given.",
-            lambda L, d_model, base=10000.0: sinusoid(L, d_model, 10000.0)),
+            lambda L, d_model, base=10000.0: sinusoid(L, d_model, 10000.0), key="base_ignored"),
 ]
 
 

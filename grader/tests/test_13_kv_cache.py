@@ -108,20 +108,25 @@ def _wrong(variant):
     return lambda q, k, v, chunks, max_len, scale=None: (simulate(q, k, v, chunks, scale, variant), None)
 
 
+TORCH_CAT = Mistake(
+    "update", "cache reallocated with `torch.cat` every step (O(len) copying per token)", STEP,
+    "Allocate (B, H, max_len, d) buffers once in __init__, write each chunk in place "
+    "(self.k[:, :, start:end] = k_new) and return views self.k[:, :, :end].", key="cache_reallocated_with_cat")
+
 MISTAKES = [
     Mistake("decode", "the scale is applied after the causal mask fill", STEP,
             "Scale the scores first, then fill the blocked ones: with scale=0 a filled score becomes 0 again and "
-            "every new token sees the tokens after it.", late_scaled),
+            "every new token sees the tokens after it.", late_scaled, key="scale_after_mask"),
     Mistake("decode", "causal mask of the new tokens aligned top-left", STEP,
             "New token t of T sits at absolute position S − T + t, so it sees every cached key and the new keys up "
             "to itself: block key j only where j > t + (S − T) (bottom-right), e.g. "
-            "torch.ones(T, S, dtype=torch.bool).triu(S − T + 1).", _wrong("top-left")),
+            "torch.ones(T, S, dtype=torch.bool).triu(S − T + 1).", _wrong("top-left"), key="causal_top_left"),
     Mistake("decode", "no causal mask among the new tokens (a chunk's queries see its later keys)", STEP,
             "When several tokens arrive at once (prefill, chunks), token t must not see the new tokens after it: "
-            "mask keys j > t + (S − T).", _wrong("none")),
+            "mask keys j > t + (S − T).", _wrong("none"), key="no_causal_mask"),
     Mistake("decode", "attends only over the new keys and values, not over the whole cache", STEP,
             "Attend over what update() returns (everything stored), not over k_new and v_new.",
-            _wrong("new only")),
+            _wrong("new only"), key="new_keys_only"),
 ]
 
 
@@ -206,10 +211,7 @@ def test_buffers_preallocated_and_never_reallocated(ex, rng):
             fail(f"update() returned no tensor for the {name}s.")
         if len(set(ptrs)) > 1:
             fail(f"The cache was reallocated: the {name} views returned by successive update() calls live in "
-                 f"{len(set(ptrs))} different memory blocks. This looks like a known mistake: cache reallocated "
-                 "with `torch.cat` every step (O(len) copying per token). Allocate (B, H, max_len, d) buffers once "
-                 "in __init__, write each chunk in place (self.k[:, :, start:end] = k_new) and return views "
-                 "self.k[:, :, :end].")
+                 f"{len(set(ptrs))} different memory blocks.", mistake=TORCH_CAT)
         size = steps[0][f"{name}_storage"][1]
         if size < need:
             fail(f"The {name} view returned by the first update() lives in a block of {size} bytes, too small for "

@@ -11,6 +11,14 @@ FORBIDDEN = SOFTMAX_FAMILY
 STEP = "follow-up: tiled attention with online softmax"
 FULL_MATRIX = "the full score matrix built anyway"
 NO_SKIP = "wholly masked blocks computed anyway under causal"
+FULL_MATRIX_MISTAKE = Mistake(
+    "flash_attention", FULL_MATRIX, STEP,
+    "Tile over keys as well as queries: hold one (block_size, block_size) tile of scores at a time, never (L, S) "
+    "(nor a full (L, S) mask).", key="full_score_matrix")
+NO_SKIP_MISTAKE = Mistake(
+    "flash_attention", NO_SKIP, STEP,
+    "Under causal, the query block [q0, q1) sees no key past q1 − 1 + (S − L): stop the key loop there instead "
+    "of computing those blocks and masking them out.", key="masked_blocks_not_skipped")
 
 
 # -- the right answers, in float64 ------------------------------------------------------------
@@ -73,37 +81,37 @@ MISTAKES = [
             "weighted by exp(s − m_old): multiply the accumulator (and the running sum) by exp(m_old − m_new) "
             "before adding the new block.",
             lambda q, k, v, causal=False, scale=None, block_size=64:
-            online(q, k, v, causal, scale, block_size, rescale_acc=False)),
+            online(q, k, v, causal, scale, block_size, rescale_acc=False), key="no_rescale"),
     Mistake("flash_attention", "running accumulator not rescaled when the max changes", STEP,
             "Multiply both the running sum l and the accumulator by exp(m_old − m_new) when the max grows.",
             lambda q, k, v, causal=False, scale=None, block_size=64:
-            online(q, k, v, causal, scale, block_size, rescale_acc=False, rescale_sum=False)),
+            online(q, k, v, causal, scale, block_size, rescale_acc=False, rescale_sum=False), key="no_rescale"),
     Mistake("flash_attention", "the running sum is not rescaled when the max changes (the accumulator is)", STEP,
             "l collects exp(s − m) too: multiply it by exp(m_old − m_new) along with the accumulator.",
             lambda q, k, v, causal=False, scale=None, block_size=64:
-            online(q, k, v, causal, scale, block_size, rescale_sum=False)),
+            online(q, k, v, causal, scale, block_size, rescale_sum=False), key="sum_not_rescaled"),
     Mistake("flash_attention", "lse in base 2 (log2) instead of the natural log", STEP,
             "lse is the natural logsumexp: m + log(l). If you used exp2 with scores times log2(e), divide the "
             "base-2 result by log2(e) (multiply by ln 2).",
             lambda q, k, v, causal=False, scale=None, block_size=64:
-            (oracle(q, k, v, causal, scale)[0], oracle(q, k, v, causal, scale)[1] / math.log(2))),
+            (oracle(q, k, v, causal, scale)[0], oracle(q, k, v, causal, scale)[1] / math.log(2)), key="lse_base_two"),
     Mistake("flash_attention", "lse without the running max (log(l) instead of m + log(l))", STEP,
             "l sums exp(s − m): the logsumexp of the scores is m + log(l).",
-            _lse_without_max),
+            _lse_without_max, key="lse_without_max"),
     Mistake("flash_attention", "scores not scaled before exp (no scale, or the scale applied after exp, where "
             "normalising cancels it)", STEP,
             "Multiply q·k by the scale (1/sqrt(d_k) by default) before the max and the exp: "
             "exp(scale·s) is not scale·exp(s).",
-            lambda q, k, v, causal=False, scale=None, block_size=64: oracle(q, k, v, causal, 1.0)),
+            lambda q, k, v, causal=False, scale=None, block_size=64: oracle(q, k, v, causal, 1.0), key="scores_not_scaled"),
     Mistake("flash_attention", "the `scale` argument is ignored", STEP,
             "An explicit scale replaces 1/sqrt(d_k); only scale=None means the default.",
-            lambda q, k, v, causal=False, scale=None, block_size=64: oracle(q, k, v, causal, None)),
+            lambda q, k, v, causal=False, scale=None, block_size=64: oracle(q, k, v, causal, None), key="scale_ignored"),
     Mistake("flash_attention", "causal mask aligned top-left when L != S", STEP,
             "Causal alignment is bottom-right, as in exercise 04: query i sees key j when j <= i + (S − L).",
-            lambda q, k, v, causal=False, scale=None, block_size=64: oracle(q, k, v, causal, scale, top_left=True)),
+            lambda q, k, v, causal=False, scale=None, block_size=64: oracle(q, k, v, causal, scale, top_left=True), key="causal_top_left"),
     Mistake("flash_attention", "a query that sees no key comes out NaN (0 / 0)", STEP,
             "Such a row has l = 0: divide by l only where l > 0 and give out 0 (lse = m + log 0 = −inf).",
-            _nan_rows),
+            _nan_rows, key="nan_rows"),
 ]
 
 
@@ -194,7 +202,7 @@ def test_half_precision(ex, rng):
         check(ex, ex.flash_attention(q, k, v, causal=True, block_size=8), q, k, v, causal=True, magnitude=mag)
 
 
-@graded("edge", 1.5)
+@graded("edge", 1.5, checks="memory")
 def test_never_holds_the_score_matrix(ex, rng):
     """at L = S = 1024 no tensor made inside the call holds L·S/8 elements or more"""
     L = S = 1024
@@ -202,13 +210,13 @@ def test_never_holds_the_score_matrix(ex, rng):
     check(ex, ex.flash_attention(q, k, v, block_size=128), q, k, v)   # 128: fewer tiles, same point
     largest = ex.box.meta.get("largest", 0)
     if largest >= L * S // 8:
-        why = (f"This looks like a known mistake: {FULL_MATRIX}. Step {STEP}. Tile over keys as well as queries: "
-               "hold one (block_size, block_size) tile of scores at a time, never (L, S) (nor a full (L, S) mask)."
-               if largest >= L * S // 2 else
-               "Keep every intermediate of a tile small: one (block_size, block_size) tile of scores, products with "
-               "@ or matmul rather than broadcast (block, block, d) elementwise products, no (L, S) mask.")
+        full = largest >= L * S // 2
         fail(f"At L = S = {L} (block_size 128) your code made a tensor of {largest:,} elements; the limit is "
-             f"L·S/8 = {L * S // 8:,}. " + why)
+             f"L·S/8 = {L * S // 8:,}." + ("" if full else
+                                          " Keep every intermediate of a tile small: one (block_size, block_size) "
+                                          "tile of scores, products with @ or matmul rather than broadcast "
+                                          "(block, block, d) elementwise products, no (L, S) mask."),
+             mistake=FULL_MATRIX_MISTAKE if full else None)
 
 
 def timed(module, q, k, v):
@@ -221,7 +229,7 @@ def timed(module, q, k, v):
     return best
 
 
-@graded("masking", 1.5)
+@graded("masking", 1.5, checks="work")
 def test_causal_skips_masked_blocks(ex, rng):
     """under causal, key blocks that are wholly masked are skipped: about half the work"""
     L, block = 256, 32
@@ -237,9 +245,7 @@ def test_causal_skips_masked_blocks(ex, rng):
         ratio, measure = t_causal / max(t_full, 1e-9), "time"
     if ratio > 0.75:
         fail(f"At L = S = {L} with block_size {block}, causal attention took {ratio:.0%} of the non-causal {measure}; "
-             f"with skipping it is about 56%. This looks like a known mistake: {NO_SKIP}. Step {STEP}. Under "
-             "causal, the query block [q0, q1) sees no key past q1 − 1 + (S − L): stop the key loop there "
-             "instead of computing those blocks and masking them out.")
+             f"with skipping it is about 56%.", mistake=NO_SKIP_MISTAKE)
 
 
 @graded("rules", 0.5)

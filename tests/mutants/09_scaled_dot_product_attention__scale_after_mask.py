@@ -1,4 +1,4 @@
-# mistake: the scale is applied after the mask fill
+# mistake: scale_after_mask   (the scale is applied after the mask fill)
 """Steps 3 to 6 together: scaled dot-product attention (reference).
 
 softmax(q @ k^T * scale, masked) @ v. The mask goes on the scores before the softmax, filled

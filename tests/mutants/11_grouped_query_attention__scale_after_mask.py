@@ -1,4 +1,4 @@
-# mistake: the scale is applied after the mask fill
+# mistake: scale_after_mask   (the scale is applied after the mask fill)
 """Grouped-query and multi-query attention (reference).
 
 During decoding the KV cache, not the weights, dominates memory traffic. GQA lets several query

@@ -1,4 +1,4 @@
-# mistake: rotary angles computed in half precision
+# mistake: rope_half_angles   (rotary angles computed in half precision)
 """Sinusoidal and rotary positional encodings (reference).
 
 Attention is permutation-invariant: shuffle the tokens and the outputs shuffle the same way.

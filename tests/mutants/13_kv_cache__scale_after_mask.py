@@ -1,4 +1,4 @@
-# mistake: the scale is applied after the causal mask fill
+# mistake: scale_after_mask   (the scale is applied after the causal mask fill)
 """KV cache for autoregressive decoding (reference).
 
 At decoding step t only the newest token's query is new; the keys and values of every earlier
