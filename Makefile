@@ -12,8 +12,10 @@ GRADE_ARGS := $(EX) $(if $(SEED),--seed $(SEED))
 
 .PHONY: grade test repository-tests setup clean bench mutants
 
+# Exit 1 (not every exercise at full marks) is a grade, not a failure of make: no "Error 1" line.
+# Scripts that need the status call python -m grader, which still exits 0, 1 or 2.
 grade: $(STAMP)
-	@$(PY) -m grader $(GRADE_ARGS)
+	@$(PY) -m grader $(GRADE_ARGS) || [ $$? -eq 1 ]
 
 setup: $(STAMP)
 

@@ -5,7 +5,10 @@ sandbox and returns a plain tensor) and `rng` (a torch.Generator seeded from the
 and the test's name). Every comparison happens here, in the grader's process.
 """
 from dataclasses import dataclass
+import ast
+import inspect
 import re
+import sys
 from typing import Callable, Optional
 
 import numpy as np
@@ -119,12 +122,82 @@ def describe(value):
     return repr(value)
 
 
-def describe_call(call):
+def describe_call(call, ex=None):
+    """`decode(q=(1, 3, 10, 2) float64, ..., chunks=[6, 1, 1], max_len=10)`: parameter names where known
+    (the learner's own signature, or a probe's), None arguments left out."""
     if not call:
         return "your code"
     name, args, kwargs = call
-    parts = [describe(a) for a in args] + [f"{k}={describe(v)}" for k, v in kwargs.items()]
+    names = param_names(ex, name) if ex is not None else []
+    parts = []
+    for i, a in enumerate(args):
+        label = names[i] if i < len(names) else None
+        if a is None and label:
+            continue
+        parts.append(f"{label}={describe(a)}" if label else describe(a))
+    parts += [f"{k}={describe(v)}" for k, v in kwargs.items()]
     return f"{name}({', '.join(parts)})"
+
+
+_PARAMS = {}
+
+
+def param_names(ex, name):
+    """The positional parameter names of `name`: a probe of the exercise's test module (less its
+    `module`), or a function or class of the learner's file, read from its source."""
+    test_file = str(getattr(getattr(ex, "exercise", None), "test_module", ""))
+    source = getattr(ex, "source", None)
+    memo = (test_file, name, hash(source))
+    if memo in _PARAMS:
+        return _PARAMS[memo]
+    found = []
+    module = next((m for m in list(sys.modules.values()) if getattr(m, "__file__", None) == test_file), None)
+    probe = getattr(module, name, None) if module is not None else None
+    if callable(probe) and getattr(probe, "__module__", None) == module.__name__:
+        try:
+            found = [p.name for p in inspect.signature(probe).parameters.values()
+                     if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)][1:]
+        except (TypeError, ValueError):
+            found = []
+    elif source:
+        try:
+            for node in ast.walk(ast.parse(source)):
+                if isinstance(node, ast.FunctionDef) and node.name == name:
+                    found = [a.arg for a in node.args.posonlyargs + node.args.args]
+                    break
+                if isinstance(node, ast.ClassDef) and node.name == name:
+                    init = next((n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"),
+                                None)
+                    found = [a.arg for a in init.args.posonlyargs + init.args.args][1:] if init else []
+                    break
+        except (SyntaxError, ValueError):
+            found = []
+    _PARAMS[memo] = found
+    return found
+
+
+def inplace_line(ex, function, param):
+    """(number, text) of the first line of the learner's `function` that looks like it modifies `param`
+    in place, or None."""
+    source = getattr(ex, "source", None)
+    if not source:
+        return None
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return None
+    fn = next((n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == function), None)
+    if fn is None:
+        return None
+    lines = source.splitlines()
+    p = re.escape(param)
+    pattern = re.compile(rf"\b{p}\s*(\[[^\]]*\]\s*)?([-+*/@]?=)(?!=)|\b{p}(\[[^\]]*\])?\.\w+_\(")
+    for number in range(fn.lineno, (fn.end_lineno or fn.lineno) + 1):
+        text = lines[number - 1].split("#")[0]
+        m = pattern.search(text)
+        if m and not (m.group(2) == "=" and m.group(1) is None):     # plain `x = ...` rebinds: fine
+            return number, text.strip()
+    return None
 
 
 # -- comparing -------------------------------------------------------------------------------
@@ -165,7 +238,7 @@ def _compare(actual, expected, ex, *, dtype=None, part=None, what=None, magnitud
              rtol=None, atol=None, mask=None):
     call = ex.last_call if ex is not None else None
     what = what or ("the result" if part is None else f"output {part}")
-    where = describe_call(call)
+    where = describe_call(call, ex)
     expected = torch.as_tensor(expected)
     dtype = dtype or expected.dtype
     try:
@@ -390,10 +463,10 @@ def raises(ex, exc_name, function, *args, why="", **kwargs):
         if e.kind in ("raised",) and exc_name in e.exc_types:
             return
         if e.kind == "raised":
-            fail(f"{describe_call(call)} should raise {exc_name}{why}, but raised {e.message}"
+            fail(f"{describe_call(call, ex)} should raise {exc_name}{why}, but raised {e.message}"
                  + (f" ({e.where})" if e.where else ""))
         raise
-    fail(f"{describe_call(call)} should raise {exc_name}{why}, but returned "
+    fail(f"{describe_call(call, ex)} should raise {exc_name}{why}, but returned "
          f"{describe(result) if isinstance(result, torch.Tensor) else type(result).__name__}")
 
 
@@ -404,11 +477,15 @@ def unchanged_inputs(ex, function, *args, **kwargs):
     ex.last_call = (function, args, kwargs)
     before = list(args) + list(kwargs.values())
     after = list(args_after) + list(kwargs_after.values())
+    names = param_names(ex, function)
     for i, (b, a) in enumerate(zip(before, after)):
         if isinstance(b, torch.Tensor) and not torch.equal(torch.as_tensor(a), b):
-            name = list(kwargs)[i - len(args)] if i >= len(args) else f"argument {i + 1}"
-            fail(f"{describe_call(ex.last_call)} modified its input ({name}) in place. Return a new tensor: "
-                 "no `x -= ...`, `x.masked_fill_(...)` or `x[...] = ...` on an input.")
+            name = list(kwargs)[i - len(args)] if i >= len(args) else (
+                names[i] if i < len(names) else f"argument {i + 1}")
+            line = inplace_line(ex, function, name)
+            where = f" at line {line[0]}: {line[1]}" if line else ""
+            fail(f"{describe_call(ex.last_call, ex)} modified its input `{name}` in place{where}. Return a new "
+                 f"tensor: no `{name} -= ...`, `{name}.masked_fill_(...)` or `{name}[...] = ...` on an input.")
     return result
 
 

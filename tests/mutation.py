@@ -42,6 +42,7 @@ class Outcome:
     named: bool
     diagnosis: str
     first_mistake: str = None    # the key of the first failing test's named mistake
+    entry: dict = None           # the exercise's part of the JSON report
 
 
 def variants(folder):
@@ -78,7 +79,7 @@ def run(items, seeds):
             keys = [t.get("mistake") for t in failing if t.get("mistake")]
             named = bool(v.mistake) and v.mistake in keys
             diagnosis = keys[0] if keys else (next((m for m in messages if m), "").splitlines() or [""])[0]
-            outcomes.append(Outcome(v, seed, ex["score"], named, diagnosis[:70], keys[0] if keys else None))
+            outcomes.append(Outcome(v, seed, ex["score"], named, diagnosis[:70], keys[0] if keys else None, ex))
         return outcomes
 
     jobs = [(group, seed) for seed in seeds for group in rounds(items)]

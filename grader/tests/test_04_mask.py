@@ -116,10 +116,10 @@ MISTAKES = [
 
 
 def check_mask(ex, actual, expected, what):
-    actual = as_tensor(actual, f"the mask from {describe_call(ex.last_call)}")
+    actual = as_tensor(actual, f"the mask from {describe_call(ex.last_call, ex)}")
     if actual.dtype != torch.bool:
         ex.outcomes.append((ex.last_call, False))
-        fail(f"{describe_call(ex.last_call)} should return a bool mask (True = blocked), but its dtype is "
+        fail(f"{describe_call(ex.last_call, ex)} should return a bool mask (True = blocked), but its dtype is "
              f"{str(actual.dtype).removeprefix('torch.')}: {what}.")
     close(actual, expected, ex, dtype=torch.bool)
 

@@ -127,7 +127,7 @@ def magnitudes(q, k, v, mask, scale, probs):
 def check(ex, result, q, k, v, mask=None, scale=None, dtype=None, peaked=False):
     """Compares (out, probs) with the oracle on every row that sees a key; other rows must be finite."""
     dtype = dtype or q.dtype
-    where = describe_call(ex.last_call)
+    where = describe_call(ex.last_call, ex)
     if not isinstance(result, (tuple, list)) or len(result) != 2:
         fail(f"{where} should return a tuple (out, probs), but returned {type(result).__name__}"
              + (f" of {len(result)}" if isinstance(result, (tuple, list)) else ""))

@@ -259,7 +259,7 @@ def forward(ex, query, weights, num_heads, bias=True, **kwargs):
         result = ex.run(mha_forward, query, weights, num_heads, bias, **kwargs)
     except SubmissionError as e:
         if e.kind == "raised" and (B > 1 or L != S) and kind in _RAN.get(ex, ()):
-            fail(f"{describe_call(ex.last_call)} raised {e.message}" + (f" (at {e.where})" if e.where else "")
+            fail(f"{describe_call(ex.last_call, ex)} raised {e.message}" + (f" (at {e.where})" if e.where else "")
                  + f", though the same call ran with B = 1 and L = S (here B = {B}, L = {L}, S = {S}).",
                  mistake=SHAPES)
         raise
@@ -271,7 +271,7 @@ def forward(ex, query, weights, num_heads, bias=True, **kwargs):
 def check(ex, result, query, weights, num_heads, bias=True, **kwargs):
     """Compares with nn.MultiheadAttention on every query row that sees a key; other rows must be finite."""
     need = kwargs.get("need_weights", False)
-    where = describe_call(ex.last_call)
+    where = describe_call(ex.last_call, ex)
     if need and (not isinstance(result, (tuple, list)) or len(result) != 2):
         fail(f"{where} should return a tuple (out, weights) when need_weights=True, but returned "
              + type(result).__name__ + (f" of {len(result)}" if isinstance(result, (tuple, list)) else ""))
