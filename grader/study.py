@@ -810,6 +810,8 @@ def progress():
             status = "not graded"
         best = slot.get("best")
         max_score = slot.get("max", 10.0)
+        if best is not None and best >= max_score and status not in ("complete", "in a drill"):
+            status = "had full marks"      # the header counts best scores: the row says so too
         top += max_score
         if best is not None:
             points += best
@@ -818,11 +820,9 @@ def progress():
         rows.append(f"  {e.id} {e.name:<{width}}  {status:<15} {(f'{best:.1f}' if best is not None else '—'):>6}  "
                     f"{(clock(bd) if bd is not None else '—'):>10}  {trend(slot) if slot else ''}".rstrip())
     n = len(known)
-    now = sum(1 for e in known if full_marks(results.get(e.id)))
-    filled = round(20 * now / n) if n else 0
+    filled = round(20 * done / n) if n else 0
     drills = sum(len(s.get("drills", [])) for s in hist.values())
-    earlier = f" ({done} at some point)" if done != now else ""
-    print(f"Progress  {'█' * filled}{'·' * (20 - filled)}  {now}/{n} with full marks now{earlier} · "
+    print(f"Progress  {'█' * filled}{'·' * (20 - filled)}  {done}/{n} with full marks (best) · "
           f"{points:.1f}/{top:g} best points · {drills} drill{'s' * (drills != 1)}")
     print()
     print("\n".join(rows))
