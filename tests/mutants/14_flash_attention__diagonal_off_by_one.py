@@ -1,4 +1,4 @@
-# uncatalogued: a key block is masked only if it ends past the diagonal by more than one key
+# mistake: diagonal_tile_unmasked   (the tile that crosses the diagonal is left unmasked at its edge)
 """Tiled attention with an online softmax, FlashAttention-style (reference).
 
 Plain attention materialises the (L, S) score matrix: O(L·S) memory per head, and on a GPU the
