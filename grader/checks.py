@@ -327,7 +327,7 @@ def _error_shape(a, e, bad, select, dtype):
         r = a[nz] / e[nz]
         if float((r - r.mean()).abs().max()) <= 1e-3 * abs(float(r.mean())) and abs(float(r.mean()) - 1) > 1e-3:
             return [f"Shape of the error: your result is {float(r.mean()):.6g} times the expected one "
-                    "everywhere: a constant factor, so check the scale (1/sqrt(d_k)) and any division."]
+                    "everywhere: a constant factor, so check the scale and any division (by a count, by sqrt(d_k))."]
     if a.dim() >= 1 and a.shape[-1] > 1:
         rows_bad = bad.any(-1)
         zero = (a == 0).all(-1) & ~(e == 0).all(-1) & rows_bad
