@@ -65,7 +65,7 @@ def _half_angles(x, positions=None, base=10000.0):
 MISTAKES = [
     Mistake("apply_rope", "rotary angles computed in half precision", STEP,
             "Compute position × frequency (and its cos and sin) in float32 or float64, then cast the rotated "
-            "result back: float16 holds 1000 only to ±0.25 and bfloat16 to ±4, so far positions turn by the "
+            "result back: float16 holds 1000 only to ±0.25 and bfloat16 to ±2, so far positions turn by the "
             "wrong angle.", _half_angles, key="rope_half_angles"),
     Mistake("apply_rope", INTERLEAVED, STEP,
             "The contract uses the rotate-half convention (GPT-NeoX, Llama in Hugging Face): feature i pairs with "
