@@ -87,6 +87,15 @@ def run(items, seeds):
         return [o for batch in pool.map(one, jobs) for o in batch]
 
 
+def first_hint_speaks_to(o):
+    """Whether the first `make hint` after this grade is the `## when:` section for the mutant's key."""
+    from grader import study
+    hints = REPO / "exercises" / "hints" / o.variant.exercise_file.replace(".py", ".md")
+    _, whens = study.parse_hints(hints.read_text())
+    hits = study.targeted(whens, o.entry or {})
+    return bool(hits) and o.variant.mistake in study.triggers(hits[0][2])
+
+
 def main(seeds, only=()):
     pick = (lambda vs: [v for v in vs if v.id in only]) if only else (lambda vs: vs)
     mutants = run(pick(variants(MUTANTS)), seeds)
@@ -97,6 +106,10 @@ def main(seeds, only=()):
     caught = sum(o.score < 10 for o in mutants)
     catalogued = [o for o in mutants if o.variant.mistake]
     named = sum(o.named for o in catalogued)
+    hinted = [o for o in catalogued if first_hint_speaks_to(o)]
+    for o in catalogued:
+        if o not in hinted:
+            print(f"first hint misses: {o.variant.path.name} seed {o.seed} (first named: {o.first_mistake})")
     alts = run(pick(variants(ALTERNATIVES)), seeds)
     print()
     for o in alts:
@@ -111,6 +124,7 @@ def main(seeds, only=()):
     print(f"mutants caught on every seed: {len(every)}/{len(files)}")
     print(f"mutants caught:           {caught}/{len(mutants)} ({100 * caught / max(len(mutants), 1):.0f}%)")
     print(f"catalogued mistakes named: {named}/{len(catalogued)} ({100 * named / max(len(catalogued), 1):.0f}%)")
+    print(f"first hint speaks to it:  {len(hinted)}/{len(catalogued)} ({100 * len(hinted) / max(len(catalogued), 1):.0f}%)")
     print(f"alternatives full marks:  {full}/{len(alts)} ({100 * full / max(len(alts), 1):.0f}%)")
     print(f"seeds: {' '.join(map(str, seeds))}")
     return 0 if caught == len(mutants) and full == len(alts) and named >= 0.9 * len(catalogued) else 1

@@ -4,8 +4,7 @@ import random
 
 import pytest
 
-from helpers import REPO
-from mutation import ALTERNATIVES, MUTANTS, run, variants
+from mutation import ALTERNATIVES, MUTANTS, first_hint_speaks_to, run, variants
 
 SEED = random.SystemRandom().randrange(1, 10**6)
 MUTANT_FILES = variants(MUTANTS)
@@ -33,15 +32,10 @@ def test_mutant_is_caught_and_named(mutant, mutant_outcomes):
 @pytest.mark.parametrize("mutant", [v for v in MUTANT_FILES if v.mistake], ids=lambda v: v.path.stem)
 def test_first_hint_speaks_to_the_named_mistake(mutant, mutant_outcomes):
     """Replays the grade of every catalogued mutant: the first `make hint` after it is the section for its key."""
-    from grader import study
     o = mutant_outcomes[mutant.path.name]
-    hints = REPO / "exercises" / "hints" / mutant.exercise_file.replace(".py", ".md")
-    _, whens = study.parse_hints(hints.read_text())
-    hits = study.targeted(whens, dict(o.entry, status=o.entry["status"]))
-    assert hits, f"seed {SEED}: no hint section speaks to {mutant.path.name}'s grade"
-    first = hits[0][2]
-    assert mutant.mistake in study.triggers(first), \
-        f"seed {SEED}: the first hint after {mutant.path.name} is `## when: {first}`, not the one for `{mutant.mistake}`"
+    assert first_hint_speaks_to(o), \
+        f"seed {SEED}: the first hint after {mutant.path.name} is not the one for `{mutant.mistake}` " \
+        f"(the grade named first: {o.first_mistake})"
 
 
 @pytest.mark.parametrize("alternative", ALTERNATIVE_FILES, ids=lambda v: v.path.stem)
