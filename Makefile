@@ -12,8 +12,10 @@ GRADE_ARGS := $(EX) $(if $(SEED),--seed $(SEED))
 
 .PHONY: grade test repository-tests setup clean bench mutants
 
+# Exit 1 (not every exercise at full marks) is a grade, not a failure of make: no "Error 1" line.
+# Scripts that need the status call python -m grader, which still exits 0, 1 or 2.
 grade: $(STAMP)
-	@$(PY) -m grader $(GRADE_ARGS)
+	@$(PY) -m grader $(GRADE_ARGS) || [ $$? -eq 1 ]
 
 setup: $(STAMP)
 
@@ -45,7 +47,7 @@ clean:
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
 mutants: $(STAMP)
-	@$(PY) tests/mutation.py $(SEEDS)
+	@$(PY) tests/mutation.py $(SEEDS) $(if $(EX),--ex "$(EX)")
 
 # Studying alone (grader/study.py): make hint EX=05, watch, drill EX=10, drill-done, progress,
 # reset EX=05, solution EX=05 [FORCE=1]

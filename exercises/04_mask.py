@@ -15,8 +15,8 @@ exp, and the row is normalised over the keys that remain. Zeroing probabilities 
 softmax leaves rows that no longer sum to 1.
 
 Why torch.finfo(dtype).min and not -inf: if every key of a row is blocked, a row of -inf gives
--inf - (-inf) = NaN in the softmax, and in float16 NaN spreads. The most negative finite value
-keeps the row finite. Filling with 0 is wrong: 0 is an ordinary score.
+-inf - (-inf) = NaN in the softmax, in every dtype. The most negative finite value keeps the
+row finite (its keys then share the weight uniformly). Filling with 0 is wrong: 0 is an ordinary score.
 """
 import torch
 

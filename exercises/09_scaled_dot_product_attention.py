@@ -7,8 +7,9 @@
   0.0 included, is used as it is.
 - Mask the scores before the softmax (True = blocked), filling with
   torch.finfo(scores.dtype).min: zeroing probabilities after the softmax leaves rows that do not
-  sum to 1, and a row of -inf turns NaN in float16. A query whose keys are all blocked must come
-  out finite.
+  sum to 1, and a row of -inf turns NaN (in every dtype). A query whose keys are all blocked must
+  come out finite. Scale the scores before the fill: a scale of 0 or above 1 applied after it
+  unblocks keys or turns the fill into -inf.
 - Softmax over the key axis (the last one): each query distributes its attention over the keys.
 - float16 in, float16 out: run the softmax in float32 and cast back, but return the input dtype.
 

@@ -15,6 +15,13 @@ Masks are bool and True means blocked. key_padding_mask hides keys (the last axi
 scores), never queries. Several masks combine with OR: a key is blocked if any mask blocks it.
 is_causal adds the bottom-right causal mask (key j blocked when j > i + (S - L)).
 
+Which conventions are PyTorch's and which are this module's: the scale 1/sqrt(head_dim), bool
+masks with True = blocked and key_padding_mask are nn.MultiheadAttention's. This module's own:
+key defaults to query and value to key (PyTorch requires all three); is_causal builds the
+bottom-right mask by itself (PyTorch's is only a hint that needs attn_mask, and
+F.scaled_dot_product_attention(is_causal=True) aligns top-left); weights per head (PyTorch
+averages them by default); finite rows where no key is seen.
+
 This file is self-contained: it may not import the other exercises; rewrite the few lines you
 need. Forbidden: torch.nn.MultiheadAttention, torch.nn.functional.scaled_dot_product_attention,
 torch.nn.functional.multi_head_attention_forward and any other fused attention route.

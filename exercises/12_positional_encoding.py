@@ -2,8 +2,8 @@
 
 The interview question: "why does attention need positional information, and how is it added?"
 
-Self-attention is permutation-invariant: shuffle the input tokens and the outputs are shuffled
-the same way, because nothing in Q @ K^T knows where a token sits. An RNN gets order from
+Self-attention without a causal mask is permutation-equivariant: shuffle the input tokens and
+the outputs are shuffled the same way, because nothing in Q @ K^T knows where a token sits. An RNN gets order from
 processing tokens one after another; attention sees them all at once and must be told.
 
 - Sinusoidal encoding (the original Transformer): a fixed (L, d_model) table added to the token

@@ -5,7 +5,11 @@ sandbox and returns a plain tensor) and `rng` (a torch.Generator seeded from the
 and the test's name). Every comparison happens here, in the grader's process.
 """
 from dataclasses import dataclass
-from typing import Callable
+import ast
+import inspect
+import re
+import sys
+from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -18,35 +22,80 @@ TOLERANCE = {torch.float64: (1e-6, 1e-8), torch.float32: (2e-4, 2e-5),
 
 
 class Fail(AssertionError):
-    """A check failed; the message is what the learner reads."""
+    """A check failed; the message is what the learner reads.
+
+    on: what the failed check looked at: "type", "shape", "dtype", "values", or None for the test's own
+        property (a test whose property is not the values, e.g. shapes or rules, is then "not checked").
+    mistake: the key of the catalogued Mistake the failure was matched to, or None.
+    """
+
+    def __init__(self, message, on=None, mistake=None):
+        super().__init__(message)
+        self.on = on
+        self.mistake = mistake
 
 
-def fail(message):
-    raise Fail(message)
+def fail(message, on=None, mistake=None):
+    """Fails the test. `mistake`: a Mistake (or its key) this failure is known to be; its explanation
+    is appended to the message when given as a Mistake."""
+    if isinstance(mistake, Mistake):
+        message, mistake = message.rstrip() + "\n  " + mistake.explain(), mistake.key
+    raise Fail(message, on, mistake)
 
 
-def graded(category, points):
-    """Marks a hidden test: its category (one of CATEGORIES) and the points it is worth."""
+# What a test's property is, by category, when @graded does not say: the checks whose failure fails
+# the test. Any other failed check means the property could not be checked ("not checked").
+PROPERTY = {"shapes": ("type", "shape", "dtype"), "rules": ()}
+
+
+def graded(category, points, checks=None):
+    """Marks a hidden test: its category (one of CATEGORIES) and the points it is worth.
+
+    checks: the one property the test checks, when the category does not say it, e.g. "memory" or
+        "work" for a test that first checks the values, then measures: a wrong value then leaves the
+        property "not checked" instead of failing it.
+    """
     if category not in CATEGORIES:
         raise ValueError(f"unknown category {category!r}")
 
     def mark(fn):
         fn.grade = (category, float(points))
+        fn.checks = checks
         return fn
     return mark
 
 
 @dataclass
 class Mistake:
-    """A known wrong way to write `function`: `wrong` computes its output from the same arguments."""
+    """A known wrong way to write `function`: `wrong` computes its output from the same arguments.
+
+    key: the mistake's name in the catalogue ("no_max_subtracted"): it travels in the test result and
+        the JSON report (`tests[].mistake`), and hint sections are keyed on it (`## when: no_max_subtracted`).
+        Defaults to the title reduced to lowercase words joined by underscores.
+    wrong: None for a mistake that a test recognises by itself (and names with fail(..., mistake=M)).
+    """
     function: str
     title: str      # what the learner did: "no scaling by 1/sqrt(d_k)"
     step: str       # the checklist step it breaks: "3. Scores: Q @ K^T / sqrt(d_k)"
     fix: str        # how to fix it, and why
-    wrong: Callable
+    wrong: Optional[Callable] = None
+    key: str = ""
+
+    def __post_init__(self):
+        if not self.key:
+            self.key = slug(self.title)
 
     def explain(self):
         return f"This looks like a known mistake: {self.title}.\n  Step {self.step}. {self.fix}"
+
+
+def slug(text):
+    """A title as a key: "the bias is dropped (no b_q)" -> "bias_is_dropped"; at most seven words."""
+    text = re.sub(r"\([^()]*\)", " ", text.lower())
+    words = re.findall(r"[a-z0-9]+", text)
+    if words[:1] == ["the"] and len(words) > 1:
+        words = words[1:]
+    return "_".join(words[:7])
 
 
 # -- making inputs ---------------------------------------------------------------------------
@@ -73,12 +122,82 @@ def describe(value):
     return repr(value)
 
 
-def describe_call(call):
+def describe_call(call, ex=None):
+    """`decode(q=(1, 3, 10, 2) float64, ..., chunks=[6, 1, 1], max_len=10)`: parameter names where known
+    (the learner's own signature, or a probe's), None arguments left out."""
     if not call:
         return "your code"
     name, args, kwargs = call
-    parts = [describe(a) for a in args] + [f"{k}={describe(v)}" for k, v in kwargs.items()]
+    names = param_names(ex, name) if ex is not None else []
+    parts = []
+    for i, a in enumerate(args):
+        label = names[i] if i < len(names) else None
+        if a is None and label:
+            continue
+        parts.append(f"{label}={describe(a)}" if label else describe(a))
+    parts += [f"{k}={describe(v)}" for k, v in kwargs.items()]
     return f"{name}({', '.join(parts)})"
+
+
+_PARAMS = {}
+
+
+def param_names(ex, name):
+    """The positional parameter names of `name`: a probe of the exercise's test module (less its
+    `module`), or a function or class of the learner's file, read from its source."""
+    test_file = str(getattr(getattr(ex, "exercise", None), "test_module", ""))
+    source = getattr(ex, "source", None)
+    memo = (test_file, name, hash(source))
+    if memo in _PARAMS:
+        return _PARAMS[memo]
+    found = []
+    module = next((m for m in list(sys.modules.values()) if getattr(m, "__file__", None) == test_file), None)
+    probe = getattr(module, name, None) if module is not None else None
+    if callable(probe) and getattr(probe, "__module__", None) == module.__name__:
+        try:
+            found = [p.name for p in inspect.signature(probe).parameters.values()
+                     if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)][1:]
+        except (TypeError, ValueError):
+            found = []
+    elif source:
+        try:
+            for node in ast.walk(ast.parse(source)):
+                if isinstance(node, ast.FunctionDef) and node.name == name:
+                    found = [a.arg for a in node.args.posonlyargs + node.args.args]
+                    break
+                if isinstance(node, ast.ClassDef) and node.name == name:
+                    init = next((n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"),
+                                None)
+                    found = [a.arg for a in init.args.posonlyargs + init.args.args][1:] if init else []
+                    break
+        except (SyntaxError, ValueError):
+            found = []
+    _PARAMS[memo] = found
+    return found
+
+
+def inplace_line(ex, function, param):
+    """(number, text) of the first line of the learner's `function` that looks like it modifies `param`
+    in place, or None."""
+    source = getattr(ex, "source", None)
+    if not source:
+        return None
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return None
+    fn = next((n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == function), None)
+    if fn is None:
+        return None
+    lines = source.splitlines()
+    p = re.escape(param)
+    pattern = re.compile(rf"\b{p}\s*(\[[^\]]*\]\s*)?([-+*/@]?=)(?!=)|\b{p}(\[[^\]]*\])?\.\w+_\(")
+    for number in range(fn.lineno, (fn.end_lineno or fn.lineno) + 1):
+        text = lines[number - 1].split("#")[0]
+        m = pattern.search(text)
+        if m and not (m.group(2) == "=" and m.group(1) is None):     # plain `x = ...` rebinds: fine
+            return number, text.strip()
+    return None
 
 
 # -- comparing -------------------------------------------------------------------------------
@@ -119,18 +238,22 @@ def _compare(actual, expected, ex, *, dtype=None, part=None, what=None, magnitud
              rtol=None, atol=None, mask=None):
     call = ex.last_call if ex is not None else None
     what = what or ("the result" if part is None else f"output {part}")
-    where = describe_call(call)
+    where = describe_call(call, ex)
     expected = torch.as_tensor(expected)
     dtype = dtype or expected.dtype
-    actual = as_tensor(actual, f"{what} of {where}")
+    try:
+        actual = as_tensor(actual, f"{what} of {where}")
+    except Fail as e:
+        e.on = "type"
+        raise
     if tuple(actual.shape) != tuple(expected.shape):
-        fail(f"{where}: {what} has the wrong shape: expected {tuple(expected.shape)}, got "
-             f"{tuple(actual.shape)}." + _known_mistake(ex, call, actual, part, None, 0, 0))
+        _fail_named(f"{where}: {what} has the wrong shape: expected {tuple(expected.shape)}, got "
+                    f"{tuple(actual.shape)}.", "shape", _known_mistake(ex, call, actual, part, None, 0, 0))
     if actual.dtype != dtype:
-        fail(f"{where}: {what} should keep the input's dtype {_dt(dtype)}, but is {_dt(actual.dtype)}. "
-             "Compute in a wider type if you like, then cast back."
-             + _known_mistake(ex, call, actual, part, *TOLERANCE.get(actual.dtype, (1e-6, 1e-8)), None,
-                              dtype_only=True))
+        _fail_named(f"{where}: {what} should keep the input's dtype {_dt(dtype)}, but is {_dt(actual.dtype)}. "
+                    "Compute in a wider type if you like, then cast back.", "dtype",
+                    _known_mistake(ex, call, actual, part, *TOLERANCE.get(actual.dtype, (1e-6, 1e-8)), None,
+                                   dtype_only=True))
     default_rtol, default_atol = TOLERANCE.get(dtype, (0, 0))
     rtol = default_rtol if rtol is None else rtol
     atol = default_atol if atol is None else atol
@@ -143,9 +266,10 @@ def _compare(actual, expected, ex, *, dtype=None, part=None, what=None, magnitud
             idx = tuple(int(i) for i in bad_finite.nonzero()[0])
             kind = "NaN" if torch.isnan(a[idx]) else "inf"
             row = f"row {list(idx[:-1])}" if len(idx) > 1 else f"index {list(idx)}"
-            fail(f"{where}: {what} holds {kind} (first in {row}, {int(bad_finite.sum())} entries in all) "
-                 f"where a finite value is expected."
-                 + (_known_mistake(ex, call, actual, part, rtol, atol, magnitude, select) or _nan_hint(dtype)))
+            known = _known_mistake(ex, call, actual, part, rtol, atol, magnitude, select)
+            _fail_named(f"{where}: {what} holds {kind} (first in {row}, {int(bad_finite.sum())} entries in all) "
+                        f"where a finite value is expected." + ("" if known else _nan_hint(dtype, call)),
+                        "values", known)
         tol = atol * (1 + (torch.as_tensor(magnitude, dtype=torch.float64).abs() if magnitude is not None else 0))
         tol = tol + rtol * e.abs()
         err = torch.where(torch.isfinite(e), (a - e).abs(), torch.where(a == e, 0.0, float("inf")))
@@ -170,17 +294,110 @@ def _compare(actual, expected, ex, *, dtype=None, part=None, what=None, magnitud
     pattern = _where_wrong(bad, e.dim())
     if pattern and not (known and pattern.endswith("everywhere.")):
         lines.append("  " + pattern)
-    return fail("\n".join(lines) + known)
+    if not known:
+        lines += ["  " + line for line in error_shape(a, e, bad, select, dtype, call)]
+    _fail_named("\n".join(lines), "values", known)
+
+
+def error_shape(a, e, bad, select, dtype, call=None):
+    """What the error looks like, when no catalogued mistake matches: lines a learner can act on."""
+    try:
+        return _error_shape(a, e, bad, select, dtype)
+    except Exception:       # a diagnosis must never break the check it explains
+        return []
+
+
+def _error_shape(a, e, bad, select, dtype):
+    notes = []
+    ok = select & torch.isfinite(a) & torch.isfinite(e)
+    if not ok.any():
+        return notes
+    # the same values, transposed or reordered
+    if a.dim() >= 2 and a.shape[-1] == a.shape[-2] and a.shape[-1] > 1 and _same(a, e.transpose(-1, -2), dtype):
+        return ["Shape of the error: your result is the expected one transposed (its last two axes swapped)."]
+    for axis in range(a.dim()):
+        order = _permutation(a, e, axis, dtype)
+        if order is not None:
+            shown = ", ".join(map(str, order[:8])) + (", ..." if len(order) > 8 else "")
+            return [f"Shape of the error: your result holds the expected values with axis {axis} reordered "
+                    f"(your index i holds expected index [{shown}][i]): check a reshape, transpose or index order."]
+    # a constant factor, overall or per row
+    nz = ok & (e.abs() > 1e-6 * max(float(e[ok].abs().max()), 1e-30))
+    if nz.sum() >= 2:
+        r = a[nz] / e[nz]
+        if float((r - r.mean()).abs().max()) <= 1e-3 * abs(float(r.mean())) and abs(float(r.mean()) - 1) > 1e-3:
+            return [f"Shape of the error: your result is {float(r.mean()):.6g} times the expected one "
+                    "everywhere: a constant factor, so check the scale and any division (by a count, by sqrt(d_k))."]
+    if a.dim() >= 1 and a.shape[-1] > 1:
+        rows_bad = bad.any(-1)
+        zero = (a == 0).all(-1) & ~(e == 0).all(-1) & rows_bad
+        if zero.any():
+            notes.append(f"{int(zero.sum())} of your rows (along the last axis) are entirely zero where the "
+                         "expected ones are not.")
+        uniform = (a - a[..., :1]).abs().amax(-1) <= 1e-6 * (1 + a.abs().amax(-1))
+        uniform &= ~((e - e[..., :1]).abs().amax(-1) <= 1e-6 * (1 + e.abs().amax(-1))) & rows_bad & ~zero
+        if uniform.any():
+            notes.append(f"{int(uniform.sum())} of your rows are uniform (every entry equal) where the expected "
+                         "ones are not: all scores equal, e.g. a scale of 0 that also cancels the mask, or every "
+                         "key blocked.")
+    if not notes and a.dim() >= 2 and a.shape[-2] >= 4:
+        err = torch.where(ok, (a - e).abs(), 0.0).movedim(-2, 0).reshape(a.shape[-2], -1).amax(1)
+        third = max(a.shape[-2] // 3, 1)
+        head, tail = float(err[:third].mean()), float(err[-third:].mean())
+        if tail > 8 * head and tail > 0:
+            notes.append("the error grows along the rows (from about %.2g to %.2g): precision lost in a quantity "
+                         "that grows with the position or size, e.g. positions times frequencies in half "
+                         "precision." % (head, tail))
+    if not notes and dtype == torch.float64:
+        rel = float(((a - e).abs() / (e.abs() + 1e-12))[ok].max())
+        if 1e-9 < rel < 1e-4:
+            notes.append(f"the errors are small (relative {rel:.1g}), about float32's precision: part of the "
+                         "computation ran in float32 (.float(), dtype=torch.float32); keep float64 inputs in "
+                         "float64.")
+    return ["Shape of the error: " + n for n in notes]
+
+
+def _same(a, e, dtype):
+    rtol, atol = TOLERANCE.get(dtype, (1e-6, 1e-8))
+    return bool(((a - e).abs() <= atol + rtol * e.abs()).all())
+
+
+def _permutation(a, e, axis, dtype):
+    """The order along `axis` that turns e into a, if a is e reordered (and not the identity)."""
+    n = a.shape[axis]
+    if n < 2 or n > 64:
+        return None
+    A, E = a.movedim(axis, 0).reshape(n, -1), e.movedim(axis, 0).reshape(n, -1)
+    order = []
+    for i in range(n):
+        match = [j for j in range(n) if _same(A[i], E[j], dtype)]
+        if not match:
+            return None
+        order.append(match[0])
+    return order if order != list(range(n)) and len(set(order)) == n else None
+
+
+def _fail_named(message, on, mistake):
+    """Fails with `message`, followed by the explanation of `mistake` (a Mistake or None)."""
+    if mistake is not None:
+        message += "\n  " + mistake.explain()
+    raise Fail(message, on, mistake.key if mistake is not None else None)
 
 
 def _dt(dtype):
     return str(dtype).removeprefix("torch.")
 
 
-def _nan_hint(dtype):
+def _nan_hint(dtype, call=None):
     half = " In float16, anything above 65504 is inf." if dtype in (torch.float16, torch.bfloat16) else ""
-    return ("\n  Usual causes: exp of a large value overflowing (subtract the max first), or a row whose "
-            "entries are all masked with -inf (fill with torch.finfo(dtype).min instead)." + half)
+    wide = ""
+    if dtype == torch.float64:
+        wide = (" Or a float64 input computed in float32 (.float(), dtype=torch.float32): there "
+                "torch.finfo(torch.float64).min is -inf, and a scale above 1 turns float32's min into -inf too: "
+                "keep the input's dtype throughout.")
+    return ("\n  Usual causes: exp of a large value overflowing (subtract the max first), a row whose "
+            "entries are all masked with -inf (fill with torch.finfo(dtype).min instead), or a fill "
+            "multiplied afterwards (scale the scores before the fill)." + half + wide)
 
 
 def _where_wrong(bad, ndim):
@@ -208,10 +425,10 @@ def _known_mistake(ex, call, actual, part, rtol, atol, magnitude, select=None, d
     select: compare only there (the entries the check grades).
     """
     if ex is None or call is None:
-        return ""
+        return None
     name, args, kwargs = call
     for m in ex.mistakes:
-        if m.function != name:
+        if m.function != name or m.wrong is None:
             continue
         try:
             wrong = m.wrong(*args, **kwargs)
@@ -221,7 +438,7 @@ def _known_mistake(ex, call, actual, part, rtol, atol, magnitude, select=None, d
             if tuple(wrong.shape) != tuple(actual.shape) or dtype_only and wrong.dtype != actual.dtype:
                 continue
             if rtol is None:
-                return "\n  " + m.explain()
+                return m
             w, a = wrong.to(torch.float64), actual.to(torch.float64)
             tol = atol * (1 + (torch.as_tensor(magnitude, dtype=torch.float64).abs() if magnitude is not None else 0))
             # Where the wrong answer is infinite, only the same infinity matches it.
@@ -230,10 +447,10 @@ def _known_mistake(ex, call, actual, part, rtol, atol, magnitude, select=None, d
             if select is not None:
                 same = same | ~select
             if bool(same.all()):
-                return "\n  " + m.explain()
+                return m
         except Exception:
             continue
-    return ""
+    return None
 
 
 def raises(ex, exc_name, function, *args, why="", **kwargs):
@@ -246,10 +463,10 @@ def raises(ex, exc_name, function, *args, why="", **kwargs):
         if e.kind in ("raised",) and exc_name in e.exc_types:
             return
         if e.kind == "raised":
-            fail(f"{describe_call(call)} should raise {exc_name}{why}, but raised {e.message}"
+            fail(f"{describe_call(call, ex)} should raise {exc_name}{why}, but raised {e.message}"
                  + (f" ({e.where})" if e.where else ""))
         raise
-    fail(f"{describe_call(call)} should raise {exc_name}{why}, but returned "
+    fail(f"{describe_call(call, ex)} should raise {exc_name}{why}, but returned "
          f"{describe(result) if isinstance(result, torch.Tensor) else type(result).__name__}")
 
 
@@ -260,11 +477,15 @@ def unchanged_inputs(ex, function, *args, **kwargs):
     ex.last_call = (function, args, kwargs)
     before = list(args) + list(kwargs.values())
     after = list(args_after) + list(kwargs_after.values())
+    names = param_names(ex, function)
     for i, (b, a) in enumerate(zip(before, after)):
         if isinstance(b, torch.Tensor) and not torch.equal(torch.as_tensor(a), b):
-            name = list(kwargs)[i - len(args)] if i >= len(args) else f"argument {i + 1}"
-            fail(f"{describe_call(ex.last_call)} modified its input ({name}) in place. Return a new tensor: "
-                 "no `x -= ...`, `x.masked_fill_(...)` or `x[...] = ...` on an input.")
+            name = list(kwargs)[i - len(args)] if i >= len(args) else (
+                names[i] if i < len(names) else f"argument {i + 1}")
+            line = inplace_line(ex, function, name)
+            where = f" at line {line[0]}: {line[1]}" if line else ""
+            fail(f"{describe_call(ex.last_call, ex)} modified its input `{name}` in place{where}. Return a new "
+                 f"tensor: no `{name} -= ...`, `{name}.masked_fill_(...)` or `{name}[...] = ...` on an input.")
     return result
 
 

@@ -39,8 +39,9 @@ def to_json(results, seed):
             "pattern": r.pattern,
             **({"narration": r.narration} if r.narration else {}),
             "tests": [{"name": t.name, "description": t.doc, "category": t.category, "passed": t.passed,
-                       "score": t.max_score if t.passed and not r.forbidden else 0.0,
-                       "max_score": t.max_score, "message": t.message, "kind": t.kind} for t in r.tests],
+                       "status": t.status, "mistake": t.mistake,
+                       "score": r.earned(t), "max_score": t.max_score, "message": t.message, "kind": t.kind}
+                      for t in r.tests],
         } for r in results],
     }
 
@@ -89,7 +90,11 @@ def _replay(selection_args, seed):
 
 def _category_mark(r, category, style):
     tests = [t for t in r.tests if t.category == category]
-    return style.ok(category + " ✓") if all(t.passed for t in tests) else style.bad(category + " ✗")
+    if all(t.passed for t in tests):
+        return style.ok(category + " ✓")
+    if any(t.status == "failed" for t in tests):
+        return style.bad(category + " ✗")
+    return style.dim(category + " –")      # not checked: the code crashed or its values were wrong first
 
 
 def _details(r, style, max_failures):
@@ -108,8 +113,13 @@ def _details(r, style, max_failures):
         out.append(pad + style.bold(r.pattern))
     named = set()
     for t in failed[:max_failures]:
-        out.append(pad + style.bad("✗ ") + f"{t.doc}  [{t.category}, {t.max_score:.1f} pt]")
-        out += [pad + "  " + line for line in _once(t.message, named).splitlines()]
+        if t.status == "failed":
+            out.append(pad + style.bad("✗ ") + f"{t.doc}  [{t.category}, {t.max_score:.1f} pt]")
+        else:
+            out.append(pad + style.dim("– ") + f"{t.doc}  [{t.category}, {t.max_score:.1f} pt, not checked: "
+                       + ("your code did not run through" if t.kind != "fail" else "a value came out wrong first")
+                       + "]")
+        out += [pad + "  " + line for line in _once(t, named).splitlines()]
     if len(failed) > max_failures:
         out.append(pad + style.dim(f"... and {len(failed) - max_failures} more failing checks "
                                    f"(make grade EX={r.exercise.id} shows all)"))
@@ -118,24 +128,33 @@ def _details(r, style, max_failures):
     return out
 
 
-def _once(message, named):
-    """The message, with a known mistake already explained above cut to its title."""
-    head, sep, rest = message.partition("This looks like a known mistake: ")
-    if not sep:
+def _once(t, named):
+    """The test's message, with a known mistake already explained above cut to its title."""
+    message = t.message
+    if not t.mistake:
         return message
-    title = rest.split("\n")[0]
-    if title in named:
-        return head + f"Again the known mistake above: {title}"
-    named.add(title)
+    head, sep, rest = message.partition("This looks like a known mistake: ")
+    if t.mistake in named and sep:
+        return head + "Again the known mistake above: " + rest.split("\n")[0]
+    named.add(t.mistake)
     return message
 
 
 def _next_step(results, style):
+    on_save = os.environ.get("GRADER_ON_SAVE") == "1"     # watch and drill grade each save themselves
     for r in results:
         if r.status != "complete":
             verb = "Start" if r.status in ("not started", "missing") else "Continue with"
+            if on_save:
+                return f"Next: {verb} exercises/{r.exercise.filename}, then save the file: it is graded again."
             return (f"Next: {verb} exercises/{r.exercise.filename}, then run "
                     + style.bold(f"make grade EX={r.exercise.id}"))
+    from .exercises import all_exercises
+    if on_save:
+        return style.ok("Full marks.")
+    if len(results) < len(all_exercises()):
+        done = " ".join(r.exercise.id for r in results)
+        return style.ok(f"Full marks on {done}. Grade every exercise with make grade.")
     return style.ok("Every exercise is complete. Try them again from a blank file, against the clock.")
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from .checks import Fail, pattern
+from .checks import PROPERTY, Fail, pattern
 from .exercises import GRADER_DIR, POINTS_PER_EXERCISE
 from .guards import scan_source
 from .points import on_grid
@@ -115,6 +115,21 @@ class TestResult:
     message: str = ""
     kind: str = ""          # why it failed: fail | not_implemented | raised | timeout | crashed | ...
     seconds: float = 0.0    # how long the test took (JUnit and Gradescope report it)
+    on: str = ""            # for kind "fail": what the failed check looked at (type, shape, dtype, values, "")
+    checks: str = ""        # the test's own property, when its category does not say it (memory, work)
+    mistake: str = None     # the key of the catalogued mistake the failure was matched to
+
+    @property
+    def status(self):
+        """passed, failed, or "not checked": the code crashed, or a check other than this test's own
+        property failed first (wrong values in a test of shapes, rules, memory or work)."""
+        if self.passed:
+            return "passed"
+        if self.kind != "fail":
+            return "not checked"
+        own = ("type", "shape", "dtype", "values") if self.checks == "values" else (
+            () if self.checks else PROPERTY.get(self.category, ("type", "shape", "dtype", "values")))
+        return "failed" if not self.on or self.on in own else "not checked"
 
 
 @dataclass
@@ -133,11 +148,17 @@ class ExerciseResult:
     def max_score(self):
         return POINTS_PER_EXERCISE
 
+    def earned(self, t):
+        """A test's points: rules points count only beside points earned for behaviour."""
+        if not t.passed or self.forbidden:
+            return 0.0
+        if t.category == "rules" and not any(u.passed and u.category != "rules" for u in self.tests):
+            return 0.0
+        return t.max_score
+
     @property
     def score(self):
-        if self.forbidden:
-            return 0.0
-        return round(sum(t.max_score for t in self.tests if t.passed), 2)
+        return round(sum(self.earned(t) for t in self.tests), 2)
 
     @property
     def status(self):
@@ -195,12 +216,16 @@ class GraderPlugin:
         category, points = getattr(item.function, "grade", ("edge", 1.0))
         doc = (item.function.__doc__ or item.name.removeprefix("test_").replace("_", " ")).strip().splitlines()[0]
         result = TestResult(item.name, doc, category, points, passed=call.excinfo is None,
-                            seconds=round(getattr(report, "duration", 0.0), 4))
+                            seconds=round(getattr(report, "duration", 0.0), 4),
+                            checks=getattr(item.function, "checks", None) or "")
         if call.excinfo is not None:
-            if isinstance(call.excinfo.value, IsolationError):
-                self.isolation_error = str(call.excinfo.value)
+            exc = call.excinfo.value
+            if isinstance(exc, IsolationError):
+                self.isolation_error = str(exc)
                 pytest.exit(self.isolation_error, returncode=3)
-            result.kind, result.message = _explain(call.excinfo.value)
+            result.kind, result.message = _explain(exc)
+            result.on = getattr(exc, "on", None) or ""
+            result.mistake = getattr(exc, "mistake", None)
         self.results[exercise.id].tests.append(result)
         return report
 

@@ -24,10 +24,11 @@ student copy of the template where the learner commits their work. It is cached 
 .grade/pristine/ for when git is not at hand.
 
 Hints live in exercises/hints/NN_name.md: `## 1`, `## 2`, `## 3` sections (a nudge, the idea
-with shapes, near-code) and any number of `## when: <text>` sections. A `when` section speaks to
-a failure: <text> is matched, ignoring case, as a substring of a known mistake's title named in
-a failing test's message, of a failing test's name, or exactly as a failing category (`fp16`) or
-the status `broken` / `forbidden`; the first hint after each grade is the best such section.
+with shapes, near-code) and any number of `## when: <trigger>, <trigger>` sections. A trigger is
+the key of a catalogued mistake (`no_max_subtracted`, as the grader's JSON names it in
+`tests[].mistake`), the name of a hidden test (`test_rejects_heads_that_do_not_divide`), or the
+status `broken` / `forbidden`. The first hint after each grade speaks to the mistake that grade
+named first; with no named mistake, to the first failing test; never to a bare category.
 
 Environment: STUDY_POLL (seconds between checks for a save, default 0.5), STUDY_DRILL_SECONDS
 (the drill's time cap, default 1200).
@@ -451,7 +452,8 @@ def grade(ex, screen):
     fd, tmp = tempfile.mkstemp(prefix=".study.", suffix=".json", dir=STATE_DIR)
     os.close(fd)
     try:
-        subprocess.run([sys.executable, "-m", "grader", ex.id, "--narrate", "--json", tmp], cwd=REPO)
+        subprocess.run([sys.executable, "-m", "grader", ex.id, "--narrate", "--json", tmp], cwd=REPO,
+                       env={**os.environ, "GRADER_ON_SAVE": "1"})    # the report says "save", not "make grade"
         report = load_json(tmp, None)
     finally:
         Path(tmp).unlink(missing_ok=True)
@@ -696,43 +698,41 @@ def parse_hints(text):
     return levels, whens
 
 
-MISTAKE = re.compile(r"known mistake: (.+?)\.?\s*\n\s*Step", re.S)
-
-
 def failure_signals(entry):
-    """What the last grade failed on, most specific first: (rank, what, text to match)."""
+    """What the last grade failed on, in the order a hint should speak to it: (rank, what, trigger).
+
+    rank 0: the file is forbidden or broken; 1: the mistakes the grade named, first failing test first;
+    2: the failing tests themselves (those that failed before those not checked), by name.
+    """
     status = (entry or {}).get("status", "")
     if not entry or full_marks(entry) or status in ("not started", "missing"):
         return []     # nothing written yet: a failure to speak to would be noise
     signals = []
     if status in ("forbidden", "broken"):
-        signals.append((0, status, status + "\n" + entry.get("error", "")))
-    if entry.get("pattern"):
-        signals.append((1, entry["pattern"], entry["pattern"]))
-    for t in entry.get("tests", []):
-        if t.get("passed"):
-            continue
-        msg = t.get("message", "")
-        for title in MISTAKE.findall(msg + "\nStep"):
-            signals.append((1, title.strip(), title))
+        signals.append((0, status, status))
+    failing = [t for t in entry.get("tests", []) if not t.get("passed")]
+    for t in failing:
+        if t.get("mistake"):
+            signals.append((1, f"{t.get('description') or t.get('name', '')} (the known mistake "
+                               f"`{t['mistake']}`)", t["mistake"]))
+    order = sorted(failing, key=lambda t: t.get("status") == "not checked")
+    for t in order:
         signals.append((2, t.get("description") or t.get("name", ""), t.get("name", "")))
-        signals.append((3, t.get("category", ""), t.get("category", "")))
-        signals.append((4, t.get("description") or t.get("name", ""), msg))
     return signals
 
 
+def triggers(when):
+    return [w.strip().lower() for w in when.split(",") if w.strip()]
+
+
 def targeted(whens, entry):
-    """The `## when:` sections that speak to the last grade's failures, most specific first."""
+    """The `## when:` sections that speak to the last grade's failures, in the order of the signals."""
     hits = []
-    signals = failure_signals(entry)
-    for order, (key, text) in enumerate(whens):
-        k = key.lower()
-        for rank, what, hay in signals:
-            hay = hay.lower()
-            if (k == hay) if rank == 3 else (k in hay):
-                hits.append((rank, order, key, what, text))
-                break
-    return sorted(hits)
+    for position, (rank, what, trigger) in enumerate(failure_signals(entry)):
+        for order, (key, text) in enumerate(whens):
+            if trigger.lower() in triggers(key) and all(h[2] != key for h in hits):
+                hits.append((position, order, key, what, text))
+    return hits
 
 
 def hint(ex, level=None):
@@ -821,6 +821,8 @@ def progress():
             status = "not graded"
         best = slot.get("best")
         max_score = slot.get("max", 10.0)
+        if best is not None and best >= max_score and status not in ("complete", "in a drill"):
+            status = "had full marks"      # the header counts best scores: the row says so too
         top += max_score
         if best is not None:
             points += best
@@ -832,7 +834,7 @@ def progress():
     n = len(known)
     filled = round(20 * done / n) if n else 0
     drills = sum(len(s.get("drills", [])) for s in hist.values())
-    print(f"Progress  {'█' * filled}{'·' * (20 - filled)}  {done}/{n} with full marks · "
+    print(f"Progress  {'█' * filled}{'·' * (20 - filled)}  {done}/{n} with full marks (best) · "
           f"{points:.1f}/{top:g} best points · {drills} drill{'s' * (drills != 1)}")
     print()
     print("\n".join(rows))

@@ -1,10 +1,11 @@
 """The mutation suite: known-wrong files must lose points (and be named), correct ones must not.
 
 tests/mutants/NN_name__slug.py      the reference with one realistic bug; first line
-                                    `# mistake: <title of the Mistake it is>` or `# uncatalogued: ...`
+                                    `# mistake: <key of the Mistake it is>  (its title)` or `# uncatalogued: ...`
 tests/alternatives/NN_name__slug.py a correct solution written differently: full marks
 
-`python tests/mutation.py [SEED ...]` (or `make mutants`) prints the table and the totals.
+`python tests/mutation.py [SEED ...] [--ex NN,NN]` (or `make mutants SEEDS="1 2" EX="09 14"`)
+prints the table and the totals; a mutant counts as caught only if it loses points on every seed.
 """
 import re
 import shutil
@@ -26,7 +27,7 @@ ALTERNATIVES = REPO / "tests" / "alternatives"
 class Variant:
     path: Path
     exercise_file: str     # "05_softmax.py"
-    mistake: str           # the title the diagnosis must name ("" when uncatalogued)
+    mistake: str           # the key the report must name in tests[].mistake ("" when uncatalogued)
 
     @property
     def id(self):
@@ -40,14 +41,16 @@ class Outcome:
     score: float
     named: bool
     diagnosis: str
+    first_mistake: str = None    # the key of the first failing test's named mistake
+    entry: dict = None           # the exercise's part of the JSON report
 
 
 def variants(folder):
     found = []
     for path in sorted(folder.glob("[0-9][0-9]_*__*.py")):
         first = path.read_text().splitlines()[0] if path.read_text() else ""
-        m = re.match(r"#\s*mistake:\s*(.+)", first)
-        found.append(Variant(path, path.name.split("__")[0] + ".py", m.group(1).strip() if m else ""))
+        m = re.match(r"#\s*mistake:\s*(\w+)", first)
+        found.append(Variant(path, path.name.split("__")[0] + ".py", m.group(1) if m else ""))
     return found
 
 
@@ -71,11 +74,12 @@ def run(items, seeds):
         outcomes = []
         for v in group:
             ex = results[v.id]
-            messages = [t["message"] for t in ex["tests"] if not t["passed"]] + [ex.get("error", "")]
-            named = bool(v.mistake) and any(v.mistake in m for m in messages)
-            found = re.search(r"known mistake: ([^\n]+?)\.\n", "\n".join(messages))
-            diagnosis = found.group(1) if found else (next((m for m in messages if m), "").splitlines() or [""])[0]
-            outcomes.append(Outcome(v, seed, ex["score"], named, diagnosis[:70]))
+            failing = [t for t in ex["tests"] if not t["passed"]]
+            messages = [t["message"] for t in failing] + [ex.get("error", "")]
+            keys = [t.get("mistake") for t in failing if t.get("mistake")]
+            named = bool(v.mistake) and v.mistake in keys
+            diagnosis = keys[0] if keys else (next((m for m in messages if m), "").splitlines() or [""])[0]
+            outcomes.append(Outcome(v, seed, ex["score"], named, diagnosis[:70], keys[0] if keys else None, ex))
         return outcomes
 
     jobs = [(group, seed) for seed in seeds for group in rounds(items)]
@@ -83,8 +87,18 @@ def run(items, seeds):
         return [o for batch in pool.map(one, jobs) for o in batch]
 
 
-def main(seeds):
-    mutants = run(variants(MUTANTS), seeds)
+def first_hint_speaks_to(o):
+    """Whether the first `make hint` after this grade is the `## when:` section for the mutant's key."""
+    from grader import study
+    hints = REPO / "exercises" / "hints" / o.variant.exercise_file.replace(".py", ".md")
+    _, whens = study.parse_hints(hints.read_text())
+    hits = study.targeted(whens, o.entry or {})
+    return bool(hits) and o.variant.mistake in study.triggers(hits[0][2])
+
+
+def main(seeds, only=()):
+    pick = (lambda vs: [v for v in vs if v.id in only]) if only else (lambda vs: vs)
+    mutants = run(pick(variants(MUTANTS)), seeds)
     print(f"{'mutant':<52} {'seed':>4} {'score':>6}  diagnosis")
     for o in mutants:
         mark = "named" if o.named else ("caught" if o.score < 10 else "MISSED")
@@ -92,18 +106,34 @@ def main(seeds):
     caught = sum(o.score < 10 for o in mutants)
     catalogued = [o for o in mutants if o.variant.mistake]
     named = sum(o.named for o in catalogued)
-    alts = run(variants(ALTERNATIVES), seeds)
+    hinted = [o for o in catalogued if first_hint_speaks_to(o)]
+    for o in catalogued:
+        if o not in hinted:
+            print(f"first hint misses: {o.variant.path.name} seed {o.seed} (first named: {o.first_mistake})")
+    alts = run(pick(variants(ALTERNATIVES)), seeds)
     print()
     for o in alts:
         print(f"{o.variant.path.name:<52} {o.seed:>4} {o.score:6.1f}  {'full marks' if o.score == 10 else o.diagnosis}")
     full = sum(o.score == 10 for o in alts)
     print()
+    files = {o.variant.path.name for o in mutants}
+    every = {f for f in files if all(o.score < 10 for o in mutants if o.variant.path.name == f)}
+    for f in sorted(files - every):
+        lost = [o.seed for o in mutants if o.variant.path.name == f and o.score >= 10]
+        print(f"MISSED on some seed: {f} (seeds {' '.join(map(str, lost))})")
+    print(f"mutants caught on every seed: {len(every)}/{len(files)}")
     print(f"mutants caught:           {caught}/{len(mutants)} ({100 * caught / max(len(mutants), 1):.0f}%)")
     print(f"catalogued mistakes named: {named}/{len(catalogued)} ({100 * named / max(len(catalogued), 1):.0f}%)")
+    print(f"first hint speaks to it:  {len(hinted)}/{len(catalogued)} ({100 * len(hinted) / max(len(catalogued), 1):.0f}%)")
     print(f"alternatives full marks:  {full}/{len(alts)} ({100 * full / max(len(alts), 1):.0f}%)")
     print(f"seeds: {' '.join(map(str, seeds))}")
     return 0 if caught == len(mutants) and full == len(alts) and named >= 0.9 * len(catalogued) else 1
 
 
 if __name__ == "__main__":
-    sys.exit(main([int(s) for s in sys.argv[1:]] or [1, 2]))
+    args, only = sys.argv[1:], []
+    if "--ex" in args:
+        i = args.index("--ex")
+        only = [x.zfill(2) for x in args[i + 1].replace(",", " ").split()]
+        args = args[:i] + args[i + 2:]
+    sys.exit(main([int(s) for s in args] or [1, 2], only))

@@ -33,9 +33,34 @@ def test_json_report_has_the_contract_fields(tmp_path):
             assert set(t) >= {"name", "category", "passed", "score", "max_score", "message"}
             assert t["category"] in {"shapes", "masking", "fp16", "equivalence", "edge", "rules"}
             assert t["score"] == (t["max_score"] if t["passed"] else 0.0)
+            assert t["status"] == "passed" if t["passed"] else t["status"] in ("failed", "not checked")
+            assert t["mistake"] is None or (t["mistake"].isidentifier() and t["mistake"].islower())
             assert isinstance(t["message"], str) and (t["passed"] or t["message"])
         assert ex["score"] == pytest.approx(sum(t["score"] for t in ex["tests"]), abs=0.01)
     assert report["score"] == pytest.approx(sum(ex["score"] for ex in report["exercises"]))
+    assert "no_max_subtracted" in [t["mistake"] for t in ex05["tests"]]      # the key, not prose
+
+
+DOES_NOTHING = {
+    "05_softmax.py": "import torch\ndef softmax(x, dim=-1):\n    return torch.zeros_like(x)\n",
+    "09_scaled_dot_product_attention.py": "def scaled_dot_product_attention(q, k, v, mask=None, scale=None):\n"
+                                          "    raise RuntimeError('boom')\n",
+}
+
+
+def test_categories_are_honest_and_rules_points_need_behaviour(tmp_path):
+    """A file that does nothing earns 0, rules included; a crash leaves rules "not checked", never failed."""
+    sub = submission(tmp_path, DOES_NOTHING)
+    code, report, text = grade(sub, "05", "09", seed=4)
+    ex05, ex09 = by_id(report)["05"], by_id(report)["09"]
+    rules05 = next(t for t in ex05["tests"] if t["category"] == "rules")
+    assert rules05["passed"] and rules05["score"] == 0.0
+    assert ex05["score"] == 0.0 == ex09["score"]
+    for t in ex09["tests"]:
+        assert t["status"] == "not checked", t
+    shapes05 = next(t for t in ex05["tests"] if t["category"] == "shapes")
+    assert shapes05["status"] in ("passed", "not checked")       # zeros have the right shape and dtype
+    assert "rules ✗" not in text and "shapes ✗" not in text
 
 
 def test_same_seed_same_report_and_the_seed_is_printed(tmp_path):

@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from mutation import ALTERNATIVES, MUTANTS, run, variants
+from mutation import ALTERNATIVES, MUTANTS, first_hint_speaks_to, run, variants
 
 SEED = random.SystemRandom().randrange(1, 10**6)
 MUTANT_FILES = variants(MUTANTS)
@@ -27,6 +27,15 @@ def test_mutant_is_caught_and_named(mutant, mutant_outcomes):
     assert o.score < 10, f"seed {SEED}: {mutant.path.name} earned full marks"
     if mutant.mistake:
         assert o.named, f"seed {SEED}: {mutant.path.name} not named as '{mutant.mistake}'; said: {o.diagnosis}"
+
+
+@pytest.mark.parametrize("mutant", [v for v in MUTANT_FILES if v.mistake], ids=lambda v: v.path.stem)
+def test_first_hint_speaks_to_the_named_mistake(mutant, mutant_outcomes):
+    """Replays the grade of every catalogued mutant: the first `make hint` after it is the section for its key."""
+    o = mutant_outcomes[mutant.path.name]
+    assert first_hint_speaks_to(o), \
+        f"seed {SEED}: the first hint after {mutant.path.name} is not the one for `{mutant.mistake}` " \
+        f"(the grade named first: {o.first_mistake})"
 
 
 @pytest.mark.parametrize("alternative", ALTERNATIVE_FILES, ids=lambda v: v.path.stem)

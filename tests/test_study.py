@@ -448,16 +448,17 @@ def test_every_exercise_has_hints_and_a_reading(name):
 
 @pytest.mark.parametrize("name", CONTRACT_FILES)
 def test_hint_triggers_name_real_checks(name):
-    """Each `## when:` names a known mistake, a test, a category or a status the grader reports."""
+    """Each `## when:` trigger is a known mistake's key, a test's name or a status the grader reports."""
     test_module = REPO / "grader" / "tests" / f"test_{name}.py"
     if not test_module.is_file():
         pytest.skip(f"{test_module.name} is not written yet")
     module = importlib.import_module(f"grader.tests.test_{name}")
-    titles = [m.title.lower() for m in getattr(module, "MISTAKES", [])]
-    tests = [n for n, f in inspect.getmembers(module, inspect.isfunction) if n.startswith("test_")]
-    categories = {getattr(module, n).grade[0] for n in tests}
+    from grader.checks import Mistake
+    keys = {m.key for m in vars(module).values() if isinstance(m, Mistake)}
+    keys |= {m.key for m in getattr(module, "MISTAKES", [])}
+    tests = {n for n, f in inspect.getmembers(module, inspect.isfunction) if n.startswith("test_")}
     _, whens = study.parse_hints((REPO / "exercises" / "hints" / f"{name}.md").read_text())
     for key, _ in whens:
-        k = key.lower()
-        assert (any(k in t for t in titles) or any(k in t for t in tests) or k in categories
-                or k in ("forbidden", "broken")), f"`## when: {key}` in hints/{name}.md matches nothing the grader reports"
+        for trigger in study.triggers(key):
+            assert trigger in keys | tests | {"forbidden", "broken"}, \
+                f"`## when: {key}` in hints/{name}.md: {trigger!r} is no mistake key, test or status of the grader"

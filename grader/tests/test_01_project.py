@@ -50,43 +50,43 @@ MISTAKES = [
     Mistake("linear", TRANSPOSE, STEP,
             "Weights are stored (d_out, d_in), as in nn.Linear: one row per output feature. "
             "Multiply by the transpose: x @ weight.T (or weight.transpose(-2, -1)).",
-            _no_transpose),
+            _no_transpose, key="weight_not_transposed"),
     Mistake("linear", NO_BIAS, STEP,
             "The bias is part of the projection: add it (it broadcasts over the leading axes) when it is given.",
-            lambda x, weight, bias=None: oracle_linear(x, weight)),
+            lambda x, weight, bias=None: oracle_linear(x, weight), key="bias_dropped"),
     Mistake("linear", "the bias is subtracted instead of added", STEP,
             "An affine map is x @ weight.T + bias.",
-            lambda x, weight, bias=None: oracle_linear(x, weight, None if bias is None else -_64(bias))),
+            lambda x, weight, bias=None: oracle_linear(x, weight, None if bias is None else -_64(bias)), key="bias_subtracted"),
     Mistake("project_qkv", SAME_WEIGHT, STEP,
             "Each of Q, K and V has its own projection: q uses w_q (and b_q), k uses w_k, v uses w_v. "
             "Sharing one matrix would make every query equal its key.",
             lambda x, w_q, w_k, w_v, b_q=None, b_k=None, b_v=None, context=None: _project_with(
-                oracle_linear, x, w_q, w_q, w_q, b_q, b_q, b_q, context)),
+                oracle_linear, x, w_q, w_q, w_q, b_q, b_q, b_q, context), key="same_weight_for_qkv"),
     Mistake("project_qkv", SAME_WEIGHT, STEP,
             "Each of Q, K and V has its own projection: q uses w_q (and b_q), k uses w_k, v uses w_v. "
             "Sharing one matrix would make every query equal its key.",
             lambda x, w_q, w_k, w_v, b_q=None, b_k=None, b_v=None, context=None: _project_with(
-                oracle_linear, x, w_q, w_q, w_q, b_q, b_k, b_v, context)),
+                oracle_linear, x, w_q, w_q, w_q, b_q, b_k, b_v, context), key="same_weight_for_qkv"),
     Mistake("project_qkv", "the key weight used for the values as well (v = k)", STEP,
             "Each of Q, K and V has its own projection: v uses w_v and b_v.",
             lambda x, w_q, w_k, w_v, b_q=None, b_k=None, b_v=None, context=None: _project_with(
-                oracle_linear, x, w_q, w_k, w_k, b_q, b_k, b_k, context)),
+                oracle_linear, x, w_q, w_k, w_k, b_q, b_k, b_k, context), key="value_uses_key_weight"),
     Mistake("project_qkv", TRANSPOSE, STEP,
             "Weights are stored (d_out, d_in), as in nn.Linear: one row per output feature. "
             "Multiply by the transpose: x @ weight.T.",
-            lambda *a, **k: _project_with(_no_transpose, *a, **k)),
+            lambda *a, **k: _project_with(_no_transpose, *a, **k), key="weight_not_transposed"),
     Mistake("project_qkv", NO_BIAS, STEP,
             "The bias is part of the projection: add b_q, b_k and b_v to their projections when they are given.",
-            lambda *a, **k: _project_with(lambda x, w, b=None: oracle_linear(x, w), *a, **k)),
+            lambda *a, **k: _project_with(lambda x, w, b=None: oracle_linear(x, w), *a, **k), key="bias_dropped"),
     Mistake("project_qkv", NO_CONTEXT, STEP,
             "In cross-attention the queries come from x, while the keys and values come from `context` "
             "(B, S, D) when it is given.",
             lambda x, w_q, w_k, w_v, b_q=None, b_k=None, b_v=None, context=None: oracle_project(
-                x, w_q, w_k, w_v, b_q, b_k, b_v)),
+                x, w_q, w_k, w_v, b_q, b_k, b_v), key="context_ignored"),
     Mistake("project_qkv", "the queries computed from the context too", STEP,
             "Only the keys and values come from `context`; the queries always come from x.",
             lambda x, w_q, w_k, w_v, b_q=None, b_k=None, b_v=None, context=None: oracle_project(
-                x if context is None else context, w_q, w_k, w_v, b_q, b_k, b_v)),
+                x if context is None else context, w_q, w_k, w_v, b_q, b_k, b_v), key="queries_from_context"),
 ]
 
 

@@ -22,18 +22,18 @@ MISTAKES = [
             "A bare view to (B, H, L, d_head) cuts the flat memory of (L, D) into H pieces, mixing the features "
             "of different tokens into one head. Split the feature axis first, x.reshape(B, L, H, d_head), then "
             "move heads before length with .transpose(1, 2).",
-            lambda x, H: x.reshape(_sizes(x, H)[0], H, _sizes(x, H)[1], _sizes(x, H)[3])),
+            lambda x, H: x.reshape(_sizes(x, H)[0], H, _sizes(x, H)[1], _sizes(x, H)[3]), key="view_without_transpose"),
     Mistake("split_heads", "heads interleaved (feature f sent to head f % H)", STEP,
             "Head h holds a contiguous block of features, [h·d_head, (h+1)·d_head), as in nn.MultiheadAttention: "
             "reshape the last axis to (H, d_head), not (d_head, H).",
-            lambda x, H: x.reshape(*_sizes(x, H)[:2], _sizes(x, H)[3], H).permute(0, 3, 1, 2)),
+            lambda x, H: x.reshape(*_sizes(x, H)[:2], _sizes(x, H)[3], H).permute(0, 3, 1, 2), key="heads_interleaved"),
     Mistake("split_heads", "heads not moved before the length axis (result (B, L, H, d_head))", STEP,
             "After splitting the features, swap the length and head axes (.transpose(1, 2)) so that (B, H) "
             "act as batch axes.",
-            lambda x, H: x.reshape(*_sizes(x, H)[:2], H, _sizes(x, H)[3])),
+            lambda x, H: x.reshape(*_sizes(x, H)[:2], H, _sizes(x, H)[3]), key="heads_not_moved"),
     Mistake("split_heads", "`num_heads` used as the head size (D // H heads of H features)", STEP,
             "num_heads is the number of heads H; each head has d_head = D // H features.",
-            lambda x, H: x.reshape(*_sizes(x, H)[:2], _sizes(x, H)[3], H).transpose(1, 2)),
+            lambda x, H: x.reshape(*_sizes(x, H)[:2], _sizes(x, H)[3], H).transpose(1, 2), key="num_heads_as_head_size"),
 ]
 
 

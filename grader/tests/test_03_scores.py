@@ -42,37 +42,37 @@ MISTAKES = [
     Mistake("attention_scores", "no scaling", STEP,
             "Multiply by 1/sqrt(d_k): the dot product of d_k unit-variance components has variance d_k, and "
             "unscaled scores push the softmax into saturation.",
-            lambda q, k, scale=None: _raw(q, k)),
+            lambda q, k, scale=None: _raw(q, k), key="no_scaling"),
     Mistake("attention_scores", "scaled by 1/d_k instead of 1/sqrt(d_k)", STEP,
             "The factor is 1/sqrt(d_k): it brings the variance d_k of the dot product back to 1.",
-            lambda q, k, scale=None: _raw(q, k) / q.shape[-1] if scale is None else oracle(q, k, scale)),
+            lambda q, k, scale=None: _raw(q, k) / q.shape[-1] if scale is None else oracle(q, k, scale), key="scaled_by_d_k"),
     Mistake("attention_scores", "scaled by 1/sqrt(d_model) (all heads' features) instead of 1/sqrt(d_k)", STEP,
             "The factor is 1/sqrt(d_k) with d_k = q.shape[-1], the per-head key size, not d_model = H · d_k.",
-            lambda q, k, scale=None: _raw(q, k) / math.sqrt(_d_model(q)) if scale is None else oracle(q, k, scale)),
+            lambda q, k, scale=None: _raw(q, k) / math.sqrt(_d_model(q)) if scale is None else oracle(q, k, scale), key="scaled_by_d_model"),
     Mistake("attention_scores", "scaled by 1/sqrt of the number of keys S (k.shape[-2]) instead of d_k", STEP,
             "The factor is 1/sqrt(d_k) with d_k = q.shape[-1] (the size of each key vector), not a length.",
-            lambda q, k, scale=None: _raw(q, k) / math.sqrt(k.shape[-2]) if scale is None else oracle(q, k, scale)),
+            lambda q, k, scale=None: _raw(q, k) / math.sqrt(k.shape[-2]) if scale is None else oracle(q, k, scale), key="scaled_by_num_keys"),
     Mistake("attention_scores", "scaled by 1/sqrt of the number of queries L (q.shape[-2]) instead of d_k", STEP,
             "The factor is 1/sqrt(d_k) with d_k = q.shape[-1] (the size of each key vector), not a length.",
-            lambda q, k, scale=None: _raw(q, k) / math.sqrt(q.shape[-2]) if scale is None else oracle(q, k, scale)),
+            lambda q, k, scale=None: _raw(q, k) / math.sqrt(q.shape[-2]) if scale is None else oracle(q, k, scale), key="scaled_by_num_queries"),
     Mistake("attention_scores", "multiplied by sqrt(d_k) instead of dividing by it", STEP,
             "The factor is 1/sqrt(d_k): divide, do not multiply.",
-            lambda q, k, scale=None: _raw(q, k) * math.sqrt(q.shape[-1]) if scale is None else oracle(q, k, scale)),
+            lambda q, k, scale=None: _raw(q, k) * math.sqrt(q.shape[-1]) if scale is None else oracle(q, k, scale), key="multiplied_by_sqrt_d_k"),
     Mistake("attention_scores", WRONG_TRANSPOSE, STEP, WRONG_TRANSPOSE_FIX,
             lambda q, k, scale=None: torch.matmul(q.to(torch.float64), k.to(torch.float64).permute(
-                *reversed(range(k.dim())))) * _scale(q, scale)),
+                *reversed(range(k.dim())))) * _scale(q, scale), key="wrong_axes_transposed"),
     Mistake("attention_scores", "scores transposed (k @ qᵀ, shape (S, L))", STEP,
             "Each query is a row: q @ kᵀ gives (..., L, S), one row of scores per query.",
-            lambda q, k, scale=None: oracle(k, q, _scale(q, scale))),
+            lambda q, k, scale=None: oracle(k, q, _scale(q, scale)), key="scores_transposed"),
     Mistake("attention_scores", "`scale=0.0` treated as no scale given (`if not scale`)", STEP,
             "Test `scale is None`: 0.0 is a scale like any other and must be used as it is.",
-            lambda q, k, scale=None: oracle(q, k, scale or None)),
+            lambda q, k, scale=None: oracle(q, k, scale or None), key="zero_scale_as_none"),
     Mistake("attention_scores", "the `scale` argument is ignored", STEP,
             "An explicit scale replaces the default 1/sqrt(d_k): use it when it is not None.",
-            lambda q, k, scale=None: oracle(q, k, None)),
+            lambda q, k, scale=None: oracle(q, k, None), key="scale_ignored"),
     Mistake("attention_scores", "divided by `scale` instead of multiplied by it", STEP,
             "`scale` is a factor: scores = q @ kᵀ * scale (the default is 1/sqrt(d_k)).",
-            lambda q, k, scale=None: _raw(q, k) / scale if scale else oracle(q, k, scale)),
+            lambda q, k, scale=None: _raw(q, k) / scale if scale else oracle(q, k, scale), key="divided_by_scale"),
 ]
 
 
@@ -83,9 +83,8 @@ def scores(ex, q, k, scale=None, dtype=None):
     except SubmissionError as e:
         # `k.T` on a batched k reverses every axis: usually the matmul then fails on the shapes.
         if e.kind == "raised" and q.dim() > 2 and any(s in e.where for s in (".T", ".t()", "transpose(0", "permute(")):
-            explain = next(m for m in MISTAKES if m.title == WRONG_TRANSPOSE).explain()
             fail(f"attention_scores(q {tuple(q.shape)}, k {tuple(k.shape)}) raised {e.message}\n  at "
-                 f"{e.where}\n  {explain}")
+                 f"{e.where}", mistake=next(m for m in MISTAKES if m.title == WRONG_TRANSPOSE))
         raise
     close(out, oracle(q, k, scale), ex, dtype=dtype or q.dtype, magnitude=magnitude(q, k, scale))
     return out

@@ -58,68 +58,68 @@ def _constant(scores, mask, value):
 IN_PLACE = Mistake("apply_mask", "input scores modified in place", STEP,
                    "Return a new tensor: scores.masked_fill(mask, value) (no trailing underscore) or "
                    "torch.where(mask, value, scores); never `scores[mask] = ...` on the caller's tensor.",
-                   lambda scores, mask: oracle_apply(scores, mask))
+                   lambda scores, mask: oracle_apply(scores, mask), key="in_place")
 
 MISTAKES = [
     Mistake("causal_mask", "causal mask includes the diagonal", STEP,
             "A token may attend to itself: block key j only when j > i + (S - L), not j >= i + (S - L) "
             "(torch.triu(..., diagonal=S - L + 1)).",
-            _causal(lambda i, j, L, S: j >= i + (S - L))),
+            _causal(lambda i, j, L, S: j >= i + (S - L)), key="diagonal_masked"),
     Mistake("causal_mask", "mask lower-triangular (future allowed, past blocked)", STEP,
             "True means blocked, and a query must not see later keys: block keys after the query, "
             "j > i + (S - L), not before it.",
-            _causal(lambda i, j, L, S: j < i + (S - L))),
+            _causal(lambda i, j, L, S: j < i + (S - L)), key="mask_lower_triangular"),
     Mistake("causal_mask", "mask marks the allowed keys (True = visible) instead of the blocked ones", STEP,
             "True means blocked, as in scores.masked_fill(mask, ...): True where j > i + (S - L).",
-            _causal(lambda i, j, L, S: j <= i + (S - L))),
+            _causal(lambda i, j, L, S: j <= i + (S - L)), key="causal_mask_inverted"),
     Mistake("causal_mask", "causal mask aligned top-left when S > L", STEP,
             "With S > L the L queries are the last L positions (decoding with a cache): block j > i + (S - L), "
             "so that the last query sees every key.",
-            _causal(lambda i, j, L, S: j > i)),
+            _causal(lambda i, j, L, S: j > i), key="causal_top_left"),
     Mistake("causal_mask", "causal offset with the wrong sign (j > i + (L - S))", STEP,
             "The queries are the last L of S positions: block j > i + (S - L), so the last query sees every key.",
-            _causal(lambda i, j, L, S: j > i + (L - S))),
+            _causal(lambda i, j, L, S: j > i + (L - S)), key="causal_offset_sign"),
     Mistake("padding_mask", "padding mask inverted (True on the real tokens)", STEP,
             "True marks padded keys, the ones to hide: True where j >= lengths[b].",
-            _padding(lambda j, n: (j < n)[:, None, None, :])),
+            _padding(lambda j, n: (j < n)[:, None, None, :]), key="padding_inverted"),
     Mistake("padding_mask", "padding mask built over queries ((B, 1, S, 1) instead of (B, 1, 1, S))", STEP,
             "Padding hides keys from every query: True marks padded keys, so the mask is (B, 1, 1, S), "
             "broadcasting over heads and queries.",
-            _padding(lambda j, n: (j >= n)[:, None, :, None])),
+            _padding(lambda j, n: (j >= n)[:, None, :, None]), key="padding_over_queries"),
     Mistake("padding_mask", "padding mask off by one (key number lengths[b] left visible)", STEP,
             "Keys 0 .. lengths[b] - 1 are real: block j >= lengths[b], not j > lengths[b].",
-            _padding(lambda j, n: (j > n)[:, None, None, :])),
+            _padding(lambda j, n: (j > n)[:, None, None, :]), key="padding_off_by_one"),
     Mistake("padding_mask", "padding mask not shaped (B, 1, 1, S)", STEP,
             "Add singleton head and query axes (mask[:, None, None, :]) so that it broadcasts against "
             "(B, H, L, S) scores.",
-            _padding(lambda j, n: j >= n)),
+            _padding(lambda j, n: j >= n), key="padding_not_shaped"),
     Mistake("apply_mask", "masked scores filled with 0", STEP,
             "0 is an ordinary score, so blocked keys keep weight after softmax. Fill with the dtype's most "
             "negative finite value, torch.finfo(scores.dtype).min.",
-            lambda scores, mask: oracle_apply(scores, mask, 0.0)),
+            lambda scores, mask: oracle_apply(scores, mask, 0.0), key="fill_zero"),
     Mistake("apply_mask", "mask applied inverted (the allowed scores replaced)", STEP,
             "True means blocked: replace the scores where the mask is True, keep them where it is False.",
-            lambda scores, mask: oracle_apply(scores, ~mask)),
-    Mistake("apply_mask", CONSTANT, STEP, CONSTANT_FIX, lambda scores, mask: _constant(scores, mask, -1e9)),
-    Mistake("apply_mask", CONSTANT, STEP, CONSTANT_FIX, lambda scores, mask: _constant(scores, mask, -1e4)),
+            lambda scores, mask: oracle_apply(scores, ~mask), key="mask_applied_inverted"),
+    Mistake("apply_mask", CONSTANT, STEP, CONSTANT_FIX, lambda scores, mask: _constant(scores, mask, -1e9), key="fill_constant"),
+    Mistake("apply_mask", CONSTANT, STEP, CONSTANT_FIX, lambda scores, mask: _constant(scores, mask, -1e4), key="fill_constant"),
     Mistake("apply_mask", "masked scores filled with float32's min whatever the dtype", STEP,
             "The fill depends on the scores' dtype: torch.finfo(scores.dtype).min (float32's min overflows "
             "float16 and is far from the min of float64).",
-            lambda scores, mask: _constant(scores, mask, torch.finfo(torch.float32).min)),
+            lambda scores, mask: _constant(scores, mask, torch.finfo(torch.float32).min), key="fill_float32_min"),
     # Last: a wrong answer holding -inf matches any value there (see the grader's tolerance on |wrong|).
     Mistake("apply_mask", "masked scores filled with −inf", STEP,
             "A row whose keys are all blocked would be all -inf, and softmax gives NaN (-inf - -inf). Fill with "
             "the dtype's most negative finite value, torch.finfo(scores.dtype).min.",
-            lambda scores, mask: oracle_apply(scores, mask, float("-inf"))),
+            lambda scores, mask: oracle_apply(scores, mask, float("-inf")), key="fill_neg_inf"),
     IN_PLACE,
 ]
 
 
 def check_mask(ex, actual, expected, what):
-    actual = as_tensor(actual, f"the mask from {describe_call(ex.last_call)}")
+    actual = as_tensor(actual, f"the mask from {describe_call(ex.last_call, ex)}")
     if actual.dtype != torch.bool:
         ex.outcomes.append((ex.last_call, False))
-        fail(f"{describe_call(ex.last_call)} should return a bool mask (True = blocked), but its dtype is "
+        fail(f"{describe_call(ex.last_call, ex)} should return a bool mask (True = blocked), but its dtype is "
              f"{str(actual.dtype).removeprefix('torch.')}: {what}.")
     close(actual, expected, ex, dtype=torch.bool)
 
@@ -133,6 +133,8 @@ def masked(ex, scores, mask, dtype=None):
 def test_shapes_and_dtypes(ex, rng):
     """causal_mask is bool (L, S), padding_mask bool (B, 1, 1, S), apply_mask keeps the scores' shape"""
     L, S, B = randint(rng, 2, 6), randint(rng, 2, 8), randint(rng, 2, 4)
+    while S == L + 1:       # there a top-left mask and a blocked diagonal coincide: the mistake would be ambiguous
+        S = randint(rng, 2, 8)
     check_mask(ex, ex.causal_mask(L, S), oracle_causal(L, S), "key j blocked when j > i + (S - L)")
     lengths = [randint(rng, 1, S + 1) for _ in range(B)]
     check_mask(ex, ex.padding_mask(lengths, S), oracle_padding(lengths, S), "True marks padded keys")
@@ -200,7 +202,7 @@ def test_new_tensor_inputs_left_alone(ex, rng):
     try:
         out = unchanged_inputs(ex, "apply_mask", scores, mask)
     except Fail as f:
-        fail(f"{f}\n  {IN_PLACE.explain()}")
+        fail(str(f), on=f.on, mistake=IN_PLACE)
     close(out, oracle_apply(scores, mask), ex, dtype=torch.float64)
     masked(ex, scores[:1, :1, :1].clone(), torch.ones(1, 1, 1, dtype=torch.bool))
 

@@ -20,24 +20,40 @@ def _naive(x, dim=-1):
     return e / e.sum(dim, keepdim=True)
 
 
+def _global_max(x, dim=-1, guard=False):
+    """One max for the whole tensor: a slice far below it underflows to 0 / 0 (or to zeros, `guard`)."""
+    x = x.to(torch.float64)
+    e = (x - x.max()).exp()
+    total = e.sum(dim, keepdim=True)
+    return e / (total.masked_fill(total == 0, 1.0) if guard else total)
+
+
 MISTAKES = [
     Mistake("softmax", "the `dim` argument is ignored", STEP,
             "Normalise along the axis you are given, not always the last one.",
-            lambda x, dim=-1: oracle(x, -1)),
+            lambda x, dim=-1: oracle(x, -1), key="dim_ignored"),
     Mistake("softmax", "softmax over the wrong axis (the query axis instead of the key axis)", STEP,
             "Normalise along `dim` (the last axis for scores): each query spreads its attention over the keys.",
-            lambda x, dim=-1: oracle(x, (dim if dim >= 0 else x.dim() + dim) - 1)),
+            lambda x, dim=-1: oracle(x, (dim if dim >= 0 else x.dim() + dim) - 1), key="query_axis"),
     Mistake("softmax", "a slice whose entries are all -inf comes out NaN", STEP,
             "Such a slice has no mass: its max is -inf and -inf - (-inf) is NaN. Replace a -inf max by 0 "
             "(or return zeros for that slice).",
-            lambda x, dim=-1: torch.softmax(x.to(torch.float64), dim)),
+            lambda x, dim=-1: torch.softmax(x.to(torch.float64), dim), key="nan_on_all_masked"),
     Mistake("softmax", "the row max is not subtracted before exp, so large logits overflow to inf and NaN", STEP,
             "Subtract the max along `dim` first (x - x.amax(dim, keepdim=True)): softmax is unchanged by a shift, "
             "and every exp is then at most 1.",
-            _naive),
+            _naive, key="no_max_subtracted"),
+    Mistake("softmax", "the max is taken over the whole tensor, not along `dim`", STEP,
+            "Subtract the max of each slice along `dim` (x.amax(dim, keepdim=True)): one max for the whole tensor "
+            "leaves slices far below it to underflow to 0 / 0 = NaN.",
+            lambda x, dim=-1: _global_max(x, dim), key="global_max"),
+    Mistake("softmax", "the max is taken over the whole tensor, not along `dim`", STEP,
+            "Subtract the max of each slice along `dim` (x.amax(dim, keepdim=True)): one max for the whole tensor "
+            "leaves slices far below it to underflow to all zeros.",
+            lambda x, dim=-1: _global_max(x, dim, guard=True), key="global_max"),
     Mistake("softmax", "the result is not normalised (exp without dividing by the sum)", STEP,
             "Divide by the sum along `dim` so that each slice sums to 1.",
-            lambda x, dim=-1: (x.to(torch.float64) - x.to(torch.float64).amax(dim, keepdim=True)).exp()),
+            lambda x, dim=-1: (x.to(torch.float64) - x.to(torch.float64).amax(dim, keepdim=True)).exp(), key="not_normalised"),
 ]
 
 
@@ -80,7 +96,7 @@ def test_float16_logits_up_to_6e4(ex, rng):
     close(ex.softmax(x), oracle(x), ex, dtype=torch.float16)
 
 
-@graded("fp16", 1)
+@graded("edge", 1)
 def test_large_logits_in_float32(ex, rng):
     """stays finite and exact for float32 logits of magnitude 1e4"""
     x = randn(rng, 3, 8, dtype=torch.float32, scale=1e4)

@@ -24,7 +24,7 @@ MISTAKES = [
     Mistake("weight_values", "the probabilities are transposed (the sum runs over the queries, not the keys)", STEP,
             "The product is (L, S) @ (S, d_v): each query row of probs weights the S value rows. Use probs as it "
             "is, `probs @ v`, without transposing it.",
-            lambda probs, v: _64(probs).transpose(-2, -1) @ _64(v)),
+            lambda probs, v: _64(probs).transpose(-2, -1) @ _64(v), key="probs_transposed"),
 ]
 
 

@@ -21,14 +21,14 @@ MISTAKES = [
             "A bare reshape of (B, H, L, d_head) to (B, L, H·d_head) reads the heads' memory in order and mixes the "
             "features of different tokens. Move heads next to d_head first, x.transpose(1, 2) -> (B, L, H, d_head), "
             "then reshape (not view: the transposed tensor is not contiguous).",
-            lambda x: x.reshape(_sizes(x)[0], _sizes(x)[2], _sizes(x)[1] * _sizes(x)[3])),
+            lambda x: x.reshape(_sizes(x)[0], _sizes(x)[2], _sizes(x)[1] * _sizes(x)[3]), key="no_transpose_back"),
     Mistake("merge_heads", "heads interleaved (feature h·d_head + i taken from position i·H + h)", STEP,
             "Head h must fill the contiguous block of features [h·d_head, (h+1)·d_head), the inverse of split_heads: "
             "transpose to (B, L, H, d_head) and flatten the last two axes, in that order (not (d_head, H)).",
-            lambda x: x.permute(0, 2, 3, 1).reshape(_sizes(x)[0], _sizes(x)[2], _sizes(x)[1] * _sizes(x)[3])),
+            lambda x: x.permute(0, 2, 3, 1).reshape(_sizes(x)[0], _sizes(x)[2], _sizes(x)[1] * _sizes(x)[3]), key="heads_interleaved"),
     Mistake("merge_heads", "the heads are not merged (the result is (B, L, H, d_head))", STEP,
             "After moving the heads next to d_head, flatten them into one feature axis of size H·d_head.",
-            lambda x: x.transpose(1, 2)),
+            lambda x: x.transpose(1, 2), key="heads_not_merged"),
 ]
 
 

@@ -27,17 +27,17 @@ MISTAKES = [
     Mistake("output_projection", "the output projection is skipped (the merged heads returned as they are)", STEP,
             "After merging, each head's output still sits in its own block of features: the heads are mixed by a "
             "final linear layer, x @ w_o.T + b_o.",
-            lambda x, w_o, b_o=None: _64(x)),
+            lambda x, w_o, b_o=None: _64(x), key="projection_skipped"),
     Mistake("output_projection", "`x @ W` instead of `x @ Wᵀ` (weights are stored (out, in))", STEP,
             "w_o is stored (d_out, H·d_head), as in nn.Linear: one row per output feature. Multiply by its "
             "transpose, x @ w_o.T.",
-            lambda x, w_o, b_o=None: _64(x) @ _64(w_o) + (0 if b_o is None else _64(b_o))),
+            lambda x, w_o, b_o=None: _64(x) @ _64(w_o) + (0 if b_o is None else _64(b_o)), key="weight_not_transposed"),
     Mistake("output_projection", "the bias is dropped", STEP,
             "The bias is part of the projection: add b_o (it broadcasts over B and L) when it is given.",
-            lambda x, w_o, b_o=None: oracle(x, w_o)),
+            lambda x, w_o, b_o=None: oracle(x, w_o), key="bias_dropped"),
     Mistake("output_projection", "the bias is subtracted instead of added", STEP,
             "An affine map is x @ w_o.T + b_o.",
-            lambda x, w_o, b_o=None: oracle(x, w_o, None if b_o is None else -_64(b_o))),
+            lambda x, w_o, b_o=None: oracle(x, w_o, None if b_o is None else -_64(b_o)), key="bias_subtracted"),
 ]
 
 

@@ -34,15 +34,17 @@ def oracle(q, k, v, mask=None, scale=None):
 
 # -- known wrong ways, written out in float64 ---------------------------------------------------
 def attend(q, k, v, mask=None, scale=None, *, fill="min", after=False, dim=-1, values="v", rule=None,
-           invert=False, naive=False):
+           invert=False, naive=False, late_scale=False):
     q, k, v = _64(q), _64(k), _64(v)
     s = rule(q, k, v, scale) if rule else (1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale))
-    scores = (q @ k.transpose(-2, -1)) * s
+    scores = (q @ k.transpose(-2, -1)) * (1.0 if late_scale else s)
     if mask is not None and invert:
         mask = ~mask
     if mask is not None and not after:
         value = {"min": torch.finfo(torch.float64).min, "-inf": float("-inf"), "zero": 0.0}[fill]
         scores = scores.masked_fill(mask, value)
+    if late_scale:
+        scores = scores * s
     if naive:
         e = scores.exp()
         probs = e / e.sum(dim, keepdim=True)
@@ -57,53 +59,58 @@ FLOAT32 = Mistake(
     "scaled_dot_product_attention", "computes in float32 and returns float32 for float16 input", STEP_SOFTMAX,
     "Computing the softmax in float32 is right, but cast the result back (.to(q.dtype)) so that out and probs "
     "keep the input's dtype.",
-    lambda q, k, v, mask=None, scale=None: tuple(t.to(torch.float32) for t in attend(q, k, v, mask, scale)))
+    lambda q, k, v, mask=None, scale=None: tuple(t.to(torch.float32) for t in attend(q, k, v, mask, scale)), key="float32_result")
 
 MISTAKES = [
     Mistake("scaled_dot_product_attention", "probabilities multiplied with K instead of V", STEP_VALUES,
             "The output mixes the values: out = probs @ v, not probs @ k.",
-            lambda q, k, v, mask=None, scale=None: attend(q, k, v, mask, scale, values="k")),
+            lambda q, k, v, mask=None, scale=None: attend(q, k, v, mask, scale, values="k"), key="probs_times_k"),
     Mistake("scaled_dot_product_attention", "mask applied after softmax (probabilities zeroed, not renormalised)",
             STEP_MASK,
             "Mask the scores before the softmax (masked_fill with torch.finfo(dtype).min): zeroing probabilities "
             "afterwards leaves rows that no longer sum to 1.",
-            lambda q, k, v, mask=None, scale=None: attend(q, k, v, mask, scale, after=True)),
+            lambda q, k, v, mask=None, scale=None: attend(q, k, v, mask, scale, after=True), key="mask_after_softmax"),
+    Mistake("scaled_dot_product_attention", "the scale is applied after the mask fill", STEP_MASK,
+            "Scale the scores first, then fill the blocked ones: scale=0 turns a filled score back into 0 (the "
+            "blocked key gets weight again), and a scale above 1 turns finfo(dtype).min into -inf (a fully masked "
+            "row becomes NaN).",
+            lambda q, k, v, mask=None, scale=None: attend(q, k, v, mask, scale, late_scale=True), key="scale_after_mask"),
     Mistake("scaled_dot_product_attention", "a fully masked row turns NaN", STEP_MASK,
             "A query whose keys are all blocked must stay finite: fill blocked scores with torch.finfo(dtype).min, "
             "not -inf (nor -1e9, which is -inf in float16), so that such a row gets uniform weights instead of "
             "exp(-inf - (-inf)) = NaN.",
-            lambda q, k, v, mask=None, scale=None: attend(q, k, v, mask, scale, fill="-inf")),
+            lambda q, k, v, mask=None, scale=None: attend(q, k, v, mask, scale, fill="-inf"), key="nan_on_masked_row"),
     Mistake("scaled_dot_product_attention", "no scaling by 1/sqrt(d_k)", STEP_SCORES,
             "Multiply the scores by 1/sqrt(d_k) when scale is None: the dot product's variance grows with d_k, "
             "and unscaled scores push the softmax into saturation.",
-            lambda q, k, v, mask=None, scale=None: attend(q, k, v, mask, scale, rule=lambda q, k, v, s: 1.0)),
+            lambda q, k, v, mask=None, scale=None: attend(q, k, v, mask, scale, rule=lambda q, k, v, s: 1.0), key="no_scaling"),
     Mistake("scaled_dot_product_attention", "softmax over the query axis instead of the key axis", STEP_SOFTMAX,
             "Normalise over the last axis (dim=-1, the keys): each query distributes its attention over the keys.",
-            lambda q, k, v, mask=None, scale=None: attend(q, k, v, mask, scale, dim=-2)),
+            lambda q, k, v, mask=None, scale=None: attend(q, k, v, mask, scale, dim=-2), key="softmax_over_queries"),
     Mistake("scaled_dot_product_attention", "scale=0.0 treated as None (`scale or 1/sqrt(d_k)`)", STEP_SCORES,
             "Test `scale is None`, not the truth of scale: 0.0 is a valid scale (uniform attention).",
-            lambda q, k, v, mask=None, scale=None: attend(q, k, v, mask, scale or None)),
+            lambda q, k, v, mask=None, scale=None: attend(q, k, v, mask, scale or None), key="zero_scale_as_none"),
     Mistake("scaled_dot_product_attention", "the `scale` argument is ignored", STEP_SCORES,
             "An explicit scale replaces the default 1/sqrt(d_k).",
-            lambda q, k, v, mask=None, scale=None: attend(q, k, v, mask, None)),
+            lambda q, k, v, mask=None, scale=None: attend(q, k, v, mask, None), key="scale_ignored"),
     Mistake("scaled_dot_product_attention", "scaled by 1/d_k instead of 1/sqrt(d_k)", STEP_SCORES,
             "The factor is 1/sqrt(d_k): take the square root of the per-head key size.",
             lambda q, k, v, mask=None, scale=None: attend(
-                q, k, v, mask, scale, rule=lambda q, k, v, s: 1.0 / q.shape[-1] if s is None else float(s))),
+                q, k, v, mask, scale, rule=lambda q, k, v, s: 1.0 / q.shape[-1] if s is None else float(s)), key="scaled_by_d_k"),
     Mistake("scaled_dot_product_attention", "scaled by 1/sqrt(d_v) instead of 1/sqrt(d_k)", STEP_SCORES,
             "The factor comes from the key size d_k (q's last axis), not the value size.",
             lambda q, k, v, mask=None, scale=None: attend(
-                q, k, v, mask, scale, rule=lambda q, k, v, s: 1.0 / math.sqrt(v.shape[-1]) if s is None else float(s))),
+                q, k, v, mask, scale, rule=lambda q, k, v, s: 1.0 / math.sqrt(v.shape[-1]) if s is None else float(s)), key="scaled_by_d_v"),
     Mistake("scaled_dot_product_attention", "the mask is inverted (True treated as attend)", STEP_MASK,
             "True means blocked, as in scores.masked_fill(mask, ...): fill where the mask is True.",
-            lambda q, k, v, mask=None, scale=None: attend(q, k, v, mask, scale, invert=True)),
+            lambda q, k, v, mask=None, scale=None: attend(q, k, v, mask, scale, invert=True), key="mask_inverted"),
     Mistake("scaled_dot_product_attention", "masked scores filled with 0 instead of a very negative value", STEP_MASK,
             "A score of 0 still gets weight exp(0 - max). Fill with torch.finfo(dtype).min so blocked keys get none.",
-            lambda q, k, v, mask=None, scale=None: attend(q, k, v, mask, scale, fill="zero")),
+            lambda q, k, v, mask=None, scale=None: attend(q, k, v, mask, scale, fill="zero"), key="fill_zero"),
     Mistake("scaled_dot_product_attention", "softmax without subtracting the row max (large logits overflow)",
             STEP_SOFTMAX,
             "Use torch.softmax, or subtract the row max before exp: exp of a large score is inf, and inf/inf is NaN.",
-            lambda q, k, v, mask=None, scale=None: attend(q, k, v, mask, scale, naive=True)),
+            lambda q, k, v, mask=None, scale=None: attend(q, k, v, mask, scale, naive=True), key="no_max_subtracted"),
     FLOAT32,
 ]
 
@@ -120,7 +127,7 @@ def magnitudes(q, k, v, mask, scale, probs):
 def check(ex, result, q, k, v, mask=None, scale=None, dtype=None, peaked=False):
     """Compares (out, probs) with the oracle on every row that sees a key; other rows must be finite."""
     dtype = dtype or q.dtype
-    where = describe_call(ex.last_call)
+    where = describe_call(ex.last_call, ex)
     if not isinstance(result, (tuple, list)) or len(result) != 2:
         fail(f"{where} should return a tuple (out, probs), but returned {type(result).__name__}"
              + (f" of {len(result)}" if isinstance(result, (tuple, list)) else ""))
@@ -133,8 +140,8 @@ def check(ex, result, q, k, v, mask=None, scale=None, dtype=None, peaked=False):
     for part, (actual, expected, what, mag) in enumerate(((result[0], out, "out", mag_out),
                                                           (result[1], probs, "probs", mag_probs))):
         if isinstance(actual, torch.Tensor) and dtype in HALF and actual.dtype == torch.float32:
-            fail(f"{where}: {what} is float32, but the inputs are {str(dtype).removeprefix('torch.')}.\n  "
-                 + FLOAT32.explain())
+            fail(f"{where}: {what} is float32, but the inputs are {str(dtype).removeprefix('torch.')}.",
+                 on="dtype", mistake=FLOAT32)
         if isinstance(actual, torch.Tensor) and tuple(actual.shape) == tuple(expected.shape):
             a = actual.to(torch.float64)
             # a row that sees no key has no right answer: any finite value will do
@@ -240,6 +247,27 @@ def peaked(rng, B, H, L, S, d_v, dtype):
     k[..., S:] = 60
     perm = torch.randperm(d_k, generator=rng)                                     # hide the structure
     return (q[..., perm].to(dtype), k[..., perm].to(dtype), randn(rng, B, H, S, d_v, dtype=dtype))
+
+
+def fixed_mask(B, L, S):
+    """(B, 1, L, S): query 0 sees no key, key 0 is hidden from every other query, and the last query of
+    batch item 0 sees only the last key. The same on every seed."""
+    mask = torch.zeros(B, 1, L, S, dtype=torch.bool)
+    mask[:, :, 0] = True
+    mask[:, :, 1:, 0] = True
+    mask[0, 0, -1, :-1] = True
+    return mask
+
+
+@graded("masking", 1.5)
+def test_explicit_scale_with_masks(ex, rng):
+    """with an explicit scale of 0 or above 1, blocked keys stay blocked and a fully masked row stays finite"""
+    for dtype in (torch.float64, torch.float32):
+        L, S, d_k, d_v = sizes(rng)
+        L, S = max(L, 3), max(S, 3)
+        tensors = qkv(rng, (2, 2), L, S, d_k, d_v, dtype, scale=1.5)
+        for scale in (2.0, 0.0, 4.0):
+            sdpa(ex, *tensors, mask=fixed_mask(2, L, S), scale=scale)
 
 
 @graded("fp16", 1.5)

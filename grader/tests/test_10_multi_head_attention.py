@@ -166,52 +166,52 @@ SHAPES = Mistake(
     "Take B and L from query and S from key (query.shape, key.shape): keys may be fewer or more than queries, "
     "and the batch may hold many sequences. Lift key_padding_mask (B, S) to (B, 1, 1, S) so that its batch axis "
     "lines up with the scores' (B, H, L, S).",
-    wrong(pad_heads=True))
+    wrong(pad_heads=True), key="sizes_hardcoded")
 
 MISTAKES = [
     Mistake("mha_forward", "`need_weights` averaged over heads", STEP_MODULE,
             "Return the weights per head, (B, H, L, S), as nn.MultiheadAttention does with "
             "average_attn_weights=False: do not take the mean over the head axis.",
-            wrong(average=True)),
+            wrong(average=True), key="weights_averaged"),
     Mistake("mha_forward", "key padding mask applied to queries", STEP_MASK,
             "key_padding_mask (B, S) marks padded keys: lift it to (B, 1, 1, S) so that it blocks columns (keys) "
             "of the (B, H, L, S) scores, for every query.",
-            wrong(pad_queries=True)),
+            wrong(pad_queries=True), key="padding_on_queries"),
     Mistake("mha_forward", NOT_COMBINED, STEP_MASK,
             "is_causal must add the causal mask to attn_mask, not be dropped when attn_mask is given: OR them.",
-            wrong(combine="attn_over_causal")),
+            wrong(combine="attn_over_causal"), key="masks_not_combined"),
     Mistake("mha_forward", NOT_COMBINED, STEP_MASK,
             "attn_mask must still apply when is_causal is set: OR the causal mask into it.",
-            wrong(combine="causal_over_attn")),
+            wrong(combine="causal_over_attn"), key="masks_not_combined"),
     Mistake("mha_forward", NOT_COMBINED, STEP_MASK,
             "key_padding_mask must still apply when attn_mask is given: a key is blocked if any mask blocks it.",
-            wrong(combine="no_padding_with_attn")),
+            wrong(combine="no_padding_with_attn"), key="masks_not_combined"),
     Mistake("mha_forward", "causal mask aligned top-left", STEP_MASK,
             "With L != S the causal mask is aligned bottom-right: key j is blocked for query i when "
             "j > i + (S - L), so the last query sees every key.",
-            wrong(top_left=True)),
+            wrong(top_left=True), key="causal_top_left"),
     Mistake("mha_forward", "the output projection (out_proj) is skipped", STEP_OUT,
             "After merging the heads, pass the result through self.out_proj: it mixes the heads.",
-            wrong(skip_out=True)),
+            wrong(skip_out=True), key="out_proj_skipped"),
     Mistake("mha_forward", "probabilities multiplied with K instead of V", STEP_VALUES,
             "The output mixes the values: weights @ v, with v from self.v_proj(value).",
-            wrong(mix="k")),
+            wrong(mix="k"), key="probs_times_k"),
     Mistake("mha_forward", "scores scaled by 1/sqrt(d_model) instead of 1/sqrt(head_dim)", STEP_SCORES,
             "Each head's keys have head_dim = d_model // num_heads features: divide by sqrt(head_dim).",
-            wrong(scale_by="model")),
+            wrong(scale_by="model"), key="scaled_by_d_model"),
     Mistake("mha_forward", "no scaling by 1/sqrt(head_dim)", STEP_SCORES,
             "Divide the scores by sqrt(head_dim): the dot product's variance grows with the head size.",
-            wrong(scale_by="none")),
+            wrong(scale_by="none"), key="no_scaling"),
     Mistake("mha_forward", "heads split with `view(B, H, L, head_dim)` without the transpose", STEP_SPLIT,
             "Reshape to (B, L, H, head_dim) first, then transpose(1, 2): a bare view mixes the features of "
             "different tokens into one head.",
-            wrong(split_view=True)),
+            wrong(split_view=True), key="split_view_without_transpose"),
     Mistake("mha_forward", "heads merged without transposing back first", STEP_MERGE,
             "Transpose (B, H, L, head_dim) back to (B, L, H, head_dim) before reshaping to (B, L, D).",
-            wrong(merge_view=True)),
+            wrong(merge_view=True), key="merge_without_transpose"),
     Mistake("mha_forward", "value defaults to query instead of key", STEP_PROJECT,
             "When only key is given (value=None), the values come from key, as in nn.MultiheadAttention.",
-            wrong(value_from="query")),
+            wrong(value_from="query"), key="value_defaults_to_query"),
     SHAPES,
 ]
 
@@ -262,9 +262,9 @@ def forward(ex, query, weights, num_heads, bias=True, **kwargs):
         result = ex.run(mha_forward, query, weights, num_heads, bias, **kwargs)
     except SubmissionError as e:
         if e.kind == "raised" and (B > 1 or L != S) and kind in _RAN.get(ex, ()):
-            fail(f"{describe_call(ex.last_call)} raised {e.message}" + (f" (at {e.where})" if e.where else "")
-                 + f", though the same call ran with B = 1 and L = S (here B = {B}, L = {L}, S = {S}).\n  "
-                 + SHAPES.explain())
+            fail(f"{describe_call(ex.last_call, ex)} raised {e.message}" + (f" (at {e.where})" if e.where else "")
+                 + f", though the same call ran with B = 1 and L = S (here B = {B}, L = {L}, S = {S}).",
+                 mistake=SHAPES)
         raise
     if B == 1 and L == S:
         _RAN.setdefault(ex, set()).add(kind)
@@ -274,7 +274,7 @@ def forward(ex, query, weights, num_heads, bias=True, **kwargs):
 def check(ex, result, query, weights, num_heads, bias=True, **kwargs):
     """Compares with nn.MultiheadAttention on every query row that sees a key; other rows must be finite."""
     need = kwargs.get("need_weights", False)
-    where = describe_call(ex.last_call)
+    where = describe_call(ex.last_call, ex)
     if need and (not isinstance(result, (tuple, list)) or len(result) != 2):
         fail(f"{where} should return a tuple (out, weights) when need_weights=True, but returned "
              + type(result).__name__ + (f" of {len(result)}" if isinstance(result, (tuple, list)) else ""))
@@ -370,9 +370,10 @@ def test_key_padding_and_attn_mask_combine(ex, rng):
     weights = make_weights(rng, D, torch.float64)
     for B in (1, randint(rng, 2, 4)):
         attn = torch.rand(L, L, generator=rng) < 0.25
-        blocked = randint(rng, 0, L)
+        blocked = randint(rng, 0, L - 1)
         attn[:, [0, -1]] = False        # every query sees key 0 (never padding); only padding hides the last ...
-        attn[blocked] = True            # ... and one query is blocked everywhere
+        attn[blocked] = True            # ... and one query (never the last) is blocked everywhere: the last
+        # query is padding as a key, so padding applied to queries would blank a row that attn_mask leaves open
         pad = padding(rng, B, L)
         pad[:, -1] = True                                   # so dropping either mask changes the result
         if B > 1:                                           # and items differ: padding is per item

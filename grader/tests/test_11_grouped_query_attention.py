@@ -1,5 +1,7 @@
 """Hidden tests for exercise 11: grouped-query and multi-query attention, and the KV cache size."""
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -17,15 +19,23 @@ def expand(x, n_rep):
     return x.to(torch.float64).repeat_interleave(n_rep, dim=1)
 
 
-def oracle(q, k, v, mask=None, scale=None, tile=False, scaled=True):
+def oracle(q, k, v, mask=None, scale=None, tile=False, scaled=True, late_scale=False):
     """PyTorch's own grouped-query attention (F.scaled_dot_product_attention with enable_gqa; its mask means
-    'may attend'). tile: the known slip of tiling the kv heads (query head h reads kv head h % H_kv)."""
+    'may attend'). The known slips: tile, kv heads tiled (query head h reads kv head h % H_kv); late_scale,
+    the blocked scores filled first, then scaled."""
     n_rep = q.shape[1] // k.shape[1]
     if not scaled:
         scale = 1.0
     q, k, v = (t.to(torch.float64) for t in (q, k, v))
+    grow = (lambda x: x.repeat(1, n_rep, 1, 1)) if tile else (lambda x: x.repeat_interleave(n_rep, dim=1))
+    if late_scale:
+        s = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
+        scores = q @ grow(k).transpose(-2, -1)
+        if mask is not None:
+            scores = scores.masked_fill(mask, torch.finfo(torch.float64).min)
+        return torch.softmax(scores * s, dim=-1) @ grow(v)
     if tile:
-        k, v = k.repeat(1, n_rep, 1, 1), v.repeat(1, n_rep, 1, 1)
+        k, v = grow(k), grow(v)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=None if mask is None else ~mask, scale=scale,
                                           enable_gqa=not tile)
 
@@ -44,30 +54,35 @@ TILE_FIX = ("The n_rep query heads of one group must share one kv head: repeat e
 NO_TWO = "KV cache size without the factor 2 (only the keys, or only the values, counted)"
 
 MISTAKES = [
-    Mistake("repeat_kv", TILE, STEP, TILE_FIX, lambda x, n_rep: x.repeat(1, n_rep, 1, 1)),
+    Mistake("repeat_kv", TILE, STEP, TILE_FIX, lambda x, n_rep: x.repeat(1, n_rep, 1, 1), key="tile_instead_of_interleave"),
     Mistake("grouped_query_attention", TILE, STEP, TILE_FIX,
-            lambda q, k, v, mask=None, scale=None: oracle(q, k, v, mask, scale, tile=True)),
+            lambda q, k, v, mask=None, scale=None: oracle(q, k, v, mask, scale, tile=True), key="tile_instead_of_interleave"),
+    Mistake("grouped_query_attention", "the scale is applied after the mask fill", STEP,
+            "Scale the scores first, then fill the blocked ones: scale=0 turns a filled score back into 0 (the "
+            "blocked key gets weight again), and a scale above 1 turns finfo(dtype).min into -inf (a fully masked "
+            "row becomes NaN).",
+            lambda q, k, v, mask=None, scale=None: oracle(q, k, v, mask, scale, late_scale=True), key="scale_after_mask"),
     Mistake("grouped_query_attention", "no scaling by 1/sqrt(d_k)", STEP,
             "Divide the scores by sqrt(d_k) (or multiply by `scale` when one is given) before the softmax.",
-            lambda q, k, v, mask=None, scale=None: oracle(q, k, v, mask, scale, scaled=False)),
+            lambda q, k, v, mask=None, scale=None: oracle(q, k, v, mask, scale, scaled=False), key="no_scaling"),
     Mistake("grouped_query_attention", "the `scale` argument is ignored", STEP,
             "An explicit scale replaces 1/sqrt(d_k); only scale=None means the default.",
-            lambda q, k, v, mask=None, scale=None: oracle(q, k, v, mask, None)),
+            lambda q, k, v, mask=None, scale=None: oracle(q, k, v, mask, None), key="scale_ignored"),
     Mistake("grouped_query_attention", "the mask is ignored", STEP,
             "Fill the blocked scores (mask True) with torch.finfo(dtype).min before the softmax.",
-            lambda q, k, v, mask=None, scale=None: oracle(q, k, v, None, scale)),
+            lambda q, k, v, mask=None, scale=None: oracle(q, k, v, None, scale), key="mask_ignored"),
     Mistake("kv_cache_bytes", NO_TWO, STEP,
             "A cache stores keys and values: multiply by 2.",
             lambda batch, seq_len, num_layers, num_kv_heads, head_dim, dtype:
-            hand_count(batch, seq_len, num_layers, num_kv_heads, head_dim, dtype) // 2),
+            hand_count(batch, seq_len, num_layers, num_kv_heads, head_dim, dtype) // 2, key="cache_bytes_no_factor_two"),
     Mistake("kv_cache_bytes", "the element size of the dtype is ignored (elements counted, not bytes)", STEP,
             "Multiply by the bytes per element: torch.empty((), dtype=dtype).element_size() (2 for float16).",
             lambda batch, seq_len, num_layers, num_kv_heads, head_dim, dtype:
-            hand_count(batch, seq_len, num_layers, num_kv_heads, head_dim, dtype) // DTYPE_BYTES[dtype]),
+            hand_count(batch, seq_len, num_layers, num_kv_heads, head_dim, dtype) // DTYPE_BYTES[dtype], key="cache_elements_not_bytes"),
     Mistake("kv_cache_bytes", "bits counted instead of bytes", STEP,
             "element_size() is in bytes already; do not multiply by 8.",
             lambda batch, seq_len, num_layers, num_kv_heads, head_dim, dtype:
-            hand_count(batch, seq_len, num_layers, num_kv_heads, head_dim, dtype) * 8),
+            hand_count(batch, seq_len, num_layers, num_kv_heads, head_dim, dtype) * 8, key="cache_bits_not_bytes"),
 ]
 
 
@@ -139,6 +154,23 @@ def test_masks_broadcast_over_query_heads(ex, rng):
         close(ex.grouped_query_attention(q, k, v, mask=mask), oracle(q, k, v, mask), ex, dtype=torch.float32)
 
 
+@graded("masking", 1)
+def test_explicit_scale_with_masks(ex, rng):
+    """with an explicit scale of 0 or above 1, blocked keys stay blocked and a fully masked row stays finite"""
+    H_q, H_kv = grouped(rng)
+    L, S = randint(rng, 3, 6), randint(rng, 3, 7)
+    q, k, v = qkv(rng, 2, H_q, H_kv, L, S, 4, dtype=torch.float64, scale=1.5)
+    mask = torch.zeros(2, 1, L, S, dtype=torch.bool)    # the same on every seed:
+    mask[:, :, 0] = True                                # query 0 sees no key,
+    mask[:, :, 1:, 0] = True                            # key 0 is hidden from every other query
+    seen = ~mask.all(-1, keepdim=True).expand(2, H_q, L, 1)
+    for scale in (2.0, 0.0, 4.0):
+        out = ex.grouped_query_attention(q, k, v, mask=mask, scale=scale)
+        if isinstance(out, torch.Tensor) and out.shape == (2, H_q, L, v.shape[-1]) and not out.isfinite().all():
+            close(out, oracle(q, k, v, mask, scale).nan_to_num(0.0), ex, dtype=torch.float64)
+        close(out, oracle(q, k, v, mask, scale), ex, dtype=torch.float64, mask=seen)
+
+
 @graded("fp16", 1)
 def test_half_precision_keeps_dtype(ex, rng):
     """keeps float16 and bfloat16, finite and accurate"""
@@ -169,8 +201,7 @@ def _check_bytes(ex, args):
     if got != want:
         named = next((m for m in MISTAKES if m.function == "kv_cache_bytes" and m.wrong(*args) == got), None)
         fail(f"{call} returned {got:,} bytes; expected {want:,} = 2 (keys and values) × batch × seq_len × "
-             f"layers × kv heads × head_dim × {DTYPE_BYTES[args[-1]]} bytes per element."
-             + ("\n  " + named.explain() if named else ""))
+             f"layers × kv heads × head_dim × {DTYPE_BYTES[args[-1]]} bytes per element.", mistake=named)
 
 
 @graded("equivalence", 1.5)

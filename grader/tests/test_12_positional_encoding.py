@@ -50,38 +50,54 @@ def check_rope(ex, actual, x, positions=None, base=10000.0):
 INTERLEAVED = "rotary pairs interleaved (2i, 2i+1) instead of halves (i, i + d/2)"
 CONCATENATED = "sin and cos concatenated instead of interleaved"
 
+def _half_angles(x, positions=None, base=10000.0):
+    """Angles computed in the input's own (half) dtype, then the rotation."""
+    L, d = x.shape[-2], x.shape[-1]
+    pos = torch.arange(L) if positions is None else torch.as_tensor(positions)
+    inv = base ** (-torch.arange(d // 2, dtype=x.dtype) * 2 / d)
+    angle = (pos.to(x.dtype)[:, None] * inv).to(torch.float64)
+    cos, sin = angle.cos(), angle.sin()
+    x = x.to(torch.float64)
+    x1, x2 = x[..., : d // 2], x[..., d // 2:]
+    return torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1)
+
+
 MISTAKES = [
+    Mistake("apply_rope", "rotary angles computed in half precision", STEP,
+            "Compute position × frequency (and its cos and sin) in float32 or float64, then cast the rotated "
+            "result back: float16 holds 1000 only to ±0.25 and bfloat16 to ±2, so far positions turn by the "
+            "wrong angle.", _half_angles, key="rope_half_angles"),
     Mistake("apply_rope", INTERLEAVED, STEP,
             "The contract uses the rotate-half convention (GPT-NeoX, Llama in Hugging Face): feature i pairs with "
             "feature i + d/2. Split x into x1 = x[..., :d/2] and x2 = x[..., d/2:], then return "
             "cat(x1·cos − x2·sin, x2·cos + x1·sin).",
-            lambda x, positions=None, base=10000.0: rope(x, positions, base, pairs="interleaved")),
+            lambda x, positions=None, base=10000.0: rope(x, positions, base, pairs="interleaved"), key="rope_interleaved"),
     Mistake("apply_rope", "the rotation turns the wrong way (angle −p·θ_i)", STEP,
             "Rotate by +p·θ_i: the first half becomes x1·cos − x2·sin and the second x2·cos + x1·sin.",
-            lambda x, positions=None, base=10000.0: rope(x, positions, base, sign=-1.0)),
+            lambda x, positions=None, base=10000.0: rope(x, positions, base, sign=-1.0), key="rope_wrong_direction"),
     Mistake("apply_rope", "the `positions` argument is ignored (always 0..L−1)", STEP,
             "Use the positions you are given (a decoding step at position 57 is rotated by 57·θ), and "
             "0..L−1 only when positions is None.",
-            lambda x, positions=None, base=10000.0: rope(x, None, base)),
+            lambda x, positions=None, base=10000.0: rope(x, None, base), key="positions_ignored"),
     Mistake("apply_rope", "the `base` argument is ignored (always 10000)", STEP,
             "θ_i = base^(−2i/d) with the base you are given.",
-            lambda x, positions=None, base=10000.0: rope(x, positions, 10000.0)),
+            lambda x, positions=None, base=10000.0: rope(x, positions, 10000.0), key="base_ignored"),
     Mistake("apply_rope", "frequencies base^(−i/d) instead of base^(−2i/d)", STEP,
             "Pair i (of d/2) turns at θ_i = base^(−2i/d): the exponent runs over even feature indices.",
-            lambda x, positions=None, base=10000.0: rope(x, positions, base, exponent=1.0)),
+            lambda x, positions=None, base=10000.0: rope(x, positions, base, exponent=1.0), key="rope_frequency_exponent"),
     Mistake("sinusoidal_encoding", CONCATENATED, STEP,
             "Even features hold sin and odd features cos of the same angle: PE[:, 0::2] = sin, PE[:, 1::2] = cos "
             "(or stack them on a new last axis and flatten).",
-            lambda L, d_model, base=10000.0: sinusoid(L, d_model, base, layout="concatenated")),
+            lambda L, d_model, base=10000.0: sinusoid(L, d_model, base, layout="concatenated"), key="sincos_concatenated"),
     Mistake("sinusoidal_encoding", "cos on the even features and sin on the odd ones", STEP,
             "PE[p, 2i] is the sine, PE[p, 2i+1] the cosine.",
-            lambda L, d_model, base=10000.0: sinusoid(L, d_model, base, layout="swapped")),
+            lambda L, d_model, base=10000.0: sinusoid(L, d_model, base, layout="swapped"), key="sincos_swapped"),
     Mistake("sinusoidal_encoding", "angles p / base^(i/d_model) instead of p / base^(2i/d_model)", STEP,
             "For the pair (2i, 2i+1) the exponent is 2i/d_model: the frequencies fall from 1 to 1/base.",
-            lambda L, d_model, base=10000.0: sinusoid(L, d_model, base, pair_exponent=1.0)),
+            lambda L, d_model, base=10000.0: sinusoid(L, d_model, base, pair_exponent=1.0), key="sinusoid_frequency_exponent"),
     Mistake("sinusoidal_encoding", "the `base` argument is ignored (always 10000)", STEP,
             "Divide by base^(2i/d_model) with the base you are given.",
-            lambda L, d_model, base=10000.0: sinusoid(L, d_model, 10000.0)),
+            lambda L, d_model, base=10000.0: sinusoid(L, d_model, 10000.0), key="base_ignored"),
 ]
 
 
@@ -150,6 +166,20 @@ def test_rope_keeps_half_precision(ex, rng):
         x = randn(rng, 2, 2, L, 8, dtype=dtype)
         pos = torch.randint(0, 40, (L,), generator=rng)
         check_rope(ex, ex.apply_rope(x, pos), x, pos)
+
+
+FAR = (0, 1, 100, 257, 1000, 2047, 4095)
+
+
+@graded("fp16", 1)
+def test_rope_far_positions_in_half_precision(ex, rng):
+    """float16 and bfloat16 at far positions (up to 4095): the angles are exact to float32, not to the input's dtype"""
+    for dtype in (torch.float16, torch.bfloat16):
+        x = randn(rng, 1, 2, len(FAR), 8, dtype=dtype)
+        pos = torch.tensor(FAR)
+        # The only slack beyond rounding the result: angles computed in float32 (a few eps32 times the position).
+        slack = pos.to(torch.float64)[:, None] * x.to(torch.float64).abs().amax() * 1e-6 / TOLERANCE[dtype][1]
+        close(ex.apply_rope(x, pos), rope(x, pos), ex, dtype=dtype, magnitude=slack)
 
 
 @graded("equivalence", 1.5)

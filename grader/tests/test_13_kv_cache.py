@@ -67,6 +67,21 @@ def attention(q, k, v, mask, scale=None):
     return torch.softmax(s, dim=-1) @ v
 
 
+def late_scaled(q, k, v, chunks, max_len, scale=None):
+    """The causal fill first, then the scale (scale=0 gives every key, future ones too, the same weight)."""
+    outs, start = [], 0
+    for T in chunks:
+        end = start + T
+        keys, values = k[:, :, :end].to(torch.float64), v[:, :, :end].to(torch.float64)
+        s = 1.0 / q.shape[-1] ** 0.5 if scale is None else scale
+        mask = torch.ones(T, end, dtype=torch.bool).triu(end - T + 1)
+        scores = (q[:, :, start:end].to(torch.float64) @ keys.transpose(-2, -1)).masked_fill(
+            mask, torch.finfo(torch.float64).min) * s
+        outs.append(torch.softmax(scores, dim=-1) @ values)
+        start = end
+    return torch.cat(outs, dim=2), None
+
+
 def simulate(q, k, v, chunks, scale=None, variant="bottom-right"):
     """What chunked decoding gives: the contract's bottom-right mask, or a known wrong one."""
     outs, start = [], 0
@@ -93,17 +108,25 @@ def _wrong(variant):
     return lambda q, k, v, chunks, max_len, scale=None: (simulate(q, k, v, chunks, scale, variant), None)
 
 
+TORCH_CAT = Mistake(
+    "update", "cache reallocated with `torch.cat` every step (O(len) copying per token)", STEP,
+    "Allocate (B, H, max_len, d) buffers once in __init__, write each chunk in place "
+    "(self.k[:, :, start:end] = k_new) and return views self.k[:, :, :end].", key="cache_reallocated_with_cat")
+
 MISTAKES = [
+    Mistake("decode", "the scale is applied after the causal mask fill", STEP,
+            "Scale the scores first, then fill the blocked ones: with scale=0 a filled score becomes 0 again and "
+            "every new token sees the tokens after it.", late_scaled, key="scale_after_mask"),
     Mistake("decode", "causal mask of the new tokens aligned top-left", STEP,
             "New token t of T sits at absolute position S − T + t, so it sees every cached key and the new keys up "
             "to itself: block key j only where j > t + (S − T) (bottom-right), e.g. "
-            "torch.ones(T, S, dtype=torch.bool).triu(S − T + 1).", _wrong("top-left")),
+            "torch.ones(T, S, dtype=torch.bool).triu(S − T + 1).", _wrong("top-left"), key="causal_top_left"),
     Mistake("decode", "no causal mask among the new tokens (a chunk's queries see its later keys)", STEP,
             "When several tokens arrive at once (prefill, chunks), token t must not see the new tokens after it: "
-            "mask keys j > t + (S − T).", _wrong("none")),
+            "mask keys j > t + (S − T).", _wrong("none"), key="no_causal_mask"),
     Mistake("decode", "attends only over the new keys and values, not over the whole cache", STEP,
             "Attend over what update() returns (everything stored), not over k_new and v_new.",
-            _wrong("new only")),
+            _wrong("new only"), key="new_keys_only"),
 ]
 
 
@@ -119,10 +142,12 @@ def run_decode(ex, q, k, v, chunks, max_len, scale=None, dtype=None):
         if tuple(o.shape) != want:
             fail(f"cached_attention on a chunk of {chunks[i]} new tokens returned shape {tuple(o.shape)}; expected "
                  f"(B, H, T, d_v) = {want}: one output per new query.")
-    close(torch.cat(outs, dim=2), full_causal(q, k, v, scale), ex, dtype=dtype or q.dtype, part=0)
     stored, expect = list(lens), [sum(chunks[:i + 1]) for i in range(len(chunks))]
-    if stored != expect:
-        fail(f"len(cache) after each chunk of {chunks} was {stored}; expected {expect} (the tokens stored).")
+    if stored != expect:     # checked first: a cache that does not count is the cause of what follows
+        fail(f"len(cache) after each chunk of {chunks} was {stored}; expected {expect} (the tokens stored). "
+             "update() must advance the count by the T tokens it wrote, so that the next chunk is written after "
+             "them and attention sees all of them.")
+    close(torch.cat(outs, dim=2), full_causal(q, k, v, scale), ex, dtype=dtype or q.dtype, part=0)
 
 
 # -- tests ------------------------------------------------------------------------------------
@@ -146,6 +171,7 @@ def test_chunked_decoding_is_bottom_right(ex, rng):
     chunks = [3, 2]
     q, k, v = qkv(rng, 1, 2, 5, 4, torch.float64)
     run_decode(ex, q, k, v, chunks, 5, scale=0.7)
+    run_decode(ex, q, k, v, [4, 1], 5, scale=0.0)      # every seed: scale 0 must still hide future tokens
 
 
 @graded("fp16", 1)
@@ -185,10 +211,7 @@ def test_buffers_preallocated_and_never_reallocated(ex, rng):
             fail(f"update() returned no tensor for the {name}s.")
         if len(set(ptrs)) > 1:
             fail(f"The cache was reallocated: the {name} views returned by successive update() calls live in "
-                 f"{len(set(ptrs))} different memory blocks. This looks like a known mistake: cache reallocated "
-                 "with `torch.cat` every step (O(len) copying per token). Allocate (B, H, max_len, d) buffers once "
-                 "in __init__, write each chunk in place (self.k[:, :, start:end] = k_new) and return views "
-                 "self.k[:, :, :end].")
+                 f"{len(set(ptrs))} different memory blocks.", mistake=TORCH_CAT)
         size = steps[0][f"{name}_storage"][1]
         if size < need:
             fail(f"The {name} view returned by the first update() lives in a block of {size} bytes, too small for "

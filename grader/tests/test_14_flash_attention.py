@@ -11,6 +11,14 @@ FORBIDDEN = SOFTMAX_FAMILY
 STEP = "follow-up: tiled attention with online softmax"
 FULL_MATRIX = "the full score matrix built anyway"
 NO_SKIP = "wholly masked blocks computed anyway under causal"
+FULL_MATRIX_MISTAKE = Mistake(
+    "flash_attention", FULL_MATRIX, STEP,
+    "Tile over keys as well as queries: hold one (block_size, block_size) tile of scores at a time, never (L, S) "
+    "(nor a full (L, S) mask).", key="full_score_matrix")
+NO_SKIP_MISTAKE = Mistake(
+    "flash_attention", NO_SKIP, STEP,
+    "Under causal, the query block [q0, q1) sees no key past q1 − 1 + (S − L): stop the key loop there instead "
+    "of computing those blocks and masking them out.", key="masked_blocks_not_skipped")
 
 
 # -- the right answers, in float64 ------------------------------------------------------------
@@ -54,6 +62,40 @@ def online(q, k, v, causal=False, scale=None, block_size=64, rescale_acc=True, r
     return acc / torch.where(l == 0, 1.0, l)[..., None], final[..., 0] + torch.log(l)
 
 
+def tiled(q, k, v, causal=False, scale=None, block_size=64, *, diagonal_slack=0, drop_partial=False):
+    """Tile by tile as the exercise asks, in float64, with a known slip at the tile edges: the tile that
+    crosses the diagonal masked only when it reaches `diagonal_slack` keys past it, or a short last key
+    block (S not a multiple of block_size) dropped."""
+    q, k, v = (t.to(torch.float64) for t in (q, k, v))
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    L, S = q.shape[-2], k.shape[-2]
+    offset = S - L
+    out = torch.zeros(*q.shape[:-1], v.shape[-1], dtype=torch.float64)
+    lse = torch.full(q.shape[:-1], -math.inf, dtype=torch.float64)
+    k_end = S // block_size * block_size if drop_partial else S
+    for q0 in range(0, L, block_size):
+        q1 = min(q0 + block_size, L)
+        s_all = []
+        for k0 in range(0, min(k_end, q1 + offset) if causal else k_end, block_size):
+            k1 = min(k0 + block_size, S)
+            s = q[..., q0:q1, :] @ k[..., k0:k1, :].transpose(-2, -1) * scale
+            if causal and k1 - 1 > q0 + offset + diagonal_slack:
+                i = torch.arange(q0, q1)[:, None]
+                j = torch.arange(k0, k1)[None, :]
+                s = s.masked_fill(j > i + offset, -math.inf)
+            s_all.append((s, v[..., k0:k1, :]))
+        if not s_all:
+            continue
+        s = torch.cat([a for a, _ in s_all], dim=-1)
+        vv = torch.cat([b for _, b in s_all], dim=-2)
+        block_lse = torch.logsumexp(s, dim=-1)
+        seen = torch.isfinite(block_lse)[..., None]
+        p = torch.where(seen, torch.exp(s - torch.where(seen, block_lse[..., None], 0.0)), 0.0)
+        out[..., q0:q1, :] = p @ vv
+        lse[..., q0:q1] = block_lse
+    return out, lse
+
+
 def _nan_rows(q, k, v, causal=False, scale=None, block_size=64):
     out, lse = oracle(q, k, v, causal, scale)
     return out.masked_fill(torch.isinf(lse)[..., None], math.nan), lse
@@ -73,37 +115,47 @@ MISTAKES = [
             "weighted by exp(s − m_old): multiply the accumulator (and the running sum) by exp(m_old − m_new) "
             "before adding the new block.",
             lambda q, k, v, causal=False, scale=None, block_size=64:
-            online(q, k, v, causal, scale, block_size, rescale_acc=False)),
+            online(q, k, v, causal, scale, block_size, rescale_acc=False), key="no_rescale"),
     Mistake("flash_attention", "running accumulator not rescaled when the max changes", STEP,
             "Multiply both the running sum l and the accumulator by exp(m_old − m_new) when the max grows.",
             lambda q, k, v, causal=False, scale=None, block_size=64:
-            online(q, k, v, causal, scale, block_size, rescale_acc=False, rescale_sum=False)),
+            online(q, k, v, causal, scale, block_size, rescale_acc=False, rescale_sum=False), key="no_rescale"),
     Mistake("flash_attention", "the running sum is not rescaled when the max changes (the accumulator is)", STEP,
             "l collects exp(s − m) too: multiply it by exp(m_old − m_new) along with the accumulator.",
             lambda q, k, v, causal=False, scale=None, block_size=64:
-            online(q, k, v, causal, scale, block_size, rescale_sum=False)),
+            online(q, k, v, causal, scale, block_size, rescale_sum=False), key="sum_not_rescaled"),
     Mistake("flash_attention", "lse in base 2 (log2) instead of the natural log", STEP,
             "lse is the natural logsumexp: m + log(l). If you used exp2 with scores times log2(e), divide the "
             "base-2 result by log2(e) (multiply by ln 2).",
             lambda q, k, v, causal=False, scale=None, block_size=64:
-            (oracle(q, k, v, causal, scale)[0], oracle(q, k, v, causal, scale)[1] / math.log(2))),
+            (oracle(q, k, v, causal, scale)[0], oracle(q, k, v, causal, scale)[1] / math.log(2)), key="lse_base_two"),
     Mistake("flash_attention", "lse without the running max (log(l) instead of m + log(l))", STEP,
             "l sums exp(s − m): the logsumexp of the scores is m + log(l).",
-            _lse_without_max),
+            _lse_without_max, key="lse_without_max"),
     Mistake("flash_attention", "scores not scaled before exp (no scale, or the scale applied after exp, where "
             "normalising cancels it)", STEP,
             "Multiply q·k by the scale (1/sqrt(d_k) by default) before the max and the exp: "
             "exp(scale·s) is not scale·exp(s).",
-            lambda q, k, v, causal=False, scale=None, block_size=64: oracle(q, k, v, causal, 1.0)),
+            lambda q, k, v, causal=False, scale=None, block_size=64: oracle(q, k, v, causal, 1.0), key="scores_not_scaled"),
     Mistake("flash_attention", "the `scale` argument is ignored", STEP,
             "An explicit scale replaces 1/sqrt(d_k); only scale=None means the default.",
-            lambda q, k, v, causal=False, scale=None, block_size=64: oracle(q, k, v, causal, None)),
+            lambda q, k, v, causal=False, scale=None, block_size=64: oracle(q, k, v, causal, None), key="scale_ignored"),
     Mistake("flash_attention", "causal mask aligned top-left when L != S", STEP,
             "Causal alignment is bottom-right, as in exercise 04: query i sees key j when j <= i + (S − L).",
-            lambda q, k, v, causal=False, scale=None, block_size=64: oracle(q, k, v, causal, scale, top_left=True)),
+            lambda q, k, v, causal=False, scale=None, block_size=64: oracle(q, k, v, causal, scale, top_left=True), key="causal_top_left"),
+    Mistake("flash_attention", "the tile that crosses the diagonal is left unmasked at its edge", STEP,
+            "A key tile [k0, k1) needs the causal mask as soon as its last key k1 − 1 lies past the diagonal of "
+            "the query tile's first query: k1 − 1 > q0 + (S − L), with no slack.",
+            lambda q, k, v, causal=False, scale=None, block_size=64:
+            tiled(q, k, v, causal, scale, block_size, diagonal_slack=1), key="diagonal_tile_unmasked"),
+    Mistake("flash_attention", "the short last key block is dropped (S not a multiple of block_size)", STEP,
+            "Loop k0 over range(0, S, block_size) and slice k[:, :, k0:k0 + block_size]: the last block may be "
+            "shorter, and it still holds keys.",
+            lambda q, k, v, causal=False, scale=None, block_size=64:
+            tiled(q, k, v, causal, scale, block_size, drop_partial=True), key="last_key_block_dropped"),
     Mistake("flash_attention", "a query that sees no key comes out NaN (0 / 0)", STEP,
             "Such a row has l = 0: divide by l only where l > 0 and give out 0 (lse = m + log 0 = −inf).",
-            _nan_rows),
+            _nan_rows, key="nan_rows"),
 ]
 
 
@@ -166,6 +218,16 @@ def test_causal_bottom_right(ex, rng):
 
 
 @graded("masking", 1.5)
+def test_causal_at_block_boundaries(ex, rng):
+    """causal tiles at block edges: L and S at multiples of the block ±1, S − L from 0 to a block past it"""
+    block = 4
+    for L in (block - 1, block, block + 1, 2 * block - 2, 2 * block):     # every L mod block
+        for offset in range(0, block + 2):                                 # q1 + offset on and off block edges
+            q, k, v = qkv(rng, 1, 2, L, L + offset, 4, dtype=torch.float64)
+            check(ex, ex.flash_attention(q, k, v, causal=True, block_size=block), q, k, v, causal=True)
+
+
+@graded("masking", 1.5)
 def test_queries_that_see_no_key(ex, rng):
     """causal with L > S: a query that sees no key gives out 0 and lse −inf"""
     S = randint(rng, 3, 8)
@@ -184,7 +246,7 @@ def test_half_precision(ex, rng):
         check(ex, ex.flash_attention(q, k, v, causal=True, block_size=8), q, k, v, causal=True, magnitude=mag)
 
 
-@graded("edge", 1.5)
+@graded("edge", 1.5, checks="memory")
 def test_never_holds_the_score_matrix(ex, rng):
     """at L = S = 1024 no tensor made inside the call holds L·S/8 elements or more"""
     L = S = 1024
@@ -192,13 +254,13 @@ def test_never_holds_the_score_matrix(ex, rng):
     check(ex, ex.flash_attention(q, k, v, block_size=128), q, k, v)   # 128: fewer tiles, same point
     largest = ex.box.meta.get("largest", 0)
     if largest >= L * S // 8:
-        why = (f"This looks like a known mistake: {FULL_MATRIX}. Step {STEP}. Tile over keys as well as queries: "
-               "hold one (block_size, block_size) tile of scores at a time, never (L, S) (nor a full (L, S) mask)."
-               if largest >= L * S // 2 else
-               "Keep every intermediate of a tile small: one (block_size, block_size) tile of scores, products with "
-               "@ or matmul rather than broadcast (block, block, d) elementwise products, no (L, S) mask.")
+        full = largest >= L * S // 2
         fail(f"At L = S = {L} (block_size 128) your code made a tensor of {largest:,} elements; the limit is "
-             f"L·S/8 = {L * S // 8:,}. " + why)
+             f"L·S/8 = {L * S // 8:,}." + ("" if full else
+                                          " Keep every intermediate of a tile small: one (block_size, block_size) "
+                                          "tile of scores, products with @ or matmul rather than broadcast "
+                                          "(block, block, d) elementwise products, no (L, S) mask."),
+             mistake=FULL_MATRIX_MISTAKE if full else None)
 
 
 def timed(module, q, k, v):
@@ -211,7 +273,7 @@ def timed(module, q, k, v):
     return best
 
 
-@graded("masking", 1.5)
+@graded("masking", 1.5, checks="work")
 def test_causal_skips_masked_blocks(ex, rng):
     """under causal, key blocks that are wholly masked are skipped: about half the work"""
     L, block = 256, 32
@@ -227,9 +289,7 @@ def test_causal_skips_masked_blocks(ex, rng):
         ratio, measure = t_causal / max(t_full, 1e-9), "time"
     if ratio > 0.75:
         fail(f"At L = S = {L} with block_size {block}, causal attention took {ratio:.0%} of the non-causal {measure}; "
-             f"with skipping it is about 56%. This looks like a known mistake: {NO_SKIP}. Step {STEP}. Under "
-             "causal, the query block [q0, q1) sees no key past q1 − 1 + (S − L): stop the key loop there "
-             "instead of computing those blocks and masking them out.")
+             f"with skipping it is about 56%.", mistake=NO_SKIP_MISTAKE)
 
 
 @graded("rules", 0.5)

@@ -80,22 +80,22 @@ SCALE_FIX = ("S = Q Kᵀ · scale, so the chain rule passes the scale on: dQ = d
              "with scale = 1/sqrt(d_k).")
 
 MISTAKES = [
-    Mistake("forward_backward", MISSING_ROWSUM, STEP, ROWSUM_FIX, _slip(rowsum=False)),
-    Mistake("forward_backward", NO_SCALE, STEP, SCALE_FIX, _slip(scale_dq=False)),
-    Mistake("forward_backward", NO_SCALE, STEP, SCALE_FIX, _slip(scale_dk=False)),
-    Mistake("forward_backward", NO_SCALE, STEP, SCALE_FIX, _slip(scale_dq=False, scale_dk=False)),
+    Mistake("forward_backward", MISSING_ROWSUM, STEP, ROWSUM_FIX, _slip(rowsum=False), key="no_rowsum_term"),
+    Mistake("forward_backward", NO_SCALE, STEP, SCALE_FIX, _slip(scale_dq=False), key="gradient_scale_missing"),
+    Mistake("forward_backward", NO_SCALE, STEP, SCALE_FIX, _slip(scale_dk=False), key="gradient_scale_missing"),
+    Mistake("forward_backward", NO_SCALE, STEP, SCALE_FIX, _slip(scale_dq=False, scale_dk=False), key="gradient_scale_missing"),
     Mistake("forward_backward", "dV computed as P @ dout instead of Pᵀ @ dout", STEP,
             "O = P V, so dV = Pᵀ dO: (S, L) @ (L, d_v) gives one gradient row per key. P @ dout only has the right "
-            "shape when L == S.", _slip(dv_no_transpose=True)),
+            "shape when L == S.", _slip(dv_no_transpose=True), key="dv_not_transposed"),
     Mistake("forward_backward", "causal mask aligned top-left when L < S", STEP,
             "Causal alignment is bottom-right, as in exercise 04: query i sees key j when j <= i + (S − L).",
-            lambda q, k, v, dout, causal=False: oracle(q, k, v, dout, False) if not causal else _top_left(q, k, v, dout)),
+            lambda q, k, v, dout, causal=False: oracle(q, k, v, dout, False) if not causal else _top_left(q, k, v, dout), key="causal_top_left"),
     Mistake("forward_backward", "the row max is not subtracted before exp, so large scores overflow to inf and NaN",
             STEP, "Subtract each row's max from the scores before np.exp: softmax is unchanged by the shift, and "
-            "every exponent is then at most 0.", _slip(stable=False)),
+            "every exponent is then at most 0.", _slip(stable=False), key="no_max_subtracted"),
     Mistake("forward_backward", "forward scores not scaled by 1/sqrt(d_k)", STEP,
             "S = Q Kᵀ / sqrt(d_k) in the forward pass, and the same scale flows back into dQ and dK.",
-            lambda q, k, v, dout, causal=False: oracle(q * math.sqrt(q.shape[-1]), k, v, dout, causal)),
+            lambda q, k, v, dout, causal=False: oracle(q * math.sqrt(q.shape[-1]), k, v, dout, causal), key="forward_not_scaled"),
 ]
 
 

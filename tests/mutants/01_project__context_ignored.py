@@ -1,4 +1,4 @@
-# mistake: the cross-attention context is ignored (keys and values computed from x)
+# mistake: context_ignored   (the cross-attention context is ignored (keys and values computed from x))
 """Step 1: project the tokens into queries, keys and values (reference).
 
 Each of Q, K and V has its own weight matrix. Weights are stored (d_out, d_in), as in nn.Linear,

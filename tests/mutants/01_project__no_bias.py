@@ -1,4 +1,4 @@
-# mistake: the bias is dropped
+# mistake: bias_dropped   (the bias is dropped)
 """Step 1: project the tokens into queries, keys and values (reference).
 
 Each of Q, K and V has its own weight matrix. Weights are stored (d_out, d_in), as in nn.Linear,

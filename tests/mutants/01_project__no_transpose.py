@@ -1,4 +1,4 @@
-# mistake: `x @ W` instead of `x @ Wᵀ` (weights are stored (out, in))
+# mistake: weight_not_transposed   (`x @ W` instead of `x @ Wᵀ` (weights are stored (out, in)))
 """Step 1: project the tokens into queries, keys and values (reference).
 
 Each of Q, K and V has its own weight matrix. Weights are stored (d_out, d_in), as in nn.Linear,

@@ -1,4 +1,4 @@
-# mistake: the queries computed from the context too
+# mistake: queries_from_context   (the queries computed from the context too)
 """Step 1: project the tokens into queries, keys and values (reference).
 
 Each of Q, K and V has its own weight matrix. Weights are stored (d_out, d_in), as in nn.Linear,

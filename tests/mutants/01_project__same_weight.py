@@ -1,4 +1,4 @@
-# mistake: the same weight used for Q, K and V
+# mistake: same_weight_for_qkv   (the same weight used for Q, K and V)
 """Step 1: project the tokens into queries, keys and values (reference).
 
 Each of Q, K and V has its own weight matrix. Weights are stored (d_out, d_in), as in nn.Linear,

@@ -1,4 +1,4 @@
-# mistake: the key weight used for the values as well (v = k)
+# mistake: value_uses_key_weight   (the key weight used for the values as well (v = k))
 """Step 1: project the tokens into queries, keys and values (reference).
 
 Each of Q, K and V has its own weight matrix. Weights are stored (d_out, d_in), as in nn.Linear,

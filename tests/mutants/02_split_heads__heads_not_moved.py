@@ -1,4 +1,4 @@
-# mistake: heads not moved before the length axis (result (B, L, H, d_head))
+# mistake: heads_not_moved   (heads not moved before the length axis (result (B, L, H, d_head)))
 """Step 2: split the feature axis into heads (reference).
 
 Head h owns the contiguous block of features [h * d_head, (h + 1) * d_head), the layout

@@ -1,4 +1,4 @@
-# mistake: heads interleaved (feature f sent to head f % H)
+# mistake: heads_interleaved   (heads interleaved (feature f sent to head f % H))
 """Step 2: split the feature axis into heads (reference).
 
 Head h owns the contiguous block of features [h * d_head, (h + 1) * d_head), the layout

@@ -1,4 +1,4 @@
-# mistake: `view(B, H, L, d_head)` without the transpose
+# mistake: view_without_transpose   (`view(B, H, L, d_head)` without the transpose)
 """Step 2: split the feature axis into heads (reference).
 
 Head h owns the contiguous block of features [h * d_head, (h + 1) * d_head), the layout

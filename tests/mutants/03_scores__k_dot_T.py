@@ -1,4 +1,4 @@
-# mistake: transposed the wrong axes (`k.T` on a batched tensor)
+# mistake: wrong_axes_transposed   (transposed the wrong axes (`k.T` on a batched tensor))
 """Step 3: scaled dot-product scores (reference).
 
 The dot product of two vectors with d_k independent unit-variance components has variance d_k.

@@ -1,4 +1,4 @@
-# mistake: no scaling
+# mistake: no_scaling   (no scaling)
 """Step 3: scaled dot-product scores (reference).
 
 The dot product of two vectors with d_k independent unit-variance components has variance d_k.

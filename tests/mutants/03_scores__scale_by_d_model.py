@@ -1,4 +1,4 @@
-# mistake: scaled by 1/sqrt(d_model) (all heads' features) instead of 1/sqrt(d_k)
+# mistake: scaled_by_d_model   (scaled by 1/sqrt(d_model) (all heads' features) instead of 1/sqrt(d_k))
 """Step 3: scaled dot-product scores (reference).
 
 The dot product of two vectors with d_k independent unit-variance components has variance d_k.

@@ -1,4 +1,4 @@
-# mistake: scaled by 1/sqrt of the number of keys S (k.shape[-2]) instead of d_k
+# mistake: scaled_by_num_keys   (scaled by 1/sqrt of the number of keys S (k.shape[-2]) instead of d_k)
 """Step 3: scaled dot-product scores (reference).
 
 The dot product of two vectors with d_k independent unit-variance components has variance d_k.

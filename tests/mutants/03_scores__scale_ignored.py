@@ -1,4 +1,4 @@
-# mistake: the `scale` argument is ignored
+# mistake: scale_ignored   (the `scale` argument is ignored)
 """Step 3: scaled dot-product scores (reference).
 
 The dot product of two vectors with d_k independent unit-variance components has variance d_k.

@@ -1,4 +1,4 @@
-# mistake: scores transposed (k @ qᵀ, shape (S, L))
+# mistake: scores_transposed   (scores transposed (k @ qᵀ, shape (S, L)))
 """Step 3: scaled dot-product scores (reference).
 
 The dot product of two vectors with d_k independent unit-variance components has variance d_k.

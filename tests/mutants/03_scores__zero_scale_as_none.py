@@ -1,4 +1,4 @@
-# mistake: `scale=0.0` treated as no scale given (`if not scale`)
+# mistake: zero_scale_as_none   (`scale=0.0` treated as no scale given (`if not scale`))
 """Step 3: scaled dot-product scores (reference).
 
 The dot product of two vectors with d_k independent unit-variance components has variance d_k.

@@ -1,4 +1,4 @@
-# mistake: causal mask includes the diagonal
+# mistake: diagonal_masked   (causal mask includes the diagonal)
 """Step 4: masks, applied to the scores before the softmax (reference).
 
 A mask is bool, True = blocked. Blocked scores are filled with the dtype's most negative finite

@@ -1,4 +1,4 @@
-# mistake: masked scores filled with a fixed constant (such as -1e9 or -1e4) instead of the dtype's min
+# mistake: fill_constant   (masked scores filled with a fixed constant (such as -1e9 or -1e4) instead of the dtype's min)
 """Step 4: masks, applied to the scores before the softmax (reference).
 
 A mask is bool, True = blocked. Blocked scores are filled with the dtype's most negative finite

@@ -1,4 +1,4 @@
-# mistake: masked scores filled with −inf
+# mistake: fill_neg_inf   (masked scores filled with −inf)
 """Step 4: masks, applied to the scores before the softmax (reference).
 
 A mask is bool, True = blocked. Blocked scores are filled with the dtype's most negative finite

@@ -1,4 +1,4 @@
-# mistake: masked scores filled with 0
+# mistake: fill_zero   (masked scores filled with 0)
 """Step 4: masks, applied to the scores before the softmax (reference).
 
 A mask is bool, True = blocked. Blocked scores are filled with the dtype's most negative finite

@@ -1,4 +1,4 @@
-# mistake: input scores modified in place
+# mistake: in_place   (input scores modified in place)
 """Step 4: masks, applied to the scores before the softmax (reference).
 
 A mask is bool, True = blocked. Blocked scores are filled with the dtype's most negative finite

@@ -1,4 +1,4 @@
-# mistake: mask lower-triangular (future allowed, past blocked)
+# mistake: mask_lower_triangular   (mask lower-triangular (future allowed, past blocked))
 """Step 4: masks, applied to the scores before the softmax (reference).
 
 A mask is bool, True = blocked. Blocked scores are filled with the dtype's most negative finite

@@ -1,4 +1,4 @@
-# mistake: padding mask inverted (True on the real tokens)
+# mistake: padding_inverted   (padding mask inverted (True on the real tokens))
 """Step 4: masks, applied to the scores before the softmax (reference).
 
 A mask is bool, True = blocked. Blocked scores are filled with the dtype's most negative finite

@@ -1,4 +1,4 @@
-# mistake: padding mask built over queries ((B, 1, S, 1) instead of (B, 1, 1, S))
+# mistake: padding_over_queries   (padding mask built over queries ((B, 1, S, 1) instead of (B, 1, 1, S)))
 """Step 4: masks, applied to the scores before the softmax (reference).
 
 A mask is bool, True = blocked. Blocked scores are filled with the dtype's most negative finite

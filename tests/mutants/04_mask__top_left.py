@@ -1,4 +1,4 @@
-# mistake: causal mask aligned top-left when S > L
+# mistake: causal_top_left   (causal mask aligned top-left when S > L)
 """Step 4: masks, applied to the scores before the softmax (reference).
 
 A mask is bool, True = blocked. Blocked scores are filled with the dtype's most negative finite

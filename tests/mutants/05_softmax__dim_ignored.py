@@ -1,4 +1,4 @@
-# mistake: the `dim` argument is ignored
+# mistake: dim_ignored   (the `dim` argument is ignored)
 """Step 5: a numerically stable softmax (reference).
 
 softmax(x) = exp(x - m) / sum(exp(x - m)) for any constant m. Taking m = the max along the axis

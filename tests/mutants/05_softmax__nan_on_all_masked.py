@@ -1,4 +1,4 @@
-# mistake: a slice whose entries are all -inf comes out NaN
+# mistake: nan_on_all_masked   (a slice whose entries are all -inf comes out NaN)
 """Step 5: a numerically stable softmax (reference).
 
 softmax(x) = exp(x - m) / sum(exp(x - m)) for any constant m. Taking m = the max along the axis

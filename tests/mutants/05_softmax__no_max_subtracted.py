@@ -1,4 +1,4 @@
-# mistake: the row max is not subtracted before exp, so large logits overflow to inf and NaN
+# mistake: no_max_subtracted   (the row max is not subtracted before exp, so large logits overflow to inf and NaN)
 """Step 5: a numerically stable softmax (reference).
 
 softmax(x) = exp(x - m) / sum(exp(x - m)) for any constant m. Taking m = the max along the axis

@@ -1,4 +1,4 @@
-# mistake: the result is not normalised (exp without dividing by the sum)
+# mistake: not_normalised   (the result is not normalised (exp without dividing by the sum))
 """Step 5: a numerically stable softmax (reference).
 
 softmax(x) = exp(x - m) / sum(exp(x - m)) for any constant m. Taking m = the max along the axis

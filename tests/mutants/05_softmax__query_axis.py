@@ -1,4 +1,4 @@
-# mistake: softmax over the wrong axis (the query axis instead of the key axis)
+# mistake: query_axis   (softmax over the wrong axis (the query axis instead of the key axis))
 """Step 5: a numerically stable softmax (reference).
 
 softmax(x) = exp(x - m) / sum(exp(x - m)) for any constant m. Taking m = the max along the axis

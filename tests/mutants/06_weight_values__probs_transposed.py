@@ -1,4 +1,4 @@
-# mistake: the probabilities are transposed (the sum runs over the queries, not the keys)
+# mistake: probs_transposed   (the probabilities are transposed (the sum runs over the queries, not the keys))
 """Step 6: weight the values by the attention probabilities (reference).
 
 Each output row is a convex combination of the value rows, mixed by that query's probabilities.

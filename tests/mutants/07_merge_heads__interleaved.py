@@ -1,4 +1,4 @@
-# mistake: heads interleaved (feature h·d_head + i taken from position i·H + h)
+# mistake: heads_interleaved   (heads interleaved (feature h·d_head + i taken from position i·H + h))
 """Step 7: merge the heads back into one feature axis (reference), the inverse of split_heads."""
 import torch
 

@@ -1,4 +1,4 @@
-# mistake: reshape without transposing back first
+# mistake: no_transpose_back   (reshape without transposing back first)
 """Step 7: merge the heads back into one feature axis (reference), the inverse of split_heads."""
 import torch
 

@@ -1,4 +1,4 @@
-# mistake: the bias is dropped
+# mistake: bias_dropped   (the bias is dropped)
 """Step 8: the output projection (reference).
 
 After merging, each head's output still sits in its own block of features. A final linear layer

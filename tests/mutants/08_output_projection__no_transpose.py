@@ -1,4 +1,4 @@
-# mistake: `x @ W` instead of `x @ Wᵀ` (weights are stored (out, in))
+# mistake: weight_not_transposed   (`x @ W` instead of `x @ Wᵀ` (weights are stored (out, in)))
 """Step 8: the output projection (reference).
 
 After merging, each head's output still sits in its own block of features. A final linear layer

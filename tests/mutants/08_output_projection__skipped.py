@@ -1,4 +1,4 @@
-# mistake: the output projection is skipped (the merged heads returned as they are)
+# mistake: projection_skipped   (the output projection is skipped (the merged heads returned as they are))
 """Step 8: the output projection (reference).
 
 After merging, each head's output still sits in its own block of features. A final linear layer

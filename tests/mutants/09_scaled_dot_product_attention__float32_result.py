@@ -1,4 +1,4 @@
-# mistake: computes in float32 and returns float32 for float16 input
+# mistake: float32_result   (computes in float32 and returns float32 for float16 input)
 """Steps 3 to 6 together: scaled dot-product attention (reference).
 
 softmax(q @ k^T * scale, masked) @ v. The mask goes on the scores before the softmax, filled

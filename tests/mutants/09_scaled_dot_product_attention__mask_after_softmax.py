@@ -1,4 +1,4 @@
-# mistake: mask applied after softmax (probabilities zeroed, not renormalised)
+# mistake: mask_after_softmax   (mask applied after softmax (probabilities zeroed, not renormalised))
 """Steps 3 to 6 together: scaled dot-product attention (reference).
 
 softmax(q @ k^T * scale, masked) @ v. The mask goes on the scores before the softmax, filled

@@ -1,4 +1,4 @@
-# mistake: a fully masked row turns NaN
+# mistake: nan_on_masked_row   (a fully masked row turns NaN)
 """Steps 3 to 6 together: scaled dot-product attention (reference).
 
 softmax(q @ k^T * scale, masked) @ v. The mask goes on the scores before the softmax, filled

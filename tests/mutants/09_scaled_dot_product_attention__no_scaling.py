@@ -1,4 +1,4 @@
-# mistake: no scaling by 1/sqrt(d_k)
+# mistake: no_scaling   (no scaling by 1/sqrt(d_k))
 """Steps 3 to 6 together: scaled dot-product attention (reference).
 
 softmax(q @ k^T * scale, masked) @ v. The mask goes on the scores before the softmax, filled

@@ -1,4 +1,4 @@
-# mistake: probabilities multiplied with K instead of V
+# mistake: probs_times_k   (probabilities multiplied with K instead of V)
 """Steps 3 to 6 together: scaled dot-product attention (reference).
 
 softmax(q @ k^T * scale, masked) @ v. The mask goes on the scores before the softmax, filled

@@ -1,4 +1,4 @@
-# mistake: scale=0.0 treated as None (`scale or 1/sqrt(d_k)`)
+# mistake: zero_scale_as_none   (scale=0.0 treated as None (`scale or 1/sqrt(d_k)`))
 """Steps 3 to 6 together: scaled dot-product attention (reference).
 
 softmax(q @ k^T * scale, masked) @ v. The mask goes on the scores before the softmax, filled

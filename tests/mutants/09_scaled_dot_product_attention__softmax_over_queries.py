@@ -1,4 +1,4 @@
-# mistake: softmax over the query axis instead of the key axis
+# mistake: softmax_over_queries   (softmax over the query axis instead of the key axis)
 """Steps 3 to 6 together: scaled dot-product attention (reference).
 
 softmax(q @ k^T * scale, masked) @ v. The mask goes on the scores before the softmax, filled

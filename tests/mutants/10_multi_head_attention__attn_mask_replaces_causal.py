@@ -1,4 +1,4 @@
-# mistake: the masks are not combined (one mask replaces another instead of adding to it)
+# mistake: masks_not_combined   (the masks are not combined (one mask replaces another instead of adding to it))
 """All eight steps: a multi-head attention module (reference).
 
 Project, split heads, score, mask, softmax, weight the values, merge heads, project out. Matches

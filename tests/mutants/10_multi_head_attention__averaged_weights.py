@@ -1,4 +1,4 @@
-# mistake: `need_weights` averaged over heads
+# mistake: weights_averaged   (`need_weights` averaged over heads)
 """All eight steps: a multi-head attention module (reference).
 
 Project, split heads, score, mask, softmax, weight the values, merge heads, project out. Matches

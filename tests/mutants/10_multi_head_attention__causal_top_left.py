@@ -1,4 +1,4 @@
-# mistake: causal mask aligned top-left
+# mistake: causal_top_left   (causal mask aligned top-left)
 """All eight steps: a multi-head attention module (reference).
 
 Project, split heads, score, mask, softmax, weight the values, merge heads, project out. Matches

@@ -1,4 +1,4 @@
-# mistake: correct only when the batch is 1, or only when L == S
+# mistake: sizes_hardcoded   (correct only when the batch is 1, or only when L == S)
 """All eight steps: a multi-head attention module (reference).
 
 Project, split heads, score, mask, softmax, weight the values, merge heads, project out. Matches

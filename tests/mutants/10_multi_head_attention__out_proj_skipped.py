@@ -1,4 +1,4 @@
-# mistake: the output projection (out_proj) is skipped
+# mistake: out_proj_skipped   (the output projection (out_proj) is skipped)
 """All eight steps: a multi-head attention module (reference).
 
 Project, split heads, score, mask, softmax, weight the values, merge heads, project out. Matches

@@ -1,4 +1,4 @@
-# mistake: key padding mask applied to queries
+# mistake: padding_on_queries   (key padding mask applied to queries)
 """All eight steps: a multi-head attention module (reference).
 
 Project, split heads, score, mask, softmax, weight the values, merge heads, project out. Matches

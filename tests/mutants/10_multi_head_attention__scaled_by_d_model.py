@@ -1,4 +1,4 @@
-# mistake: scores scaled by 1/sqrt(d_model) instead of 1/sqrt(head_dim)
+# mistake: scaled_by_d_model   (scores scaled by 1/sqrt(d_model) instead of 1/sqrt(head_dim))
 """All eight steps: a multi-head attention module (reference).
 
 Project, split heads, score, mask, softmax, weight the values, merge heads, project out. Matches

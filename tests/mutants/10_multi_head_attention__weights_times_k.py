@@ -1,4 +1,4 @@
-# mistake: probabilities multiplied with K instead of V
+# mistake: probs_times_k   (probabilities multiplied with K instead of V)
 """All eight steps: a multi-head attention module (reference).
 
 Project, split heads, score, mask, softmax, weight the values, merge heads, project out. Matches

@@ -1,4 +1,4 @@
-# mistake: KV cache size without the factor 2 (only the keys, or only the values, counted)
+# mistake: cache_bytes_no_factor_two   (KV cache size without the factor 2 (only the keys, or only the values, counted))
 """Grouped-query and multi-query attention (reference).
 
 During decoding the KV cache, not the weights, dominates memory traffic. GQA lets several query

@@ -1,4 +1,4 @@
-# mistake: the element size of the dtype is ignored (elements counted, not bytes)
+# mistake: cache_elements_not_bytes   (the element size of the dtype is ignored (elements counted, not bytes))
 """Grouped-query and multi-query attention (reference).
 
 During decoding the KV cache, not the weights, dominates memory traffic. GQA lets several query

@@ -1,4 +1,4 @@
-# mistake: `repeat` (tile) instead of `repeat_interleave`: query head h read kv head h % H_kv, not h // n_rep
+# mistake: tile_instead_of_interleave   (`repeat` (tile) instead of `repeat_interleave`: query head h read kv head h % H_kv, not h // n_rep)
 """Grouped-query and multi-query attention (reference).
 
 During decoding the KV cache, not the weights, dominates memory traffic. GQA lets several query

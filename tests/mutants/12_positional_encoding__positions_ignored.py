@@ -1,4 +1,4 @@
-# mistake: the `positions` argument is ignored (always 0..L−1)
+# mistake: positions_ignored   (the `positions` argument is ignored (always 0..L−1))
 """Sinusoidal and rotary positional encodings (reference).
 
 Attention is permutation-invariant: shuffle the tokens and the outputs shuffle the same way.

@@ -1,4 +1,4 @@
-# mistake: rotary pairs interleaved (2i, 2i+1) instead of halves (i, i + d/2)
+# mistake: rope_interleaved   (rotary pairs interleaved (2i, 2i+1) instead of halves (i, i + d/2))
 """Sinusoidal and rotary positional encodings (reference).
 
 Attention is permutation-invariant: shuffle the tokens and the outputs shuffle the same way.

@@ -1,4 +1,4 @@
-# mistake: sin and cos concatenated instead of interleaved
+# mistake: sincos_concatenated   (sin and cos concatenated instead of interleaved)
 """Sinusoidal and rotary positional encodings (reference).
 
 Attention is permutation-invariant: shuffle the tokens and the outputs shuffle the same way.

@@ -1,4 +1,4 @@
-# mistake: causal mask of the new tokens aligned top-left
+# mistake: causal_top_left   (causal mask of the new tokens aligned top-left)
 """KV cache for autoregressive decoding (reference).
 
 At decoding step t only the newest token's query is new; the keys and values of every earlier

@@ -1,4 +1,4 @@
-# mistake: cache reallocated with `torch.cat` every step
+# mistake: cache_reallocated_with_cat   (cache reallocated with `torch.cat` every step)
 """KV cache for autoregressive decoding (reference).
 
 At decoding step t only the newest token's query is new; the keys and values of every earlier

@@ -1,4 +1,4 @@
-# mistake: the full score matrix built anyway
+# mistake: full_score_matrix   (the full score matrix built anyway)
 """Tiled attention with an online softmax, FlashAttention-style (reference).
 
 Plain attention materialises the (L, S) score matrix: O(L·S) memory per head, and on a GPU the

@@ -1,4 +1,4 @@
-# mistake: lse in base 2 (log2) instead of the natural log
+# mistake: lse_base_two   (lse in base 2 (log2) instead of the natural log)
 """Tiled attention with an online softmax, FlashAttention-style (reference).
 
 Plain attention materialises the (L, S) score matrix: O(L·S) memory per head, and on a GPU the

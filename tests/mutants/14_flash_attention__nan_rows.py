@@ -1,4 +1,4 @@
-# mistake: a query that sees no key comes out NaN (0 / 0)
+# mistake: nan_rows   (a query that sees no key comes out NaN (0 / 0))
 """Tiled attention with an online softmax, FlashAttention-style (reference).
 
 Plain attention materialises the (L, S) score matrix: O(L·S) memory per head, and on a GPU the

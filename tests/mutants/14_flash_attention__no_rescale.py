@@ -1,4 +1,4 @@
-# mistake: running accumulator not rescaled when the max changes
+# mistake: no_rescale   (running accumulator not rescaled when the max changes)
 """Tiled attention with an online softmax, FlashAttention-style (reference).
 
 Plain attention materialises the (L, S) score matrix: O(L·S) memory per head, and on a GPU the

@@ -1,4 +1,4 @@
-# mistake: wholly masked blocks computed anyway under causal
+# mistake: masked_blocks_not_skipped   (wholly masked blocks computed anyway under causal)
 """Tiled attention with an online softmax, FlashAttention-style (reference).
 
 Plain attention materialises the (L, S) score matrix: O(L·S) memory per head, and on a GPU the

@@ -1,4 +1,4 @@
-# mistake: scale missing from dQ or dK
+# mistake: gradient_scale_missing   (scale missing from dQ or dK)
 """The backward pass of attention, by hand, in NumPy (reference).
 
 Forward: S = Q Kᵀ · scale, P = softmax(S) along keys, O = P V. Backward follows the chain rule

@@ -1,4 +1,4 @@
-# mistake: dV computed as P @ dout instead of Pᵀ @ dout
+# mistake: dv_not_transposed   (dV computed as P @ dout instead of Pᵀ @ dout)
 """The backward pass of attention, by hand, in NumPy (reference).
 
 Forward: S = Q Kᵀ · scale, P = softmax(S) along keys, O = P V. Backward follows the chain rule

@@ -1,4 +1,4 @@
-# mistake: the row max is not subtracted before exp, so large scores overflow to inf and NaN
+# mistake: no_max_subtracted   (the row max is not subtracted before exp, so large scores overflow to inf and NaN)
 """The backward pass of attention, by hand, in NumPy (reference).
 
 Forward: S = Q Kᵀ · scale, P = softmax(S) along keys, O = P V. Backward follows the chain rule

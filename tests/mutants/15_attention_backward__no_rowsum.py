@@ -1,4 +1,4 @@
-# mistake: softmax Jacobian wrong (missing the row-sum term)
+# mistake: no_rowsum_term   (softmax Jacobian wrong (missing the row-sum term))
 """The backward pass of attention, by hand, in NumPy (reference).
 
 Forward: S = Q Kᵀ · scale, P = softmax(S) along keys, O = P V. Backward follows the chain rule

@@ -1,4 +1,4 @@
-# mistake: causal mask aligned top-left when L < S
+# mistake: causal_top_left   (causal mask aligned top-left when L < S)
 """The backward pass of attention, by hand, in NumPy (reference).
 
 Forward: S = Q Kᵀ · scale, P = softmax(S) along keys, O = P V. Backward follows the chain rule
