@@ -12,6 +12,9 @@ In cross-attention (a decoder reading an encoder) the queries come from x, while
 values come from another sequence, the context.
 
 Forbidden in this file: torch.nn.functional.linear and torch.nn.Linear - write the matmul.
+
+Forbidden in this file: NumPy (import torch and the standard library only): work done in NumPy
+is hidden from the grader's checks, so a file that uses it scores 0, and the report says so.
 """
 import torch
 

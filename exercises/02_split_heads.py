@@ -8,6 +8,9 @@ uses - not every H-th feature.
 Two moves: split the feature axis D into (H, d_head), then move the head axis in front of the
 length axis, so that (B, H) act as batch dimensions and one matmul serves every head. A bare
 view(B, H, L, d_head) without the transpose mixes features of different tokens into one head.
+
+Forbidden in this file: NumPy (import torch and the standard library only): work done in NumPy
+is hidden from the grader's checks, so a file that uses it scores 0, and the report says so.
 """
 import torch
 

@@ -7,6 +7,9 @@ almost all the weight) and its gradients vanish. Multiplying by 1/sqrt(d_k) brin
 back to 1. d_k is the per-head key size (q.shape[-1]), not d_model and not d_v.
 
 Transpose only the last two axes of k: k.T on a 4-D tensor also reverses batch and head axes.
+
+Forbidden in this file: NumPy (import torch and the standard library only): work done in NumPy
+is hidden from the grader's checks, so a file that uses it scores 0, and the report says so.
 """
 import math
 

@@ -17,6 +17,9 @@ softmax leaves rows that no longer sum to 1.
 Why torch.finfo(dtype).min and not -inf: if every key of a row is blocked, a row of -inf gives
 -inf - (-inf) = NaN in the softmax, in every dtype. The most negative finite value keeps the
 row finite (its keys then share the weight uniformly). Filling with 0 is wrong: 0 is an ordinary score.
+
+Forbidden in this file: NumPy (import torch and the standard library only): work done in NumPy
+is hidden from the grader's checks, so a file that uses it scores 0, and the report says so.
 """
 import torch
 

@@ -16,6 +16,9 @@ exp and the sum lose a lot of precision in half precision.
 
 Forbidden in this file: every library softmax, log-softmax and logsumexp (torch.softmax,
 torch.nn.functional.softmax, Tensor.softmax, nn.Softmax, torch.special.*, torch.logsumexp, ...).
+
+Forbidden in this file: NumPy (import torch and the standard library only): work done in NumPy
+is hidden from the grader's checks, so a file that uses it scores 0, and the report says so.
 """
 import torch
 

@@ -3,6 +3,9 @@
 Each query's output is a weighted average of the value vectors, weighted by that query's
 attention probabilities over the keys: out[i] = sum_j probs[i, j] * v[j]. The output mixes the
 values (V), not the keys: keys only decide the weights.
+
+Forbidden in this file: NumPy (import torch and the standard library only): work done in NumPy
+is hidden from the grader's checks, so a file that uses it scores 0, and the report says so.
 """
 import torch
 

@@ -5,6 +5,9 @@ head h filling features [h * d_head, (h + 1) * d_head). Move the head axis back 
 first, then flatten: reshaping (B, H, L, d_head) straight to (B, L, H * d_head) mixes different
 tokens into one row. After the transpose the tensor is not contiguous, so use reshape (or
 .contiguous().view).
+
+Forbidden in this file: NumPy (import torch and the standard library only): work done in NumPy
+is hidden from the grader's checks, so a file that uses it scores 0, and the report says so.
 """
 import torch
 

@@ -5,6 +5,9 @@ what different heads found. A final linear layer W_o mixes all heads' features i
 feature. Weights are in nn.Linear layout (d_out, d_in), so multiply by W_o transposed.
 
 Forbidden in this file: torch.nn.functional.linear and torch.nn.Linear - write the matmul.
+
+Forbidden in this file: NumPy (import torch and the standard library only): work done in NumPy
+is hidden from the grader's checks, so a file that uses it scores 0, and the report says so.
 """
 import torch
 

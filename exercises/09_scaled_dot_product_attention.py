@@ -16,6 +16,9 @@
 This file is self-contained: it may not import the other exercises. A library softmax
 (torch.softmax) is allowed here. Forbidden: torch.nn.functional.scaled_dot_product_attention and
 every other fused attention route.
+
+Forbidden in this file: NumPy (import torch and the standard library only): work done in NumPy
+is hidden from the grader's checks, so a file that uses it scores 0, and the report says so.
 """
 import math
 

@@ -25,6 +25,9 @@ averages them by default); finite rows where no key is seen.
 This file is self-contained: it may not import the other exercises; rewrite the few lines you
 need. Forbidden: torch.nn.MultiheadAttention, torch.nn.functional.scaled_dot_product_attention,
 torch.nn.functional.multi_head_attention_forward and any other fused attention route.
+
+Forbidden in this file: NumPy (import torch and the standard library only): work done in NumPy
+is hidden from the grader's checks, so a file that uses it scores 0, and the report says so.
 """
 import math
 

@@ -16,6 +16,9 @@ heads 4-7 share kv head 1 (this is `repeat_interleave` order, not `repeat`/tile 
 
 Rules: `torch.nn.functional.scaled_dot_product_attention`, `nn.MultiheadAttention` and every
 other fused attention kernel are forbidden. A library softmax is allowed here.
+
+Forbidden in this file: NumPy (import torch and the standard library only): work done in NumPy
+is hidden from the grader's checks, so a file that uses it scores 0, and the report says so.
 """
 import math
 

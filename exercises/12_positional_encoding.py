@@ -18,6 +18,9 @@ This exercise uses the "rotate-half" pairing of Hugging Face's GPT-NeoX and Llam
 paired with feature i + d/2 (not with its neighbour 2i + 1 as in the original RoFormer paper).
 
 Rules: no fused attention kernels (none are needed here).
+
+Forbidden in this file: NumPy (import torch and the standard library only): work done in NumPy
+is hidden from the grader's checks, so a file that uses it scores 0, and the report says so.
 """
 import torch
 

@@ -23,6 +23,9 @@ Rules: no fused attention kernels, and no library softmax, log_softmax or logsum
 this file (`torch.softmax`, `F.softmax`, `Tensor.softmax`, `torch.logsumexp`, `torch.special.*`,
 ...): the point is to write the online softmax yourself. `torch.exp`, `torch.log`,
 `torch.logaddexp`, `amax` and `torch.maximum` are fine.
+
+Forbidden in this file: NumPy (import torch and the standard library only): work done in NumPy
+is hidden from the grader's checks, so a file that uses it scores 0, and the report says so.
 """
 import math
 
