@@ -68,16 +68,15 @@ def band(seconds):
 
 
 def named_mistakes(entry):
-    """The known mistakes a grade named, by title (the JSON's `mistake` field, else the message)."""
+    """The known mistakes a grade named: the catalogue keys in the JSON's `mistake` field, in words."""
     found = []
     for t in (entry or {}).get("tests", []):
-        if t.get("passed"):
+        key = t.get("mistake")
+        if t.get("passed") or not key:
             continue
-        titles = [t["mistake"]] if t.get("mistake") else \
-            [m.strip() for m in study.MISTAKE.findall(t.get("message", "") + "\nStep")]
-        for title in titles:
-            if title not in found:
-                found.append(title)
+        words = key.replace("_", " ")
+        if words not in found:
+            found.append(words)
     return found
 
 

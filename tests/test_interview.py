@@ -200,15 +200,15 @@ def test_bands():
     assert band(26 * 60) == "past 25 minutes: keep drilling"
 
 
-def test_named_mistakes_from_the_field_or_the_message():
+def test_named_mistakes_come_from_the_key_never_from_prose():
     from grader.interview import named_mistakes
     entry = {"tests": [
-        {"passed": False, "mistake": "no scaling by 1/sqrt(d_k)", "message": "..."},
-        {"passed": False, "message": "differs.\n  This looks like a known mistake: softmax over the query axis.\n"
-                                     "  Step 5. Softmax runs over the keys"},
+        {"passed": False, "mistake": "no_scale", "message": "..."},
+        {"passed": False, "mistake": None, "message": "differs.\n  This looks like a known mistake: softmax over "
+                                                      "the query axis.\n  Step 5. Softmax runs over the keys"},
         {"passed": True, "mistake": "ignored", "message": ""},
-        {"passed": False, "mistake": "no scaling by 1/sqrt(d_k)"}]}
-    assert named_mistakes(entry) == ["no scaling by 1/sqrt(d_k)", "softmax over the query axis"]
+        {"passed": False, "mistake": "no_scale"}, {"passed": False, "mistake": "softmax_over_queries"}]}
+    assert named_mistakes(entry) == ["no scale", "softmax over queries"]
 
 
 def test_scorecard_with_narration_and_mistakes():
