@@ -24,6 +24,23 @@ class Exercise:
     def filename(self):
         return f"{self.id}_{self.name}.py"
 
+    @property
+    def cost(self):
+        """How long its tests take, relative to a typical exercise's (its test module's `COST = N`,
+        else 1): grading workers share the exercises by it, the longest first."""
+        m = re.search(r"^COST\s*=\s*([0-9.]+)", self.test_module.read_text(errors="replace"), re.M)
+        return float(m.group(1)) if m else 1.0
+
+
+def share(exercises, workers):
+    """Exercises split among workers so that each gets about the same cost (longest first)."""
+    loads = [[0.0, []] for _ in range(workers)]
+    for ex in sorted(exercises, key=lambda e: -e.cost):
+        lightest = min(loads, key=lambda load: load[0])
+        lightest[0] += ex.cost
+        lightest[1].append(ex)
+    return [sorted(mine, key=lambda e: e.id) for _, mine in loads]
+
 
 def all_exercises():
     found = []

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from .checks import PROPERTY, Fail, pattern
-from .exercises import GRADER_DIR, POINTS_PER_EXERCISE
+from .exercises import GRADER_DIR, POINTS_PER_EXERCISE, share
 from .guards import scan_source
 from .points import on_grid
 from .sandbox import IsolationError, Sandbox, SubmissionError, Zygote, call_function, clean
@@ -321,6 +321,7 @@ def check_isolation(channel, require):
 
 def _run_in_workers(exercises, directory, seed, device, zygote, require, jobs, narrate):
     workers = []
+    shares = share(exercises, jobs)
     for i in range(jobs):
         read_end, write_end = os.pipe()
         pid = os.fork()
@@ -329,7 +330,7 @@ def _run_in_workers(exercises, directory, seed, device, zygote, require, jobs, n
             zygote.keep_only(i)
             code = 0
             try:
-                mine = _run_here(exercises[i::jobs], directory, seed, device, zygote.channel(i), require, narrate)
+                mine = _run_here(shares[i], directory, seed, device, zygote.channel(i), require, narrate)
                 payload = {"ok": [_plain(r) for r in mine]}
             except BaseException as e:
                 payload, code = {"error": f"{type(e).__name__}: {e}"}, 1

@@ -8,6 +8,7 @@ from grader.checks import Mistake, as_tensor, close, fail, graded, randint, rand
 from grader.guards import SOFTMAX_FAMILY
 
 FORBIDDEN = SOFTMAX_FAMILY
+COST = 8       # its tests take about eight times a typical exercise's (grading workers share by it)
 STEP = "follow-up: tiled attention with online softmax"
 FULL_MATRIX = "the full score matrix built anyway"
 NO_SKIP = "wholly masked blocks computed anyway under causal"
