@@ -9,6 +9,7 @@ import time
 import pytest
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+CLEAR = "\x1b[2J"
 
 
 def child_env(**extra):
@@ -49,9 +50,17 @@ class Terminal:
             with self.lock:
                 self.raw += data
 
-    def text(self):
+    def raw_text(self):
+        """Everything written to the terminal, escape sequences included."""
         with self.lock:
-            return ANSI.sub("", self.raw.decode("utf-8", "replace"))
+            return self.raw.decode("utf-8", "replace")
+
+    def text(self):
+        return ANSI.sub("", self.raw_text())
+
+    def screen(self):
+        """What the screen shows now: everything after the last clear, without colours."""
+        return ANSI.sub("", self.raw_text().rsplit(CLEAR, 1)[-1])
 
     def mark(self):
         return len(self.text())

@@ -15,7 +15,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -25,6 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from grader import study  # noqa: E402
+from ptyterm import CLEAR, Terminal, child_env  # noqa: E402
 from grader.blank import blank_stub  # noqa: E402
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="pseudo-terminals and signals are POSIX")
@@ -50,16 +50,7 @@ def softmax(x, dim=-1):
     # my own work in progress: the tests check that this comes back, byte for byte
     raise NotImplementedError("still thinking")
 '''
-CLEAR = "\x1b[2J"
-ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 HINT_LEVELS = (1, 2, 3)
-
-
-def child_env(**extra):
-    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEOVERRIDES")}
-    env.update({"NO_COLOR": "1", "STUDY_POLL": "0.05", "TERM": "xterm", "PYTHONDONTWRITEBYTECODE": "1"})
-    env.update(extra)
-    return env
 
 
 def stub_05():
@@ -129,87 +120,6 @@ def save(path, text):
         os.utime(path, ns=(before + 1_000_000, before + 1_000_000))
 
 
-class Terminal:
-    """A command running on a pseudo-terminal that is its controlling terminal (so Ctrl-C works)."""
-
-    def __init__(self, argv, cwd, **env):
-        import fcntl
-        import struct
-        import termios
-        master, slave = os.openpty()
-        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 60, 200, 0, 0))
-
-        def become_controlled():
-            fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-
-        self.proc = subprocess.Popen(argv, cwd=cwd, env=child_env(**env), stdin=slave, stdout=slave, stderr=slave,
-                                     start_new_session=True, preexec_fn=become_controlled)
-        os.close(slave)
-        self.master = master
-        self.raw = b""
-        self.lock = threading.Lock()
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self):
-        while True:
-            try:
-                data = os.read(self.master, 65536)
-            except OSError:
-                return
-            if not data:
-                return
-            with self.lock:
-                self.raw += data
-
-    def text(self):
-        with self.lock:
-            return self.raw.decode("utf-8", "replace")
-
-    def mark(self):
-        return len(self.text())
-
-    def screen(self):
-        """What the screen shows now: everything after the last clear, without colours."""
-        return ANSI.sub("", self.text().rsplit(CLEAR, 1)[-1])
-
-    def wait_for(self, pattern, since=0, timeout=45):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            found = re.search(pattern, ANSI.sub("", self.text()[since:]))
-            if found:
-                return found
-            if self.proc.poll() is not None:
-                time.sleep(0.2)
-                found = re.search(pattern, ANSI.sub("", self.text()[since:]))
-                if found:
-                    return found
-                pytest.fail(f"exited ({self.proc.returncode}) before showing {pattern!r}:\n{self.text()[-3000:]}")
-            time.sleep(0.05)
-        pytest.fail(f"no {pattern!r} within {timeout} s; the terminal shows:\n{self.text()[-3000:]}")
-
-    def press(self, keys):
-        os.write(self.master, keys)
-
-    def wait_exit(self, timeout=30):
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"still running after {timeout} s:\n{self.text()[-3000:]}")
-
-    def close(self):
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.proc.wait(10)
-        try:
-            os.close(self.master)
-        except OSError:
-            pass
-
-
 @pytest.fixture
 def terminals():
     opened = []
@@ -247,7 +157,7 @@ def test_watch_grades_each_save_and_moves_on_at_full_marks(course, terminals):
     term = terminals(study_argv("watch", "05"), course)
     term.wait_for(r"05 softmax\s+0\.0/10")                  # it grades what is there at once
     term.wait_for(r"Save exercises/05_softmax\.py to grade it")
-    assert CLEAR in term.text(), "the screen is cleared before each report"
+    assert CLEAR in term.raw_text(), "the screen is cleared before each report"
 
     mark = term.mark()
     save(ex05, NAIVE_05)

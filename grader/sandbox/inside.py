@@ -229,7 +229,7 @@ def _serve(req, requests, send):
                            report=report)
     probes = {}
     harness = fences.BUSY
-    encode, frame_meta = wire.encode, wire.encode
+    encode = wire.encode          # held here: the submission cannot swap what replies are made with
     intact = fences.Untouched()
     mode = fences.GuardedMode(watch.mode(), harness)
     _hide_harness(report)
@@ -246,7 +246,7 @@ def _serve(req, requests, send):
             sys.stderr.flush()
         except BaseException:
             pass
-        meta = frame_meta({"largest": watch.largest, "matmul_flops": watch.matmul_flops})
+        meta = encode({"largest": watch.largest, "matmul_flops": watch.matmul_flops})
         send(b"R" if ok else b"E", struct.pack("<I", len(meta)) + meta + payload)
 
     def failure(exc):
