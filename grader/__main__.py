@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from . import report
-from .exercises import REPO, all_exercises
+from .exercises import REPO, UnknownExercise, select as exercises_named
 
 
 class Usage(Exception):
@@ -66,15 +66,10 @@ def bound_the_grader():
 
 
 def select(wanted):
-    known = {ex.id: ex for ex in all_exercises()}
-    chosen = []
-    for w in wanted:
-        key = w.zfill(2) if w.isdigit() else w
-        if key not in known:
-            raise Usage(f"unknown exercise {w!r}: choose from {', '.join(known)}")
-        if known[key] not in chosen:
-            chosen.append(known[key])
-    return chosen or list(known.values())
+    try:
+        return exercises_named(wanted)
+    except UnknownExercise as e:
+        raise Usage(str(e)) from None
 
 
 def main(argv=None):

@@ -21,7 +21,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
-from .exercises import REPO, all_exercises
+from .exercises import REPO, UnknownExercise, select
 
 
 def parse(argv):
@@ -149,10 +149,11 @@ def main(argv):
     except SystemExit as e:
         return 2 if e.code else 0
     root = Path(args.submissions)
-    known = [ex.id for ex in all_exercises()]
-    ids = [w.zfill(2) for w in args.exercises] or known
-    problem = (f"no such folder: {root}" if not root.is_dir() else
-               next((f"unknown exercise {w!r}" for w in ids if w not in known), None))
+    problem = None if root.is_dir() else f"no such folder: {root}"
+    try:
+        ids = [ex.id for ex in select(args.exercises)]
+    except UnknownExercise as e:
+        problem = problem or str(e)
     if problem:
         print(f"python -m grader batch: {problem}", file=sys.stderr)
         return 2

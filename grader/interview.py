@@ -90,7 +90,7 @@ def narration_of(entry):
 def coding_part(ex, part, deadline, screen, result):
     """Grades every save of ex until full marks or the deadline; fills `result` as it goes."""
     poll = study.poll_seconds()
-    path = ex.path
+    path = ex.stub
     seen = signature(path)
     started = result["started"]
     title = "Part one" if part == 1 else "Part two (follow-up)"

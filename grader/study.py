@@ -46,19 +46,16 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-from .exercises import REPO, all_exercises
+from .exercises import REPO, Exercise, UnknownExercise, find, with_stubs
 
 try:
     import fcntl
 except ImportError:          # Windows: a drill's liveness falls back to its pid
     fcntl = None
 
-EXERCISES_DIR = REPO / "exercises"
-SOLUTIONS_DIR = REPO / "solutions"
-HINTS_DIR = EXERCISES_DIR / "hints"
+from .exercises import SOLUTIONS_DIR  # noqa: E402
 STATE_DIR = REPO / ".grade"
 LAST = STATE_DIR / "last.json"
 HISTORY = STATE_DIR / "history.json"
@@ -106,59 +103,20 @@ def rel(path):
 
 
 # -- the exercises ---------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Ex:
-    id: str
-    name: str
-    graded: bool     # has hidden tests in grader/tests/
-
-    @property
-    def filename(self):
-        return f"{self.id}_{self.name}.py"
-
-    @property
-    def label(self):
-        return f"{self.id} {self.name}"
-
-    @property
-    def path(self):
-        return EXERCISES_DIR / self.filename
-
-    @property
-    def solution(self):
-        return SOLUTIONS_DIR / self.filename
-
-    @property
-    def hints(self):
-        return HINTS_DIR / f"{self.id}_{self.name}.md"
-
-    @property
-    def reading(self):
-        return EXERCISES_DIR / f"{self.id}_{self.name}.md"
-
-
 def exercises():
     """Those with hidden tests, plus any stub in exercises/ whose tests are not written yet."""
-    found = {e.id: Ex(e.id, e.name, True) for e in all_exercises()}
-    for p in sorted(EXERCISES_DIR.glob("[0-9][0-9]_*.py")):
-        m = re.fullmatch(r"(\d\d)_(\w+)\.py", p.name)
-        if m and m.group(1) not in found:
-            found[m.group(1)] = Ex(m.group(1), m.group(2), False)
-    return [found[k] for k in sorted(found)]
+    return with_stubs()
 
 
 def pick(arg, command):
     if not arg:
         raise Usage(f"which exercise? give EX=NN, e.g. make {command} EX=05")
-    known = exercises()
-    key = arg.zfill(2) if arg.isdigit() else arg
-    for e in known:
-        if key in (e.id, e.name, e.filename, f"{e.id}_{e.name}", f"exercises/{e.filename}"):
-            return e
-    raise Usage(f"unknown exercise {arg!r}: choose from {', '.join(e.id for e in known) or 'none found'}")
+    try:
+        return find(arg, exercises())
+    except UnknownExercise as e:
+        raise Usage(str(e)) from None
 
 
-# -- small files -----------------------------------------------------------------------------
 def load_json(path, default):
     try:
         return json.loads(Path(path).read_text())
@@ -346,7 +304,7 @@ class Lock:
 
 def begin_drill(ex, stub, started, cap):
     """Moves the learner's file aside, then puts the stub in place (in that order)."""
-    path = ex.path
+    path = ex.stub
     backup = DRILL_DIR / ex.filename
     had_file = path.is_file()
     if had_file:
@@ -412,7 +370,7 @@ def recover():
     finally:
         lock.release()
     if state:
-        ex = Ex(state["id"], state["name"], True)
+        ex = Exercise.named(state["id"], state["name"])
         record_drill(ex, state["started"], "interrupted", None, None, None)
         when = time.strftime("%H:%M", time.localtime(state["started"]))
         print(f"Put your own {state['file']} back: the drill started at {when} was cut short.", flush=True)
@@ -496,7 +454,7 @@ def watch(start):
     current = start or next((e for e in graded if not full_marks(results.get(e.id))), graded[0])
     screen = Screen()
     poll = poll_seconds()
-    seen = {e.id: signature(e.path) for e in graded}
+    seen = {e.id: signature(e.stub) for e in graded}
 
     def show(ex):
         nonlocal current
@@ -525,14 +483,14 @@ def watch(start):
             time.sleep(poll)
             changed = []
             for e in graded:
-                sig = signature(e.path)
+                sig = signature(e.stub)
                 if sig != seen[e.id]:
                     seen[e.id] = sig
                     changed.append(e)
             if changed:
                 time.sleep(min(poll, 0.2))                     # let the editor finish writing
                 for e in changed:
-                    seen[e.id] = signature(e.path)
+                    seen[e.id] = signature(e.stub)
                 show(current if current in changed else changed[0])
     except KeyboardInterrupt:
         screen.line()
@@ -594,7 +552,7 @@ def drill(ex, cap):
 
 def drill_loop(ex, started, cap, screen):
     poll = poll_seconds()
-    path = ex.path
+    path = ex.stub
     seen = signature(path)
     score, max_score = None, None
     deadline = started + cap
@@ -746,7 +704,7 @@ def hint(ex, level=None):
     state = load_json(HINT_STATE, {})
     mine = state.setdefault(ex.id, {"level": 0, "shown": []})
     out = []
-    if entry and ex.path.is_file() and entry.get("time") and os.path.getmtime(ex.path) > entry["time"] + 1:
+    if entry and ex.stub.is_file() and entry.get("time") and os.path.getmtime(ex.stub) > entry["time"] + 1:
         out.append(f"(Your file changed after its last grade: make grade EX={ex.id} first, "
                    f"so that the hints know what it gets wrong now.)")
     graded_at = str(entry.get("time", "")) if entry else ""
@@ -855,7 +813,7 @@ def reset(ex):
     if state:
         raise Problem(f"a drill on {state['id']} is running: end it first (make drill-done)")
     stub = pristine_stub(ex)
-    path = ex.path
+    path = ex.stub
     saved = None
     if path.is_file():
         if path.read_bytes() == stub:
