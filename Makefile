@@ -89,7 +89,7 @@ student-template:
 	@test -n "$(DEST)" || { echo "usage: make student-template DEST=path [SELF_STUDY=1]" >&2; exit 2; }
 	@$(PYTHON) -m grader.template "$(DEST)" $(if $(filter-out 0 no false,$(SELF_STUDY)),--self-study)
 
-# Interview practice: make quiz [TOPIC=gqa] [N=10] [SEED=S] (grader/quiz.py); make interview
+# Interview practice: make quiz [TOPIC=gqa] [N=10] [SEED=S] (grader/quiz/); make interview
 # [FOLLOW_UP=13] [SEED=S]: twenty minutes from blank files, then talking points (grader/interview.py)
 .PHONY: quiz interview
 

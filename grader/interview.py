@@ -7,7 +7,7 @@ Twenty minutes, hard cap, from blank files (grader/blank.py), graded on every sa
              nn.MultiheadAttention;
   part two   if part one reaches full marks with time left: one follow-up drawn at random
              (11 GQA, 12 RoPE, 13 the KV cache or 14 tiled attention), from its blank stub;
-then a few talking-point questions (grader/quiz.py), and a scorecard: the time to full marks
+then a few talking-point questions (grader/quiz/), and a scorecard: the time to full marks
 against the bands (a fluent candidate takes 12-18 minutes; past 25, keep drilling), narration
 coverage and accuracy (when the grader reports it), the follow-up's result, the quiz score and
 the mistakes the grader named along the way.
