@@ -28,6 +28,10 @@ exercise's tests, session.py runs the probe `narrate` below in that exercise's s
 watch off and the audit hook on (which lets this probe's tracer through), and checks its record
 against the learner's comments here, in the grader; the result is the exercise's "narration" in
 the JSON and one line in the report. Any failure there means no narration, never a lost point.
+
+One module on purpose (about 500 lines): the probe travels to the sandbox as source together with
+the functions of its own module that it uses (`host.probe_source`), so the tracer and the probe
+live here beside the checker that reads their record.
 """
 import io
 import re
