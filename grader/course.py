@@ -77,7 +77,8 @@ def derive_workflow(text, exercises):
     text = _replace_once(text, r"^( +)(?:EX\d\d|AUDIT)_RESULTS: .*\n(?:\1(?:EX\d\d|AUDIT)_RESULTS: .*\n)*",
                          env_lines, "the reporter's EXnn_RESULTS lines")
     text = _replace_once(text, r"^( +runners: ).*$", lambda m: m.group(1) + ",".join(runners), "the runners list")
-    return _replace_once(text, r"^( +for i in range\(1, )\d+(\):)", lambda m: f"{m.group(1)}{len(exercises) + 1}{m.group(2)}",
+    count = len(exercises) + 1
+    return _replace_once(text, r"^( +for i in range\(1, )\d+(\):)", lambda m: f"{m.group(1)}{count}{m.group(2)}",
                          "the fallback's `for i in range(1, N):` over the exercises")
 
 
@@ -173,7 +174,8 @@ def exercise_problems(ex):
         for name in sorted(stub.keys() | ref.keys()):
             if stub.get(name) != ref.get(name):
                 problems.append(f"{ex.label}: `{name}` differs between stub and reference: "
-                                f"{stub.get(name, 'missing')} in {rel(ex.stub)}, {ref.get(name, 'missing')} in {rel(ex.solution)}")
+                                f"{stub.get(name, 'missing')} in {rel(ex.stub)}, "
+                                f"{ref.get(name, 'missing')} in {rel(ex.solution)}")
     if ex.reading.is_file():
         text = ex.reading.read_text()
         problems += [f"{ex.label}: {rel(ex.reading)} lacks a '{s}' section" for s in READING_SECTIONS if s not in text]
@@ -204,7 +206,8 @@ def check(exercises):
     problems = []
     ids = [int(ex.id) for ex in exercises]
     if ids != list(range(1, len(ids) + 1)):
-        problems.append(f"exercise numbers must run 01, 02, ... without a gap (found {', '.join(ex.id for ex in exercises)})")
+        found = ", ".join(ex.id for ex in exercises)
+        problems.append(f"exercise numbers must run 01, 02, ... without a gap (found {found})")
     for ex in exercises:
         problems += exercise_problems(ex)
     try:
@@ -248,7 +251,8 @@ def main(argv=None):
         problems = check(exercises)
         for p in problems:
             print(f"✗ {p}")
-        print(f"{len(problems)} problem(s)" if problems else f"✓ {len(exercises)} exercises, everything derived current")
+        print(f"{len(problems)} problem(s)" if problems
+              else f"✓ {len(exercises)} exercises, everything derived current")
         return 1 if problems else 0
     except (Problem, course_skeleton.Refused, BadMetadata) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -176,3 +176,13 @@ def test_adding_exercise_16_touches_only_its_own_files(copy):
            "tests/mutants/16_toy__same.py", "tests/alternatives/16_toy__add.py"}
     derived = {"README.md", ".github/workflows/classroom.yml"}
     assert changed == own | derived, stat
+
+
+def test_every_family_a_test_module_may_name_is_worded_and_exists():
+    from grader import forbidden, guards
+    for family in forbidden.FAMILIES:
+        names = getattr(guards, family, None)
+        assert isinstance(names, tuple) and names, f"grader.guards has no family {family}"
+    worded = {name for name, value in vars(guards).items() if name.isupper() and name.endswith(
+        ("_FAMILY", "_LAYER", "_CALLS", "_LIBRARIES"))}
+    assert worded == set(forbidden.FAMILIES)
