@@ -19,10 +19,12 @@ logsumexp lse = m + log(l), which the real kernel keeps for its backward pass.
 With causal masking, a key block that lies wholly above the diagonal contributes nothing: skip
 it without computing it, which halves the work at L = S.
 
-Rules: no fused attention kernels, and no library softmax, log_softmax or logsumexp anywhere in
-this file (`torch.softmax`, `F.softmax`, `Tensor.softmax`, `torch.logsumexp`, `torch.special.*`,
-...): the point is to write the online softmax yourself. `torch.exp`, `torch.log`,
-`torch.logaddexp`, `amax` and `torch.maximum` are fine.
+Fused attention kernels are forbidden, as in every exercise, and so is any library softmax (below):
+the point is to write the online softmax yourself. `torch.exp`, `torch.log`, `torch.logaddexp`,
+`amax` and `torch.maximum` are fine.
+
+Forbidden in this file: every library softmax, log-softmax and logsumexp (torch.softmax,
+torch.nn.functional.softmax, Tensor.softmax, nn.Softmax, torch.special.*, torch.logsumexp, ...).
 
 Forbidden in this file: NumPy (import torch and the standard library only): work done in NumPy
 is hidden from the grader's checks, so a file that uses it scores 0, and the report says so.

@@ -21,6 +21,12 @@ recomputes P block by block in its backward pass, trading compute for memory.)
 
 Rules: this file imports NumPy (and the standard library) only: no deep-learning framework and
 no automatic-differentiation library may be imported here.
+
+Forbidden in this file: automatic differentiation by any route (autograd, backward, vjp,
+requires_grad, jacrev, ...): write the backward pass yourself.
+
+Forbidden in this file: importing torch or any other deep-learning or automatic-differentiation
+library (jax, tensorflow, autograd, ...): this file imports NumPy and the standard library only.
 """
 import numpy as np
 

@@ -1,12 +1,17 @@
 """The exercises are whatever hidden test modules exist: grader/tests/test_NN_name.py.
 
-Adding an exercise means adding files (the stub, the reference, this test module), never
+Adding an exercise means adding files (`python -m grader.course new NN name` writes them), never
 editing a list. `Exercise` is the one record of an exercise: every path of its files is derived
-from its id and name here, and `select()` is the one lookup (the CLI, the study tools, batch).
+from its id and name here, its metadata (title, what it forbids) is read from its test module,
+and `select()` is the one lookup (the CLI, the study tools, batch). Imports no torch.
 """
+import ast
+import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
+
+from . import forbidden as rules
 
 GRADER_DIR = Path(__file__).resolve().parent
 REPO = GRADER_DIR.parent
@@ -67,11 +72,80 @@ class Exercise:
         return PUBLIC_DIR / f"test_{self.stem}.py"
 
     @property
+    def title(self):
+        """What the learner reads: the test module's `TITLE = "..."` (else the name, spaced)."""
+        return read_metadata(self.test_module).get("TITLE") or self.name.replace("_", " ")
+
+    @property
+    def forbidden(self):
+        """What the stub's "Forbidden in this file:" paragraphs say, one sentence each, derived from
+        the test module's FORBIDDEN and FORBIDDEN_IMPORTS (grader/forbidden.py words them)."""
+        meta = read_metadata(self.test_module)
+        parts = list(meta.get("FORBIDDEN", ())) + list(meta.get("FORBIDDEN_IMPORTS", ()))
+        said = [rules.describe(part) for part in parts]
+        if "FORBIDDEN_IMPORTS" not in meta:
+            said.append(rules.NO_NUMPY)
+        return tuple(said)
+
+    @property
+    def points(self):
+        return POINTS_PER_EXERCISE
+
+    @property
     def cost(self):
         """How long its tests take, relative to a typical exercise's (its test module's `COST = N`,
         else 1): grading workers share the exercises by it, the longest first."""
         m = re.search(r"^COST\s*=\s*([0-9.]+)", self.test_module.read_text(errors="replace"), re.M)
         return float(m.group(1)) if m else 1.0
+
+
+class BadMetadata(ValueError):
+    pass
+
+
+@functools.cache
+def _metadata(path, mtime):
+    tree = ast.parse(path.read_text(), filename=str(path))
+    meta = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            name = node.targets[0].id
+            if name == "TITLE":
+                meta[name] = _literal(node.value, path, name, str)
+            elif name in ("FORBIDDEN", "FORBIDDEN_IMPORTS"):
+                meta[name] = _rule_parts(node.value, path, name)
+    return meta
+
+
+def read_metadata(path):
+    """{"TITLE": str, "FORBIDDEN": parts, "FORBIDDEN_IMPORTS": parts} from a test module's source,
+    without importing it (so without torch). A part is a family's name (grader/forbidden.py) or
+    ("names" | "imports", literal tuple); absent keys were not written."""
+    path = Path(path)
+    return _metadata(path, path.stat().st_mtime_ns) if path.is_file() else {}
+
+
+def _literal(node, path, name, kind):
+    try:
+        value = ast.literal_eval(node)
+    except ValueError:
+        value = None
+    if not isinstance(value, kind):
+        raise BadMetadata(f"{path.name}: {name} must be a literal {kind.__name__}, not `{ast.unparse(node)}`")
+    return value
+
+
+def _rule_parts(node, path, name):
+    """FORBIDDEN = FAMILY, a literal tuple, or several joined with +."""
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        return _rule_parts(node.left, path, name) + _rule_parts(node.right, path, name)
+    if isinstance(node, ast.Name):
+        if node.id not in rules.FAMILIES:
+            raise BadMetadata(f"{path.name}: {name} names `{node.id}`, which grader/forbidden.py does not describe "
+                              f"(known families: {', '.join(rules.FAMILIES)})")
+        return (node.id,)
+    names = _literal(node, path, name, tuple)
+    return (("names" if name == "FORBIDDEN" else "imports", names),) if names else ()
 
 
 def share(exercises, workers):

@@ -6,6 +6,7 @@ Reading catches a helper however it is imported or aliased; the watch inside the
 """
 import ast
 
+from .forbidden import AUTOGRAD_CALLS, AUTOGRAD_LIBRARIES  # noqa: F401  (families a test module may name)
 from .sandbox.watch import FUSED_ATTENTION, LINEAR_LAYER, SOFTMAX_FAMILY, is_forbidden  # noqa: F401
 
 # What a file that does its own work never needs, and what could reach into the grader.

@@ -13,13 +13,13 @@ import torch
 
 from .checks import PROPERTY, Fail, pattern
 from .exercises import GRADER_DIR, POINTS_PER_EXERCISE, share
+from .forbidden import PYTORCH_ONLY
 from .guards import scan_source
 from .points import on_grid
 from .sandbox import IsolationError, Sandbox, SubmissionError, Zygote, call_function, clean
 from .sandbox.host import DISABLED
 
 MAX_SOURCE = int(os.environ.get("GRADER_MAX_SOURCE_KB", "1024")) << 10   # bytes: a file above it is not read
-PYTORCH_ONLY = ("numpy",)     # what a PyTorch exercise may not import unless its test module says otherwise
 
 
 def read_source(path):

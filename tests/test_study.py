@@ -26,6 +26,7 @@ sys.path.insert(0, str(REPO))
 from grader import study  # noqa: E402
 from ptyterm import CLEAR, Terminal, child_env  # noqa: E402
 from grader.blank import blank_stub  # noqa: E402
+from grader.exercises import all_exercises  # noqa: E402
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="pseudo-terminals and signals are POSIX")
 
@@ -340,10 +341,7 @@ def test_bad_input_is_one_clear_line(course, target):
 
 
 # -- the study material itself --------------------------------------------------------------
-CONTRACT_FILES = ["01_project", "02_split_heads", "03_scores", "04_mask", "05_softmax", "06_weight_values",
-                  "07_merge_heads", "08_output_projection", "09_scaled_dot_product_attention",
-                  "10_multi_head_attention", "11_grouped_query_attention", "12_positional_encoding",
-                  "13_kv_cache", "14_flash_attention", "15_attention_backward"]
+CONTRACT_FILES = [ex.stem for ex in all_exercises()]
 
 
 @pytest.mark.parametrize("name", CONTRACT_FILES)

@@ -9,6 +9,7 @@ This module imports no torch: every answer is computed with the standard library
 import math
 from dataclasses import dataclass, field
 
+from ..exercises import REPO, with_stubs
 
 TOPICS = {
     "scaling": "why 1/sqrt(d_k), and which axis softmax runs over",
@@ -26,13 +27,7 @@ ALIASES = {"scale": "scaling", "sqrt": "scaling", "softmax": "scaling", "mask": 
            "permutation": "positions", "flashattention": "flash", "tiling": "flash", "backward": "gradient",
            "gradients": "gradient", "grad": "gradient", "np": "numpy"}
 
-READ = {
-    "03": "exercises/03_scores.md", "04": "exercises/04_mask.md", "05": "exercises/05_softmax.md",
-    "09": "exercises/09_scaled_dot_product_attention.md", "10": "exercises/10_multi_head_attention.md",
-    "11": "exercises/11_grouped_query_attention.md", "12": "exercises/12_positional_encoding.md",
-    "13": "exercises/13_kv_cache.md", "14": "exercises/14_flash_attention.md",
-    "15": "exercises/15_attention_backward.md",
-}
+READ = {ex.id: ex.reading.relative_to(REPO).as_posix() for ex in with_stubs()}   # the readings questions cite
 
 # Bytes per element and the largest finite value of the dtypes the questions use.
 DTYPES = {"float32": (4, 3.4028234663852886e38), "float16": (2, 65504.0),

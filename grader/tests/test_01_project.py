@@ -6,6 +6,7 @@ from grader.checks import (Mistake, choice, close, fail, graded, randint, randn,
                            unchanged_inputs)
 from grader.guards import LINEAR_LAYER
 
+TITLE = "project Q, K, V"   # what the learner reads (README table: python -m grader.course sync)
 FORBIDDEN = LINEAR_LAYER
 STEP = "1. Project: linear layers for Q, K, V"
 

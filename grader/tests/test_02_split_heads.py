@@ -3,6 +3,7 @@ import torch
 
 from grader.checks import Mistake, close, graded, raises, randint, randn, rules_respected, unchanged_inputs
 
+TITLE = "split heads"   # what the learner reads (README table: python -m grader.course sync)
 STEP = "2. Split heads"
 
 

@@ -6,6 +6,7 @@ import torch
 from grader.checks import Mistake, close, fail, graded, randint, randn, rules_respected, unchanged_inputs
 from grader.sandbox import SubmissionError
 
+TITLE = "scores: Q Kᵀ / sqrt(d_k)"   # what the learner reads (README table: python -m grader.course sync)
 STEP = "3. Scores: Q @ K^T / sqrt(d_k)"
 
 

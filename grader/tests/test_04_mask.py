@@ -4,6 +4,7 @@ import torch
 from grader.checks import (Fail, Mistake, as_tensor, close, describe_call, fail, graded, randint, randn,
                            rules_respected, unchanged_inputs)
 
+TITLE = "causal and padding masks"   # what the learner reads (README table: python -m grader.course sync)
 STEP = "4. Mask before softmax"
 
 

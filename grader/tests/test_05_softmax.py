@@ -4,6 +4,7 @@ import torch
 from grader.checks import Mistake, close, graded, randint, randn, rules_respected, unchanged_inputs
 from grader.guards import SOFTMAX_FAMILY
 
+TITLE = "stable softmax over the keys"   # what the learner reads (README table: python -m grader.course sync)
 FORBIDDEN = SOFTMAX_FAMILY
 STEP = "5. Stable softmax over the key axis"
 

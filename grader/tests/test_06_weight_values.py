@@ -3,6 +3,7 @@ import torch
 
 from grader.checks import Mistake, close, graded, randint, randn, rules_respected, unchanged_inputs
 
+TITLE = "weight the values"   # what the learner reads (README table: python -m grader.course sync)
 STEP = "6. Weight the values"
 
 

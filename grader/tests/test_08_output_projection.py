@@ -4,6 +4,7 @@ import torch
 from grader.checks import Mistake, close, graded, randint, randn, rules_respected, unchanged_inputs
 from grader.guards import LINEAR_LAYER
 
+TITLE = "output projection"   # what the learner reads (README table: python -m grader.course sync)
 FORBIDDEN = LINEAR_LAYER
 STEP = "8. Output projection"
 

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from grader.checks import (Mistake, choice, close, describe_call, fail, graded, randint, randn, rules_respected,
                            unchanged_inputs)
 
+TITLE = "scaled dot-product attention"   # what the learner reads (README table: python -m grader.course sync)
 STEP_SCORES = "3. Scores: Q @ K^T / sqrt(d_k)"
 STEP_MASK = "4. Mask before softmax"
 STEP_SOFTMAX = "5. Stable softmax over the key axis"

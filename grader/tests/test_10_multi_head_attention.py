@@ -9,6 +9,7 @@ from torch import nn
 from grader.checks import Mistake, choice, close, describe_call, fail, graded, raises, randint, randn, rules_respected
 from grader.sandbox import SubmissionError
 
+TITLE = "multi-head attention module"   # what the learner reads (README table: python -m grader.course sync)
 COST = 2       # its tests take about twice a typical exercise's (grading workers share by it)
 STEP_PROJECT = "1. Project: linear layers for Q, K, V"
 STEP_SPLIT = "2. Split heads"

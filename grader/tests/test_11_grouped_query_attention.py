@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from grader.checks import (Mistake, choice, close, fail, graded, randint, randn, raises, rules_respected,
                            unchanged_inputs)
 
+TITLE = "grouped-query and multi-query attention"   # what the learner reads (README table: python -m grader.course sync)
 STEP = "follow-up: GQA and MQA"
 DTYPE_BYTES = {torch.float64: 8, torch.float32: 4, torch.float16: 2, torch.bfloat16: 2, torch.int8: 1,
                torch.uint8: 1}

@@ -3,6 +3,7 @@ import torch
 
 from grader.checks import TOLERANCE, Mistake, choice, close, fail, graded, randint, randn, raises, rules_respected, unchanged_inputs
 
+TITLE = "sinusoidal and rotary positions"   # what the learner reads (README table: python -m grader.course sync)
 STEP = "follow-up: sinusoidal and rotary positions"
 
 

@@ -3,6 +3,7 @@ import torch
 
 from grader.checks import Mistake, as_tensor, close, fail, graded, randint, randn, rules_respected
 
+TITLE = "KV cache for decoding"   # what the learner reads (README table: python -m grader.course sync)
 STEP = "follow-up: KV cache for decoding"
 
 

@@ -7,6 +7,7 @@ import torch
 from grader.checks import Mistake, as_tensor, close, fail, graded, randint, randn, rules_respected
 from grader.guards import SOFTMAX_FAMILY
 
+TITLE = "FlashAttention-style tiled attention"   # what the learner reads (README table: python -m grader.course sync)
 FORBIDDEN = SOFTMAX_FAMILY
 COST = 8       # its tests take about eight times a typical exercise's (grading workers share by it)
 STEP = "follow-up: tiled attention with online softmax"

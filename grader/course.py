@@ -1,0 +1,263 @@
+"""The course's own upkeep: python -m grader.course check | sync | new NN name
+
+    new NN name   write the skeleton of a new exercise (refuses to overwrite anything)
+    sync          rewrite every list derived from the exercises: the README's table, the Classroom
+                  workflow's per-exercise lines, the stubs' "Forbidden in this file:" paragraphs
+    check         exit 1, one line per problem, if anything derived is stale or an exercise is
+                  incomplete (files, sections, signatures, mutants, alternatives)
+
+An exercise's metadata is written once, in its hidden test module (TITLE, FORBIDDEN,
+FORBIDDEN_IMPORTS; grader/exercises.py reads them); everything else that names it is derived
+here. grader/AUTHORING.md walks through adding one. Imports no torch.
+"""
+import argparse
+import ast
+import re
+import sys
+import textwrap
+
+from . import course_skeleton
+from .exercises import REPO, BadMetadata, all_exercises, read_metadata
+
+README = REPO / "README.md"
+WORKFLOW = REPO / ".github" / "workflows" / "classroom.yml"
+MUTANTS = REPO / "tests" / "mutants"
+ALTERNATIVES = REPO / "tests" / "alternatives"
+TABLE_BEGIN = "<!-- exercises: derived from grader/tests/ by `python -m grader.course sync` -->"
+TABLE_END = "<!-- end of exercises -->"
+READING_SECTIONS = ("## The idea", "## Shapes", "## Complexity", "## Say it out loud")
+HINT_LEVELS = ("1", "2", "3")
+HINT_STATUSES = {"forbidden", "broken"}        # what a `## when:` may name besides keys and tests
+FORBIDDEN_PARAGRAPH = "Forbidden in this file:"
+MIN_MUTANTS, MIN_ALTERNATIVES = 2, 1
+
+
+class Problem(Exception):
+    pass
+
+
+def rel(path):
+    return path.relative_to(REPO).as_posix()
+
+
+# -- derived text ----------------------------------------------------------------------------
+def readme_table(exercises):
+    rows = [TABLE_BEGIN, "| NN | exercise | reading |", "|---|---|---|"]
+    rows += [f"| {ex.id} | [{ex.title}](exercises/{ex.filename}) | [{ex.id}](exercises/{ex.stem}.md) |"
+             for ex in exercises]
+    return "\n".join(rows + [TABLE_END])
+
+
+def derive_readme(text, exercises):
+    start, end = text.find(TABLE_BEGIN), text.find(TABLE_END)
+    if start < 0 or end < start:
+        raise Problem(f"README.md: the exercise table's markers are missing ({TABLE_BEGIN} ... {TABLE_END})")
+    text = text[:start] + readme_table(exercises) + text[end + len(TABLE_END):]
+    text = re.sub(r"\(`ex01` \.\.\. `ex\d\d`\)", f"(`ex01` ... `ex{exercises[-1].id}`)", text)
+    total = sum(ex.points for ex in exercises)
+    return re.sub(r"Points X/\d+", f"Points X/{total:g}", text)
+
+
+def _replace_once(text, pattern, new, what):
+    text, n = re.subn(pattern, new, text, count=1, flags=re.M)
+    if not n:
+        raise Problem(f"{rel(WORKFLOW)}: cannot find {what} (it must match /{pattern}/)")
+    return text
+
+
+def derive_workflow(text, exercises):
+    """The reporter's EXnn_RESULTS lines and runners, and the fallback's count of exercises."""
+    runners = [f"ex{ex.id}" for ex in exercises] + ["audit"]
+
+    def env_lines(m):
+        indent = m.group(1)
+        return "".join(f'{indent}{r.upper()}_RESULTS: "${{{{ steps.grade.outputs.{r} || '
+                       f'steps.fallback.outputs.{r} }}}}"\n' for r in runners)
+
+    text = _replace_once(text, r"^( +)(?:EX\d\d|AUDIT)_RESULTS: .*\n(?:\1(?:EX\d\d|AUDIT)_RESULTS: .*\n)*",
+                         env_lines, "the reporter's EXnn_RESULTS lines")
+    text = _replace_once(text, r"^( +runners: ).*$", lambda m: m.group(1) + ",".join(runners), "the runners list")
+    count = len(exercises) + 1
+    return _replace_once(text, r"^( +for i in range\(1, )\d+(\):)", lambda m: f"{m.group(1)}{count}{m.group(2)}",
+                         "the fallback's `for i in range(1, N):` over the exercises")
+
+
+def forbidden_paragraphs(ex):
+    return [textwrap.fill(f"{FORBIDDEN_PARAGRAPH} {said}", width=96) for said in ex.forbidden]
+
+
+def derive_stub(text, ex):
+    """The stub with its module docstring's "Forbidden in this file:" paragraphs derived from the
+    test module: where the first of them stood, else at the docstring's end."""
+    tree = ast.parse(text)
+    doc = tree.body[0] if tree.body and isinstance(tree.body[0], ast.Expr) else None
+    if doc is None or not isinstance(doc.value, ast.Constant) or not isinstance(doc.value.value, str):
+        raise Problem(f"{rel(ex.stub)}: it has no module docstring to hold its rules")
+    lines = text.split("\n")
+    raw = "\n".join(lines[doc.lineno - 1:doc.end_lineno])
+    quote = raw[:3]
+    if quote not in ('"""', "'''") or not raw.endswith(quote) or doc.col_offset:
+        raise Problem(f"{rel(ex.stub)}: its module docstring must be a plain triple-quoted string on lines of its own")
+    inner = raw[3:-3]
+    ending = inner[len(inner.rstrip()):]
+    paragraphs = inner.rstrip().split("\n\n")
+    kept = [p for p in paragraphs if not p.startswith(FORBIDDEN_PARAGRAPH)]
+    first = next((i for i, p in enumerate(paragraphs) if p.startswith(FORBIDDEN_PARAGRAPH)), len(paragraphs))
+    kept[first:first] = forbidden_paragraphs(ex)
+    docstring = quote + "\n\n".join(kept) + ending + quote
+    return "\n".join(lines[:doc.lineno - 1] + [docstring] + lines[doc.end_lineno:])
+
+
+def derived(exercises):
+    """{path: the text it should hold} for every file that holds derived text."""
+    out = {README: derive_readme(README.read_text(), exercises),
+           WORKFLOW: derive_workflow(WORKFLOW.read_text(), exercises)}
+    for ex in exercises:
+        if ex.stub.is_file():
+            out[ex.stub] = derive_stub(ex.stub.read_text(), ex)
+    return out
+
+
+# -- what a complete exercise has -------------------------------------------------------------
+def signatures(path):
+    """{"name" or "Class.method": "(parameters, defaults)"} of a file's public functions and classes."""
+    found = {}
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and not node.name.startswith("_"):
+            found[node.name] = f"({ast.unparse(node.args)})"
+        elif isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
+            found[node.name] = f"class ({', '.join(ast.unparse(b) for b in node.bases)})"
+            for item in node.body:
+                if isinstance(item, ast.FunctionDef) and (not item.name.startswith("_") or item.name.endswith("__")):
+                    found[f"{node.name}.{item.name}"] = f"({ast.unparse(item.args)})"
+    return found
+
+
+def hint_sections(text):
+    return [m.group(1).strip() for m in re.finditer(r"^##\s+(.+)$", text, re.M)]
+
+
+def triggers_known(test_module):
+    """What a `## when:` may name: each Mistake's key, each test's name, the grader's statuses."""
+    tree = ast.parse(test_module.read_text())
+    keys = {kw.value.value for node in ast.walk(tree) if isinstance(node, ast.Call)
+            and getattr(node.func, "id", getattr(node.func, "attr", None)) == "Mistake"
+            for kw in node.keywords if kw.arg == "key" and isinstance(kw.value, ast.Constant)}
+    tests = {n.name for n in tree.body if isinstance(n, ast.FunctionDef) and n.name.startswith("test_")}
+    return keys | tests | HINT_STATUSES
+
+
+def variants(folder, ex, suffixes):
+    return sorted(p for s in suffixes for p in folder.glob(f"{ex.stem}__*{s}"))
+
+
+def exercise_problems(ex):
+    problems = []
+    for what, path in (("stub", ex.stub), ("reference", ex.solution), ("reading", ex.reading),
+                       ("hints", ex.hints), ("public test module", ex.public_tests)):
+        if not path.is_file():
+            problems.append(f"{ex.label}: the {what} {rel(path)} is missing")
+    try:
+        meta = read_metadata(ex.test_module)
+        if "TITLE" not in meta:
+            problems.append(f'{ex.label}: {rel(ex.test_module)} has no TITLE = "..." (the title the learner reads)')
+        if ex.public_tests.is_file():
+            public = read_metadata(ex.public_tests)
+            for name in ("FORBIDDEN", "FORBIDDEN_IMPORTS"):
+                if public.get(name) != meta.get(name):
+                    problems.append(f"{ex.label}: {rel(ex.public_tests)} forbids other {name} than "
+                                    f"{rel(ex.test_module)}: name the same families")
+    except (BadMetadata, SyntaxError) as e:
+        problems.append(f"{ex.label}: {e}")
+    if ex.stub.is_file() and ex.solution.is_file():
+        stub, ref = signatures(ex.stub), signatures(ex.solution)
+        for name in sorted(stub.keys() | ref.keys()):
+            if stub.get(name) != ref.get(name):
+                problems.append(f"{ex.label}: `{name}` differs between stub and reference: "
+                                f"{stub.get(name, 'missing')} in {rel(ex.stub)}, "
+                                f"{ref.get(name, 'missing')} in {rel(ex.solution)}")
+    if ex.reading.is_file():
+        text = ex.reading.read_text()
+        problems += [f"{ex.label}: {rel(ex.reading)} lacks a '{s}' section" for s in READING_SECTIONS if s not in text]
+    if ex.hints.is_file():
+        sections = hint_sections(ex.hints.read_text())
+        problems += [f"{ex.label}: {rel(ex.hints)} lacks its '## {n}' hint" for n in HINT_LEVELS if n not in sections]
+        whens = [s.split(":", 1)[1] for s in sections if re.match(r"when\s*:", s)]
+        if not whens:
+            problems.append(f"{ex.label}: {rel(ex.hints)} has no '## when: key' section for a known mistake")
+        known = triggers_known(ex.test_module)
+        for when in whens:
+            for trigger in (w.strip() for w in when.split(",") if w.strip()):
+                if trigger.lower() not in {k.lower() for k in known}:
+                    problems.append(f"{ex.label}: `## when: {trigger}` in {rel(ex.hints)} names no Mistake key "
+                                    f"or test of {rel(ex.test_module)}")
+    mutants = variants(MUTANTS, ex, (".py", ".patch"))
+    if len(mutants) < MIN_MUTANTS:
+        problems.append(f"{ex.label}: {len(mutants)} mutant(s) in {rel(MUTANTS)}/{ex.stem}__*.py or .patch; "
+                        f"write at least {MIN_MUTANTS} (known mistakes the tests must catch)")
+    if len(variants(ALTERNATIVES, ex, (".py",))) < MIN_ALTERNATIVES:
+        problems.append(f"{ex.label}: no alternative in {rel(ALTERNATIVES)}/{ex.stem}__*.py; write at least "
+                        f"{MIN_ALTERNATIVES} (another right way, which must earn full marks)")
+    return problems
+
+
+def check(exercises):
+    """Every problem, one line each; empty when the course is whole and every derived text current."""
+    problems = []
+    ids = [int(ex.id) for ex in exercises]
+    if ids != list(range(1, len(ids) + 1)):
+        found = ", ".join(ex.id for ex in exercises)
+        problems.append(f"exercise numbers must run 01, 02, ... without a gap (found {found})")
+    for ex in exercises:
+        problems += exercise_problems(ex)
+    try:
+        for path, text in derived(exercises).items():
+            if path.read_text() != text:
+                problems.append(f"{rel(path)} is stale: run `python -m grader.course sync`")
+    except (Problem, BadMetadata, SyntaxError) as e:
+        problems.append(str(e))
+    return problems
+
+
+def sync(exercises):
+    changed = []
+    for path, text in derived(exercises).items():
+        if path.read_text() != text:
+            path.write_text(text)
+            changed.append(rel(path))
+    return changed
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m grader.course", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("check", help="exit 1 if anything derived is stale or an exercise incomplete")
+    sub.add_parser("sync", help="rewrite every derived list from the test modules")
+    new = sub.add_parser("new", help="write a new exercise's skeleton files")
+    new.add_argument("id", metavar="NN")
+    new.add_argument("name")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "new":
+            for path in course_skeleton.write(args.id, args.name):
+                print(f"wrote {rel(path)}")
+            print(course_skeleton.NEXT_STEPS)
+            return 0
+        exercises = all_exercises()
+        if args.command == "sync":
+            changed = sync(exercises)
+            print("\n".join(f"updated {c}" for c in changed) or "everything derived was current")
+            return 0
+        problems = check(exercises)
+        for p in problems:
+            print(f"✗ {p}")
+        print(f"{len(problems)} problem(s)" if problems
+              else f"✓ {len(exercises)} exercises, everything derived current")
+        return 1 if problems else 0
+    except (Problem, course_skeleton.Refused, BadMetadata) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
