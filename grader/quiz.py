@@ -11,7 +11,6 @@ This module imports no torch: every answer is computed with the standard library
 """
 import argparse
 import ast
-import json
 import math
 import operator
 import os
@@ -20,10 +19,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from .exercises import REPO
-
-STATE_DIR = REPO / ".grade"
-QUIZ_STATE = STATE_DIR / "quiz.json"
+from .study import state
 
 TOPICS = {
     "scaling": "why 1/sqrt(d_k), and which axis softmax runs over",
@@ -822,18 +818,12 @@ def verdict(q, ok):
 
 # -- the results, per topic ------------------------------------------------------------------
 def load_state():
-    try:
-        data = json.loads(QUIZ_STATE.read_text())
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        return {}
+    data = state.load_json(state.QUIZ_STATE, {})
+    return data if isinstance(data, dict) else {}
 
 
 def save_state(data):
-    QUIZ_STATE.parent.mkdir(parents=True, exist_ok=True)
-    tmp = QUIZ_STATE.with_name(f".quiz.{os.getpid()}.json")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, QUIZ_STATE)
+    state.save_json(state.QUIZ_STATE, data)
 
 
 def record(answers, source="quiz"):
