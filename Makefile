@@ -49,7 +49,7 @@ clean:
 mutants: $(STAMP)
 	@$(PY) tests/mutation.py $(SEEDS) $(if $(EX),--ex "$(EX)")
 
-# Studying alone (grader/study.py): make hint EX=05, watch, drill EX=10, drill-done, progress,
+# Studying alone (grader/study/): make hint EX=05, watch, drill EX=10, drill-done, progress,
 # reset EX=05, solution EX=05 [FORCE=1]
 STUDY := $(PY) -m grader.study
 .PHONY: hint watch drill drill-done progress reset solution

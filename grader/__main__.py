@@ -105,7 +105,7 @@ def main(argv=None):
     jobs = min(len(exercises), int(os.environ.get("GRADER_JOBS", min(2, os.cpu_count() or 1))))
     zygote = Zygote(max(jobs, 1), args.device)    # imports torch while this process does the same
     if directory.resolve() == (REPO / "exercises").resolve():
-        from .study import recover
+        from .study.drill import recover
         recover()           # a drill killed outright left a fresh stub in place of the learner's file
     from . import session   # imports torch: after the arguments are known to be good
     from .sandbox import IsolationError, course_minimum
@@ -150,9 +150,9 @@ def main(argv=None):
         if args.junit:
             formats.write_junit(data, args.junit)
     if directory.resolve() == (REPO / "exercises").resolve():
-        report.remember(results, seed, REPO / ".grade" / "last.json")
-        from .study import fold_last
-        fold_last()         # best scores and completions are recorded at grade time, not at the next study command
+        from .study import state
+        state.remember(report.to_json(results, seed)["exercises"], seed)     # for hints, progress, watch
+        state.fold_last()   # best scores and completions are recorded at grade time, not at the next study command
     return 0 if args.classroom or all(r.score == r.max_score for r in results) else 1
 
 

@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from .exercises import REPO, UnknownExercise, select
+from .status import BatchStatus, Status
 
 
 def parse(argv):
@@ -71,14 +72,14 @@ def grade_one(folder, exercises, seed, timeout):
                     pass
                 proc.wait()
         if code is None:
-            return None, "timeout", f"grading took longer than {timeout:g} s"
+            return None, BatchStatus.TIMEOUT, f"grading took longer than {timeout:g} s"
         if code == 3:       # the sandbox lacks the course minimum: no student is graded like that
             raise IsolationRefused(log.read_bytes()[-3000:].decode(errors="replace").strip())
         try:
-            return json.loads(out.read_text()), "ok", ""
+            return json.loads(out.read_text()), BatchStatus.OK, ""
         except (OSError, ValueError):
             tail = log.read_bytes()[-2000:].decode(errors="replace").strip().splitlines()
-            return None, "broken", f"the grader exited {code}: " + (tail[-1] if tail else "no output")
+            return None, BatchStatus.BROKEN, f"the grader exited {code}: " + (tail[-1] if tail else "no output")
 
 
 class IsolationRefused(Exception):
@@ -87,25 +88,24 @@ class IsolationRefused(Exception):
 
 def verdict(report, ids):
     """(status, error) from a report: tampering > timeout > broken > ok, and every reason."""
-    status, reasons = "ok", []
-    rank = {"ok": 0, "broken": 1, "timeout": 2, "tampering": 3}
+    status, reasons = BatchStatus.OK, []
     for ex in report["exercises"]:
         if ex["id"] not in ids:
             continue
-        why, found = [], "ok"
+        why, found = [], BatchStatus.OK
         if ex.get("error"):
             why.append(ex["error"])
-            found = "tampering" if "tampering" in ex["error"] else "broken" if ex["status"] == "broken" else "ok"
+            found = (BatchStatus.TAMPERING if "tampering" in ex["error"]
+                     else BatchStatus.BROKEN if ex["status"] == Status.BROKEN else BatchStatus.OK)
         for t in ex["tests"]:
             kind = t.get("kind", "")
-            this = ("tampering" if "tampering" in t["message"] else "timeout" if kind == "timeout"
-                    else "broken" if kind in FAULTS else "ok")
-            if this != "ok" and t["message"] not in why and kind != "spent":
+            this = (BatchStatus.TAMPERING if "tampering" in t["message"]
+                    else BatchStatus.TIMEOUT if kind == "timeout"
+                    else BatchStatus.BROKEN if kind in FAULTS else BatchStatus.OK)
+            if this != BatchStatus.OK and t["message"] not in why and kind != "spent":
                 why.append(t["message"])
-            if rank[this] > rank[found]:
-                found = this
-        if rank[found] > rank[status]:
-            status = found
+            found = max(found, this, key=lambda s: s.rank)
+        status = max(status, found, key=lambda s: s.rank)
         if why:
             reasons.append(f"{ex['id']}: " + " | ".join(why))
     return status, "; ".join(reasons)
@@ -174,7 +174,7 @@ def main(argv):
                 print(f"\npython -m grader batch: stopped, no gradebook written. {e}", file=sys.stderr)
                 return 3
             except Exception as e:     # the batch goes on whatever one submission did
-                report, status, error = None, "broken", f"{type(e).__name__}: {e}"
+                report, status, error = None, BatchStatus.BROKEN, f"{type(e).__name__}: {e}"
             rows.append(row(folder.name, report, status, error, ids, audit_of(folder)))
             score = f"{report['score']:g}" if report else status
             end = "\r" if sys.stderr.isatty() and done < len(folders) else "\n"

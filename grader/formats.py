@@ -10,6 +10,8 @@ import os
 import re
 import xml.etree.ElementTree as ET
 
+from .status import TestStatus
+
 ERROR_KINDS = {"timeout", "crashed", "import", "spent", "grader"}   # the code did not run to an answer
 
 
@@ -172,7 +174,7 @@ def gradescope(data, execution_time=None):
             "number": f"{int(ex['id'])}.{index[ex['id']]}",
             "score": t["score"],
             "max_score": t["max_score"],
-            "status": "passed" if earned else "failed",
+            "status": TestStatus.PASSED if earned else TestStatus.FAILED,     # Gradescope's words too
             "output": message,
             "tags": [t["category"]],
             "visibility": "visible",

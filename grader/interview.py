@@ -12,8 +12,8 @@ against the bands (a fluent candidate takes 12-18 minutes; past 25, keep drillin
 coverage and accuracy (when the grader reports it), the follow-up's result, the quiz score and
 the mistakes the grader named along the way.
 
-The learner's own files are kept and put back exactly as a drill does (study.begin_drill and
-end_drill, under the drill's lock): on full marks, time's up, Ctrl-C, SIGTERM/SIGHUP and
+The learner's own files are kept and put back exactly as a drill does (grader/study/drill.py:
+begin_drill and end_drill, under the drill's lock): on full marks, time's up, Ctrl-C, SIGTERM/SIGHUP and
 `make drill-done`; after a SIGKILL, the next study command puts the file back, and the next
 interview records the cut-short one. Each part is also recorded as a drill of its exercise, so
 `make progress` counts it toward the five blank-file completions.
@@ -32,17 +32,19 @@ import statistics
 import sys
 import time
 
-from . import quiz, study
-from .study import (ATTEMPTS, STATE_DIR, STOP_SIGNALS, Lock, Problem, Screen, Stop, Usage, blank_of, clock,
-                    end_drill, full_marks, load_json, pristine_stub, record_drill, rel, save_json,
-                    signature)
+from . import quiz
+from .exercises import with_stubs
+from .status import Outcome
+from .study.drill import (STOP_SIGNALS, already_running, begin_drill, end_drill_whatever_happens, outcome_of,
+                          recover, stop)
+from .study.errors import Problem, Stop, Usage
+from .study.grading import Screen, clock, grade, poll_seconds, signature
+from .study.state import (ATTEMPTS, INTERVIEW_HISTORY, INTERVIEW_STATE, SCORECARD, Lock, fold_last, full_marks,
+                          load_json, record_drill, rel, save_json, write_atomic)
+from .study.stubs import blank_of, pristine_stub
 
 MAIN = "10"
 FOLLOW_UPS = {"11": "GQA", "12": "RoPE", "13": "the KV cache", "14": "tiled attention"}
-INTERVIEW_DIR = STATE_DIR / "interview"
-INTERVIEW_HISTORY = INTERVIEW_DIR / "history.json"
-INTERVIEW_STATE = INTERVIEW_DIR / "state.json"
-SCORECARD = INTERVIEW_DIR / "scorecard.txt"
 FLUENT = (12 * 60, 18 * 60)
 KEEP_DRILLING = 25 * 60
 
@@ -89,7 +91,7 @@ def narration_of(entry):
 # -- one coding part ---------------------------------------------------------------------------
 def coding_part(ex, part, deadline, screen, result):
     """Grades every save of ex until full marks or the deadline; fills `result` as it goes."""
-    poll = study.poll_seconds()
+    poll = poll_seconds()
     path = ex.stub
     seen = signature(path)
     started = result["started"]
@@ -108,7 +110,7 @@ def coding_part(ex, part, deadline, screen, result):
     while True:
         now = time.time()
         if now >= deadline:
-            result["outcome"] = "time's up"
+            result["outcome"] = Outcome.TIMES_UP
             return result
         tick = int(now - started)
         if tick != shown:
@@ -124,7 +126,7 @@ def coding_part(ex, part, deadline, screen, result):
         seen = sig = signature(path)
         saved_at = os.path.getmtime(path) if sig else time.time()
         header()
-        entry = study.grade(ex, screen)
+        entry = grade(ex, screen)
         result["grades"] += 1
         if entry:
             result["score"], result["max_score"] = entry["score"], entry["max_score"]
@@ -132,24 +134,12 @@ def coding_part(ex, part, deadline, screen, result):
                 result["mistakes"][title_] = result["mistakes"].get(title_, 0) + 1
             result["narration"] = narration_of(entry) or result["narration"]
         if full_marks(entry):
-            result["outcome"] = "full marks"
+            result["outcome"] = Outcome.FULL_MARKS
             result["seconds"] = max(0.0, min(saved_at, time.time()) - started)
             return result
         screen.line()
         screen.line(f"Not yet, at {clock(saved_at - started)}. Keep going: save to grade again.")
         shown = None
-
-
-def _put_back():
-    """end_drill, started over if a signal lands in it (it can run any number of times)."""
-    while True:
-        try:
-            for s in STOP_SIGNALS:
-                signal.signal(s, signal.SIG_IGN)
-            end_drill()
-            return
-        except Stop:
-            continue
 
 
 # -- the interview -----------------------------------------------------------------------------
@@ -163,7 +153,7 @@ def note_cut_short():
         return None                                   # a live interview (or drill) holds the lock
     try:
         hist = load_json(INTERVIEW_HISTORY, [])
-        hist.append({"started": state.get("started"), "cap": state.get("cap"), "outcome": "interrupted",
+        hist.append({"started": state.get("started"), "cap": state.get("cap"), "outcome": Outcome.INTERRUPTED,
                      "parts": [], "follow_up": state.get("follow_up"), "quiz": None})
         save_json(INTERVIEW_HISTORY, hist)
         INTERVIEW_STATE.unlink(missing_ok=True)
@@ -173,7 +163,7 @@ def note_cut_short():
 
 
 def interview(follow_up=None, seed=None):
-    known = {e.id: e for e in study.exercises() if e.graded}
+    known = {e.id: e for e in with_stubs() if e.graded}
     if MAIN not in known:
         raise Problem(f"exercise {MAIN} (multi-head attention) has no hidden tests here: nothing to interview on")
     seed = random.SystemRandom().randrange(2 ** 31) if seed is None else seed
@@ -188,41 +178,39 @@ def interview(follow_up=None, seed=None):
     stubs = {ex.id: blank_of(pristine_stub(ex)) for ex in exs}      # before touching anything
     lock = Lock.take()
     if lock is None:
-        state = load_json(study.DRILL_STATE, {})
-        raise Problem(f"a drill on {state.get('id', '?')} is running already (pid {state.get('pid', '?')}): "
-                      f"finish it, or end it with make drill-done")
+        raise already_running()
     cap = interview_cap()
     screen = Screen()
     started = time.time()
     deadline = started + cap
     save_json(INTERVIEW_STATE, {"started": started, "cap": cap, "pid": os.getpid(), "follow_up": follow_up})
-    previous = {s: signal.signal(s, study._stop) for s in STOP_SIGNALS}
-    parts, outcome = [], "finished"
+    previous = {s: signal.signal(s, stop) for s in STOP_SIGNALS}
+    parts, outcome = [], Outcome.FINISHED
     try:
         for part, ex in enumerate(exs, 1):
-            if part == 2 and (parts[0]["outcome"] != "full marks" or time.time() >= deadline - 1):
+            if part == 2 and (parts[0]["outcome"] != Outcome.FULL_MARKS or time.time() >= deadline - 1):
                 break
             now = time.time()
-            result = {"part": part, "id": ex.id, "name": ex.name, "started": now, "outcome": "stopped",
+            result = {"part": part, "id": ex.id, "name": ex.name, "started": now, "outcome": Outcome.STOPPED,
                       "seconds": None, "score": None, "max_score": None, "grades": 0, "mistakes": {},
                       "narration": None}
             parts.append(result)
             try:
                 for s in STOP_SIGNALS:
-                    signal.signal(s, study._stop)
-                study.begin_drill(ex, stubs[ex.id], now, deadline - now)
+                    signal.signal(s, stop)
+                begin_drill(ex, stubs[ex.id], now, deadline - now)
                 coding_part(ex, part, deadline, screen, result)
             except Stop as why:
-                result["outcome"] = "stopped" if why.args[0] != "SIGHUP" else "interrupted"
+                result["outcome"] = outcome_of(why)
                 outcome = result["outcome"]
             finally:
-                _put_back()
+                end_drill_whatever_happens()
                 record_drill(ex, result["started"], result["outcome"], result["seconds"], result["score"],
                              result["max_score"], stub="blank", source="interview")
-            if outcome != "finished":
+            if outcome != Outcome.FINISHED:
                 break
     finally:
-        _put_back()
+        end_drill_whatever_happens()
         lock.release()
         for s, handler in previous.items():
             signal.signal(s, handler)
@@ -231,7 +219,7 @@ def interview(follow_up=None, seed=None):
     screen.line(f"Your own exercises/{', '.join(ex.filename for ex in exs[:len(parts)])} "
                 f"{'is' if len(parts) == 1 else 'are'} back. Attempts are kept in {rel(ATTEMPTS)}/.")
     answers, quiz_seed = [], seed
-    if outcome == "finished" and quiz_count():
+    if outcome == Outcome.FINISHED and quiz_count():
         screen.line()
         screen.line(f"Talking points: {quiz_count()} questions, as an interviewer would ask them. (q skips the rest.)")
         questions = quiz.draw(random.Random(quiz_seed), quiz_count())
@@ -247,7 +235,7 @@ def interview(follow_up=None, seed=None):
     hist = load_json(INTERVIEW_HISTORY, [])
     hist.append(card)
     save_json(INTERVIEW_HISTORY, hist)
-    study.write_atomic(SCORECARD, text.encode())
+    write_atomic(SCORECARD, text.encode())
     INTERVIEW_STATE.unlink(missing_ok=True)
     screen.line()
     for line in text.splitlines():
@@ -259,7 +247,7 @@ def interview(follow_up=None, seed=None):
 def scorecard(card):
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(card["started"]))
     lines = [f"SCORECARD  mock interview of {when}, cap {clock(card['cap'])}"
-             + ("" if card["outcome"] == "finished" else f"  ({card['outcome']})"), ""]
+             + ("" if card["outcome"] == Outcome.FINISHED else f"  ({card['outcome']})"), ""]
     parts = card["parts"]
     if parts:
         p = parts[0]
@@ -347,8 +335,8 @@ def main(argv=None):
     except SystemExit as e:
         return 2 if e.code else 0
     try:
-        study.recover()
-        study.fold_last()
+        recover()
+        fold_last()
         state = note_cut_short()
         if state:
             print(f"The interview started at {time.strftime('%H:%M', time.localtime(state['started']))} was cut "

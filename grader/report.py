@@ -4,9 +4,12 @@ import os
 import sys
 
 from .exercises import CATEGORIES
+from .status import Status, TestStatus
 
-STATUS_WORDS = {"complete": "complete", "in progress": "in progress", "not started": "not started",
-                "broken": "does not load", "forbidden": "forbidden helper: 0", "missing": "not attempted"}
+STATUS_WORDS = {Status.COMPLETE: "complete", Status.IN_PROGRESS: "in progress",
+                Status.NOT_STARTED: "not started", Status.BROKEN: "does not load",
+                Status.FORBIDDEN: "forbidden helper: 0", Status.MISSING: "not attempted"}
+NOTHING_WRITTEN = (Status.NOT_STARTED, Status.MISSING)
 
 
 LAYER_WORDS = {"namespaces": "namespaces", "seccomp": "seccomp", "landlock": "Landlock", "uid": "own uid",
@@ -67,11 +70,11 @@ def render(results, seed, directory, selection_args="", stream=None, max_failure
     for r in results:
         frac = r.score / r.max_score if r.max_score else 0
         bar = "█" * round(frac * 10) + "·" * (10 - round(frac * 10))
-        paint = style.ok if r.status == "complete" else (style.dim if r.status in ("not started", "missing")
-                                                          else style.bad)
+        paint = style.ok if r.status == Status.COMPLETE else (style.dim if r.status in NOTHING_WRITTEN
+                                                              else style.bad)
         cats = " ".join(_category_mark(r, c, style) for c in CATEGORIES if any(t.category == c for t in r.tests))
         head = f"  {r.exercise.id} {r.exercise.name:<{width}}{r.score:5.1f}/{r.max_score:g}  {paint(bar)}  "
-        lines.append(head + (paint(STATUS_WORDS[r.status]) if r.status != "in progress" else cats))
+        lines.append(head + (paint(STATUS_WORDS[r.status]) if r.status != Status.IN_PROGRESS else cats))
         lines += _details(r, style, max_failures)
         if r.narration and r.narration.get("line"):
             lines.append("       " + style.dim(r.narration["line"]))
@@ -92,16 +95,16 @@ def _category_mark(r, category, style):
     tests = [t for t in r.tests if t.category == category]
     if all(t.passed for t in tests):
         return style.ok(category + " ✓")
-    if any(t.status == "failed" for t in tests):
+    if any(t.status == TestStatus.FAILED for t in tests):
         return style.bad(category + " ✗")
     return style.dim(category + " –")      # not checked: the code crashed or its values were wrong first
 
 
 def _details(r, style, max_failures):
     pad = "       "
-    if r.status in ("not started", "missing", "complete"):
+    if r.status in (*NOTHING_WRITTEN, Status.COMPLETE):
         return []
-    if r.status == "broken":
+    if r.status == Status.BROKEN:
         return [pad + style.bad(r.import_error)]
     out = []
     if r.forbidden:
@@ -113,7 +116,7 @@ def _details(r, style, max_failures):
         out.append(pad + style.bold(r.pattern))
     named = set()
     for t in failed[:max_failures]:
-        if t.status == "failed":
+        if t.status == TestStatus.FAILED:
             out.append(pad + style.bad("✗ ") + f"{t.doc}  [{t.category}, {t.max_score:.1f} pt]")
         else:
             out.append(pad + style.dim("– ") + f"{t.doc}  [{t.category}, {t.max_score:.1f} pt, not checked: "
@@ -143,8 +146,8 @@ def _once(t, named):
 def _next_step(results, style):
     on_save = os.environ.get("GRADER_ON_SAVE") == "1"     # watch and drill grade each save themselves
     for r in results:
-        if r.status != "complete":
-            verb = "Start" if r.status in ("not started", "missing") else "Continue with"
+        if r.status != Status.COMPLETE:
+            verb = "Start" if r.status in NOTHING_WRITTEN else "Continue with"
             if on_save:
                 return f"Next: {verb} exercises/{r.exercise.filename}, then save the file: it is graded again."
             return (f"Next: {verb} exercises/{r.exercise.filename}, then run "
@@ -161,16 +164,3 @@ def _next_step(results, style):
 def write_json(results, seed, path):
     with open(path, "w") as f:
         json.dump(to_json(results, seed), f, indent=2)
-
-
-def remember(results, seed, path):
-    """Keeps each exercise's latest result (for hints and progress); other exercises' stay."""
-    import time
-    try:
-        known = json.loads(path.read_text())
-    except (OSError, ValueError):
-        known = {}
-    for ex in to_json(results, seed)["exercises"]:
-        known[ex["id"]] = dict(ex, seed=seed, time=time.time())
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(json.dumps(known, indent=1))

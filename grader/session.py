@@ -18,6 +18,7 @@ from .guards import scan_source
 from .points import on_grid
 from .sandbox import IsolationError, Sandbox, SubmissionError, Zygote, call_function, clean
 from .sandbox.host import DISABLED
+from .status import Status, TestStatus
 
 MAX_SOURCE = int(os.environ.get("GRADER_MAX_SOURCE_KB", "1024")) << 10   # bytes: a file above it is not read
 
@@ -124,12 +125,12 @@ class TestResult:
         """passed, failed, or "not checked": the code crashed, or a check other than this test's own
         property failed first (wrong values in a test of shapes, rules, memory or work)."""
         if self.passed:
-            return "passed"
+            return TestStatus.PASSED
         if self.kind != "fail":
-            return "not checked"
+            return TestStatus.NOT_CHECKED
         own = ("type", "shape", "dtype", "values") if self.checks == "values" else (
             () if self.checks else PROPERTY.get(self.category, ("type", "shape", "dtype", "values")))
-        return "failed" if not self.on or self.on in own else "not checked"
+        return TestStatus.FAILED if not self.on or self.on in own else TestStatus.NOT_CHECKED
 
 
 @dataclass
@@ -163,18 +164,18 @@ class ExerciseResult:
     @property
     def status(self):
         if not os.path.lexists(self.path):
-            return "missing"
+            return Status.MISSING
         if self.forbidden:
-            return "forbidden"
+            return Status.FORBIDDEN
         if self.import_error:
-            return "broken"
+            return Status.BROKEN
         if self.tests and all(t.passed for t in self.tests):
-            return "complete"
+            return Status.COMPLETE
         if not any(t.passed for t in self.tests) and all(t.kind in ("not_implemented", "spent") for t in self.tests
                                                          if not t.passed) and any(
                 t.kind == "not_implemented" for t in self.tests):
-            return "not started"
-        return "in progress"
+            return Status.NOT_STARTED
+        return Status.IN_PROGRESS
 
 
 class GraderPlugin:

@@ -328,7 +328,7 @@ def test_fact_heads_keep_flops_and_grow_score_memory():
 
 # -- the results and the command --------------------------------------------------------------
 def test_results_are_kept_per_topic(tmp_path, monkeypatch):
-    monkeypatch.setattr(quiz, "QUIZ_STATE", tmp_path / "quiz.json")
+    monkeypatch.setattr("grader.study.state.QUIZ_STATE", tmp_path / "quiz.json")
     questions = quiz.draw(random.Random(1), 3, "gqa")
     assert len(questions) == 3 and {q.topic for q in questions} == {"gqa"}
     replies = iter([questions[0].right_text.split(")")[0] if questions[0].kind == "choice"

@@ -1,4 +1,4 @@
-"""The self-study commands (grader/study.py), driven the way a learner drives them.
+"""The self-study commands (grader/study/), driven the way a learner drives them.
 
 `watch` and `drill` run in a pseudo-terminal (through `make`, where it matters), in a throwaway
 copy of the repository with git: the tests save files, read what the screen shows, press
@@ -23,7 +23,7 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from grader import study  # noqa: E402
+from grader.study.hints import parse_hints, triggers  # noqa: E402
 from ptyterm import CLEAR, Terminal, child_env  # noqa: E402
 from grader.blank import blank_stub  # noqa: E402
 from grader.exercises import all_exercises  # noqa: E402
@@ -295,7 +295,7 @@ def test_hints_speak_to_the_last_failure_then_step_up(course):
     failed = json.loads((course / ".grade" / "last.json").read_text())["05"]
     assert failed["score"] < 10
 
-    levels, whens = study.parse_hints((REPO / "exercises" / "hints" / "05_softmax.md").read_text())
+    levels, whens = parse_hints((REPO / "exercises" / "hints" / "05_softmax.md").read_text())
     code, first = study_cmd(course, "hint", "05")
     assert code == 0
     assert "about your last grade" in first
@@ -346,7 +346,7 @@ CONTRACT_FILES = [ex.stem for ex in all_exercises()]
 
 @pytest.mark.parametrize("name", CONTRACT_FILES)
 def test_every_exercise_has_hints_and_a_reading(name):
-    levels, whens = study.parse_hints((REPO / "exercises" / "hints" / f"{name}.md").read_text())
+    levels, whens = parse_hints((REPO / "exercises" / "hints" / f"{name}.md").read_text())
     assert sorted(levels) == list(HINT_LEVELS) and all(levels.values())
     assert whens and all(text for _, text in whens)
     reading = (REPO / "exercises" / f"{name}.md").read_text()
@@ -365,8 +365,8 @@ def test_hint_triggers_name_real_checks(name):
     keys = {m.key for m in vars(module).values() if isinstance(m, Mistake)}
     keys |= {m.key for m in getattr(module, "MISTAKES", [])}
     tests = {n for n, f in inspect.getmembers(module, inspect.isfunction) if n.startswith("test_")}
-    _, whens = study.parse_hints((REPO / "exercises" / "hints" / f"{name}.md").read_text())
+    _, whens = parse_hints((REPO / "exercises" / "hints" / f"{name}.md").read_text())
     for key, _ in whens:
-        for trigger in study.triggers(key):
+        for trigger in triggers(key):
             assert trigger in keys | tests | {"forbidden", "broken"}, \
                 f"`## when: {key}` in hints/{name}.md: {trigger!r} is no mistake key, test or status of the grader"

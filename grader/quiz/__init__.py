@@ -11,7 +11,6 @@ This module imports no torch: every answer is computed with the standard library
 """
 import argparse
 import ast
-import json
 import math
 import operator
 import os
@@ -19,11 +18,9 @@ import random
 import sys
 import time
 
-from ..exercises import REPO
+from ..study import state
 from .questions import ALIASES, GENERATORS, TOPICS
 
-STATE_DIR = REPO / ".grade"
-QUIZ_STATE = STATE_DIR / "quiz.json"
 
 
 # ============================================================================================
@@ -138,18 +135,12 @@ def verdict(q, ok):
 
 # -- the results, per topic ------------------------------------------------------------------
 def load_state():
-    try:
-        data = json.loads(QUIZ_STATE.read_text())
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        return {}
+    data = state.load_json(state.QUIZ_STATE, {})
+    return data if isinstance(data, dict) else {}
 
 
 def save_state(data):
-    QUIZ_STATE.parent.mkdir(parents=True, exist_ok=True)
-    tmp = QUIZ_STATE.with_name(f".quiz.{os.getpid()}.json")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, QUIZ_STATE)
+    state.save_json(state.QUIZ_STATE, data)
 
 
 def record(answers, source="quiz"):
