@@ -354,6 +354,8 @@ def course(tmp_path):
     root = tmp_path / "course"
     shutil.copytree(REPO / "grader", root / "grader", ignore=shutil.ignore_patterns("__pycache__", "tests"))
     (root / "exercises").mkdir()
+    for reading in (REPO / "exercises").glob("[0-9][0-9]_*.md"):     # the readings the questions cite
+        shutil.copy(reading, root / "exercises" / reading.name)
     for name in ("Makefile", "requirements.txt"):
         shutil.copy(REPO / name, root / name)
     (root / ".venv" / "bin").mkdir(parents=True)

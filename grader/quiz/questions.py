@@ -9,7 +9,7 @@ This module imports no torch: every answer is computed with the standard library
 import math
 from dataclasses import dataclass, field
 
-from ..exercises import REPO, with_stubs
+from ..exercises import EXERCISES_DIR, REPO, with_stubs
 
 TOPICS = {
     "scaling": "why 1/sqrt(d_k), and which axis softmax runs over",
@@ -27,7 +27,14 @@ ALIASES = {"scale": "scaling", "sqrt": "scaling", "softmax": "scaling", "mask": 
            "permutation": "positions", "flashattention": "flash", "tiling": "flash", "backward": "gradient",
            "gradients": "gradient", "grad": "gradient", "np": "numpy"}
 
-READ = {ex.id: ex.reading.relative_to(REPO).as_posix() for ex in with_stubs()}   # the readings questions cite
+class _Readings(dict):
+    """The reading each question cites, by exercise id; a copy without that exercise still quizzes."""
+    def __missing__(self, ex_id):
+        found = sorted(EXERCISES_DIR.glob(f"{ex_id}_*.md"))
+        return found[0].relative_to(REPO).as_posix() if found else f"the reading of exercise {ex_id}"
+
+
+READ = _Readings({ex.id: ex.reading.relative_to(REPO).as_posix() for ex in with_stubs()})
 
 # Bytes per element and the largest finite value of the dtypes the questions use.
 DTYPES = {"float32": (4, 3.4028234663852886e38), "float16": (2, 65504.0),
