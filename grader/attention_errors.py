@@ -95,10 +95,10 @@ def _candidates(seen, block_size):
     j = torch.arange(S)[None, :]
     if offset is not None:
         yield base.masked_fill(j == i + offset, 0.0), Shape(
-            "diagonal_blocked", f"the diagonal blocked (query i does not see key i + {offset}, its own position)",
+            "diagonal_blocked", f"the diagonal blocked (query i does not see key {_plus(offset)}, its own position)",
             FIXES["diagonal_blocked"])
         yield torch.where(j <= i + offset + 1, 1.0, 0.0).expand_as(base), Shape(
-            "one_key_past_diagonal", "one key past the diagonal seen (query i sees key i + (S − L) + 1)",
+            "one_key_past_diagonal", f"one key past the diagonal seen (query i sees key {_plus(offset + 1)} too)",
             FIXES["one_key_past_diagonal"])
     for tail in range(1, S):
         yield base.masked_fill(j >= S - tail, 0.0), Shape(
@@ -124,6 +124,11 @@ def _candidates(seen, block_size):
             yield torch.where(block, 2 * base, base), Shape(
                 "key_block_counted_twice", f"the keys of one block ({keys}) counted twice",
                 FIXES["key_block_counted_twice"])
+
+
+def _plus(offset):
+    """"i + 3", "i − 2" or "i": the key on query i's diagonal, shifted."""
+    return "i" if offset == 0 else f"i + {offset}" if offset > 0 else f"i − {-offset}"
 
 
 def _sizes(block_size, largest):
