@@ -64,7 +64,8 @@ def attention_with_key_weights(q, k, v, weights, scale=None):
 
 
 def find(attending, matches):
-    """The first Shape whose recomputed result `matches(result)` says is the learner's, or None."""
+    """The first Shape whose recomputed result `matches(result, rows)` says is the learner's on the rows
+    (broadcastable to the result) where a query counts some key, or None."""
     seen = torch.as_tensor(attending.seen, dtype=torch.bool)
     L, S = seen.shape[-2:]
     if L > LARGEST or S > LARGEST:
@@ -78,8 +79,12 @@ def find(attending, matches):
         if memo in tried:
             continue
         tried.add(memo)
+        # A query that counts no key under the candidate has no answer to compare (0, uniform, ...): left out.
+        counted = (weights > 0).any(-1)
+        if counted.float().mean() < 0.5:
+            continue
         try:
-            if matches(attending.attend(weights)):
+            if matches(attending.attend(weights), counted[..., None]):
                 return shape
         except Exception:       # a diagnosis must never break the check it explains
             continue

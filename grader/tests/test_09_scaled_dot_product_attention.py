@@ -4,8 +4,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from grader.checks import (Mistake, choice, close, describe_call, fail, graded, randint, randn, rules_respected,
-                           unchanged_inputs)
+from grader.checks import (Attending, Mistake, attention_with_key_weights, choice, close, describe_call, fail,
+                           graded, randint, randn, rules_respected, unchanged_inputs)
 
 STEP_SCORES = "3. Scores: Q @ K^T / sqrt(d_k)"
 STEP_MASK = "4. Mask before softmax"
@@ -146,7 +146,23 @@ def check(ex, result, q, k, v, mask=None, scale=None, dtype=None, peaked=False):
             a = actual.to(torch.float64)
             # a row that sees no key has no right answer: any finite value will do
             expected = torch.where(seen.expand(expected.shape), expected, torch.where(a.isfinite(), a, 0.0))
-        close(actual, expected, ex, dtype=dtype, part=part, what=what, magnitude=mag)
+        close(actual, expected, ex, dtype=dtype, part=part, what=what, magnitude=mag,
+              attending=attending(q, k, v, mask, scale, seen, actual) if part == 0 else None)
+
+
+def attending(q, k, v, mask, scale, rows_seen, actual):
+    """For a wrong out: attention recomputed with other key weights, to name the keys it really attended to."""
+    L, S = q.shape[-2], k.shape[-2]
+    keys_seen = torch.ones(L, S, dtype=torch.bool) if mask is None else ~mask
+    keys_seen = keys_seen.expand(torch.broadcast_shapes(keys_seen.shape, q.shape[:-2] + (L, S)))
+    if not isinstance(actual, torch.Tensor):
+        return None
+    kept = actual.to(torch.float64)
+
+    def attend(weights):
+        out = attention_with_key_weights(q, k, v, weights, scale)
+        return torch.where(rows_seen, out, kept)        # a row that sees no key has no right answer
+    return Attending(attend, keys_seen)
 
 
 def sdpa(ex, q, k, v, mask=None, scale=None, **options):

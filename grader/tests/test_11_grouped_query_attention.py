@@ -5,8 +5,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from grader.checks import (Mistake, choice, close, fail, graded, randint, randn, raises, rules_respected,
-                           unchanged_inputs)
+from grader.checks import (Attending, Mistake, attention_with_key_weights, choice, close, fail, graded, randint,
+                           randn, raises, rules_respected, unchanged_inputs)
 
 STEP = "follow-up: GQA and MQA"
 DTYPE_BYTES = {torch.float64: 8, torch.float32: 4, torch.float16: 2, torch.bfloat16: 2, torch.int8: 1,
@@ -38,6 +38,16 @@ def oracle(q, k, v, mask=None, scale=None, tile=False, scaled=True, late_scale=F
         k, v = grow(k), grow(v)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=None if mask is None else ~mask, scale=scale,
                                           enable_gqa=not tile)
+
+
+def attending(q, k, v, mask=None, scale=None):
+    """For a wrong output: attention recomputed with other key weights, to name the keys it really attended to."""
+    n_rep = q.shape[1] // k.shape[1]
+    k, v = k.repeat_interleave(n_rep, dim=1), v.repeat_interleave(n_rep, dim=1)
+    L, S = q.shape[-2], k.shape[-2]
+    seen = torch.ones(L, S, dtype=torch.bool) if mask is None else ~mask
+    seen = seen.expand(torch.broadcast_shapes(seen.shape, q.shape[:-2] + (L, S)))
+    return Attending(lambda weights: attention_with_key_weights(q, k, v, weights, scale), seen)
 
 
 def hand_count(batch, seq_len, num_layers, num_kv_heads, head_dim, dtype):
@@ -124,10 +134,11 @@ def test_grouping_matches_expanded_attention(ex, rng):
         H_q, H_kv = grouped(rng)
         B, L, S, d = randint(rng, 1, 3), randint(rng, 1, 6), randint(rng, 1, 7), randint(rng, 2, 9)
         q, k, v = qkv(rng, B, H_q, H_kv, L, S, d, randint(rng, 2, 9), dtype=dtype)
-        close(ex.grouped_query_attention(q, k, v), oracle(q, k, v), ex, dtype=dtype)
+        close(ex.grouped_query_attention(q, k, v), oracle(q, k, v), ex, dtype=dtype, attending=attending(q, k, v))
     q, k, v = qkv(rng, 2, 6, 2, 3, 5, 4, dtype=torch.float64)
     scale = choice(rng, [0.25, 1.5, 0.0])
-    close(ex.grouped_query_attention(q, k, v, scale=scale), oracle(q, k, v, scale=scale), ex)
+    close(ex.grouped_query_attention(q, k, v, scale=scale), oracle(q, k, v, scale=scale), ex,
+          attending=attending(q, k, v, scale=scale))
 
 
 @graded("equivalence", 1.5)
@@ -138,7 +149,7 @@ def test_multi_query_and_multi_head_extremes(ex, rng):
         H_kv = H_kv or H_q
         q, k, v = qkv(rng, randint(rng, 1, 3), H_q, H_kv, randint(rng, 1, 5), randint(rng, 1, 6), 4,
                       dtype=torch.float64)
-        close(ex.grouped_query_attention(q, k, v), oracle(q, k, v), ex)
+        close(ex.grouped_query_attention(q, k, v), oracle(q, k, v), ex, attending=attending(q, k, v))
 
 
 @graded("masking", 2)
@@ -151,7 +162,8 @@ def test_masks_broadcast_over_query_heads(ex, rng):
     padding = torch.zeros(B, 1, 1, S, dtype=torch.bool)
     padding[1, ..., S - 2:] = True
     for mask in (causal, padding, random_mask(rng, B, H_q, L, S)):
-        close(ex.grouped_query_attention(q, k, v, mask=mask), oracle(q, k, v, mask), ex, dtype=torch.float32)
+        close(ex.grouped_query_attention(q, k, v, mask=mask), oracle(q, k, v, mask), ex, dtype=torch.float32,
+              attending=attending(q, k, v, mask))
 
 
 @graded("masking", 1)
@@ -168,7 +180,8 @@ def test_explicit_scale_with_masks(ex, rng):
         out = ex.grouped_query_attention(q, k, v, mask=mask, scale=scale)
         if isinstance(out, torch.Tensor) and out.shape == (2, H_q, L, v.shape[-1]) and not out.isfinite().all():
             close(out, oracle(q, k, v, mask, scale).nan_to_num(0.0), ex, dtype=torch.float64)
-        close(out, oracle(q, k, v, mask, scale), ex, dtype=torch.float64, mask=seen)
+        close(out, oracle(q, k, v, mask, scale), ex, dtype=torch.float64, mask=seen,
+              attending=attending(q, k, v, mask, scale))
 
 
 @graded("fp16", 1)

@@ -1,7 +1,8 @@
 """Hidden tests for exercise 13: a preallocated KV cache and attention over it during decoding."""
 import torch
 
-from grader.checks import Mistake, as_tensor, close, fail, graded, randint, randn, rules_respected
+from grader.checks import (Attending, Mistake, as_tensor, attention_with_key_weights, close, fail, graded, randint,
+                           randn, rules_respected)
 
 STEP = "follow-up: KV cache for decoding"
 
@@ -147,7 +148,11 @@ def run_decode(ex, q, k, v, chunks, max_len, scale=None, dtype=None):
         fail(f"len(cache) after each chunk of {chunks} was {stored}; expected {expect} (the tokens stored). "
              "update() must advance the count by the T tokens it wrote, so that the next chunk is written after "
              "them and attention sees all of them.")
-    close(torch.cat(outs, dim=2), full_causal(q, k, v, scale), ex, dtype=dtype or q.dtype, part=0)
+    L = q.shape[2]
+    attending = Attending(lambda weights: attention_with_key_weights(q, k, v, weights, scale),
+                          torch.ones(L, L, dtype=torch.bool).tril())
+    close(torch.cat(outs, dim=2), full_causal(q, k, v, scale), ex, dtype=dtype or q.dtype, part=0,
+          attending=attending)
 
 
 # -- tests ------------------------------------------------------------------------------------
