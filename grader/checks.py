@@ -14,6 +14,8 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
+from . import attention_errors
+from .attention_errors import Attending, attention_with_key_weights  # noqa: F401 (for test modules)
 from .exercises import CATEGORIES
 
 # (rtol, atol) by dtype; `magnitude` scales atol where values are sums of large terms.
@@ -223,6 +225,8 @@ def close(actual, expected, ex=None, **options):
     magnitude: a tensor broadcastable to expected, the size of the terms summed into each
         entry (|q| @ |k|ᵀ for scores), which widens atol where cancellation is expected.
     mask: compare only where True (e.g. rows that see at least one key).
+    attending: an attention_errors.Attending when the result is attention: with no catalogued mistake
+        matching, the keys the learner's output really attended to are searched for and named.
     """
     try:
         _compare(actual, expected, ex, **options)
@@ -235,7 +239,7 @@ def close(actual, expected, ex=None, **options):
 
 
 def _compare(actual, expected, ex, *, dtype=None, part=None, what=None, magnitude=None,
-             rtol=None, atol=None, mask=None):
+             rtol=None, atol=None, mask=None, attending=None):
     call = ex.last_call if ex is not None else None
     what = what or ("the result" if part is None else f"output {part}")
     where = describe_call(call, ex)
@@ -294,9 +298,28 @@ def _compare(actual, expected, ex, *, dtype=None, part=None, what=None, magnitud
     pattern = _where_wrong(bad, e.dim())
     if pattern and not (known and pattern.endswith("everywhere.")):
         lines.append("  " + pattern)
+    if not known and attending is not None:
+        shape = _attended_shape(attending, a, tol - rtol * e.abs(), rtol, select)
+        if shape is not None:
+            lines += ["  " + line for line in attention_errors.described(shape)]
+            raise Fail("\n".join(lines), "values", shape.key)
     if not known:
         lines += ["  " + line for line in error_shape(a, e, bad, select, dtype, call)]
     _fail_named("\n".join(lines), "values", known)
+
+
+def _attended_shape(attending, a, atol, rtol, select):
+    """The computed attention shape (attention_errors.Shape) that the learner's output `a` equals, or None."""
+    def matches(result, rows):
+        w = torch.as_tensor(result, dtype=torch.float64)
+        if w.shape != a.shape:
+            return False
+        same = ((a - w).abs() <= atol + rtol * w.abs()) | (a == w) | ~select | ~rows
+        return bool(same.all())
+    try:
+        return attention_errors.find(attending, matches)
+    except Exception:       # a diagnosis must never break the check it explains
+        return None
 
 
 def error_shape(a, e, bad, select, dtype, call=None):

@@ -361,9 +361,11 @@ def test_hint_triggers_name_real_checks(name):
     if not test_module.is_file():
         pytest.skip(f"{test_module.name} is not written yet")
     module = importlib.import_module(f"grader.tests.test_{name}")
+    from grader import attention_errors
     from grader.checks import Mistake
     keys = {m.key for m in vars(module).values() if isinstance(m, Mistake)}
     keys |= {m.key for m in getattr(module, "MISTAKES", [])}
+    keys |= set(attention_errors.KEYS)          # computed error shapes carry keys too
     tests = {n for n, f in inspect.getmembers(module, inspect.isfunction) if n.startswith("test_")}
     _, whens = parse_hints((REPO / "exercises" / "hints" / f"{name}.md").read_text())
     for key, _ in whens:

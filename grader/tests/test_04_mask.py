@@ -193,9 +193,9 @@ def test_half_precision_stays_finite(ex, rng):
         masked(ex, scores, mask)
 
 
-@graded("edge", 1.5)
+@graded("edge", 1, checks="inputs")
 def test_new_tensor_inputs_left_alone(ex, rng):
-    """apply_mask returns a new tensor and leaves the scores unchanged; a mask of the same shape works"""
+    """apply_mask returns a new tensor and leaves the scores and the mask unchanged"""
     L, S = randint(rng, 2, 6), randint(rng, 2, 6)
     scores = randn(rng, 2, L, S, dtype=torch.float64)
     mask = torch.rand(2, L, S, generator=rng) < 0.5
@@ -205,6 +205,16 @@ def test_new_tensor_inputs_left_alone(ex, rng):
     except Fail as f:
         fail(str(f), on=f.on, mistake=IN_PLACE)
     close(out, oracle_apply(scores, mask), ex, dtype=torch.float64)
+
+
+@graded("edge", 0.5)
+def test_mask_of_the_same_shape(ex, rng):
+    """a mask of the scores' own shape works, down to a single blocked score"""
+    L, S = randint(rng, 2, 6), randint(rng, 2, 6)
+    scores = randn(rng, 2, L, S, dtype=torch.float64)
+    mask = torch.rand(2, L, S, generator=rng) < 0.5
+    mask[0, 0, 0] = True
+    close(ex.apply_mask(scores, mask), oracle_apply(scores, mask), ex, dtype=torch.float64)
     masked(ex, scores[:1, :1, :1].clone(), torch.ones(1, 1, 1, dtype=torch.bool))
 
 

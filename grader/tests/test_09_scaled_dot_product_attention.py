@@ -4,8 +4,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from grader.checks import (Mistake, choice, close, describe_call, fail, graded, randint, randn, rules_respected,
-                           unchanged_inputs)
+from grader.checks import (Attending, Mistake, attention_with_key_weights, choice, close, describe_call, fail,
+                           graded, randint, randn, rules_respected, unchanged_inputs)
 
 TITLE = "scaled dot-product attention"   # what the learner reads (README table: python -m grader.course sync)
 STEP_SCORES = "3. Scores: Q @ K^T / sqrt(d_k)"
@@ -147,7 +147,23 @@ def check(ex, result, q, k, v, mask=None, scale=None, dtype=None, peaked=False):
             a = actual.to(torch.float64)
             # a row that sees no key has no right answer: any finite value will do
             expected = torch.where(seen.expand(expected.shape), expected, torch.where(a.isfinite(), a, 0.0))
-        close(actual, expected, ex, dtype=dtype, part=part, what=what, magnitude=mag)
+        close(actual, expected, ex, dtype=dtype, part=part, what=what, magnitude=mag,
+              attending=attending(q, k, v, mask, scale, seen, actual) if part == 0 else None)
+
+
+def attending(q, k, v, mask, scale, rows_seen, actual):
+    """For a wrong out: attention recomputed with other key weights, to name the keys it really attended to."""
+    L, S = q.shape[-2], k.shape[-2]
+    keys_seen = torch.ones(L, S, dtype=torch.bool) if mask is None else ~mask
+    keys_seen = keys_seen.expand(torch.broadcast_shapes(keys_seen.shape, q.shape[:-2] + (L, S)))
+    if not isinstance(actual, torch.Tensor):
+        return None
+    kept = actual.to(torch.float64)
+
+    def attend(weights):
+        out = attention_with_key_weights(q, k, v, weights, scale)
+        return torch.where(rows_seen, out, kept)        # a row that sees no key has no right answer
+    return Attending(attend, keys_seen)
 
 
 def sdpa(ex, q, k, v, mask=None, scale=None, **options):
@@ -262,7 +278,7 @@ def fixed_mask(B, L, S):
 
 @graded("masking", 1.5)
 def test_explicit_scale_with_masks(ex, rng):
-    """with an explicit scale of 0 or above 1, blocked keys stay blocked and a fully masked row stays finite"""
+    """an explicit scale of 0 or above 1 does not undo the mask: blocked keys, fully masked rows included, stay blocked"""
     for dtype in (torch.float64, torch.float32):
         L, S, d_k, d_v = sizes(rng)
         L, S = max(L, 3), max(S, 3)
@@ -292,14 +308,22 @@ def test_half_precision_accuracy(ex, rng):
         sdpa(ex, *tensors, mask=random_mask(rng, B, 1, L, S))
 
 
-@graded("edge", 1.5)
-def test_one_key_one_query_and_inputs_left_alone(ex, rng):
-    """S = 1 copies the value row; L = 1 works; q, k, v and the mask are not modified"""
+@graded("edge", 1)
+def test_one_key_or_one_query(ex, rng):
+    """S = 1 copies the value row; L = 1 (a single query, with a mask) works"""
     B, L, d_k, d_v = randint(rng, 1, 4), randint(rng, 2, 5), randint(rng, 2, 6), randint(rng, 2, 6)
     sdpa(ex, *qkv(rng, (B,), L, 1, d_k, d_v, torch.float64))
     L, S, d_k, d_v = sizes(rng)
     q, k, v = qkv(rng, (2,), 1, S, d_k, d_v, torch.float32)
-    mask = random_mask(rng, 2, 1, S, empty_rows=0)
+    sdpa(ex, q, k, v, mask=random_mask(rng, 2, 1, S, empty_rows=0))
+
+
+@graded("edge", 0.5, checks="inputs")
+def test_inputs_left_alone(ex, rng):
+    """q, k, v and the mask are not modified"""
+    L, S, d_k, d_v = sizes(rng)
+    q, k, v = qkv(rng, (2,), L, S, d_k, d_v, torch.float32)
+    mask = random_mask(rng, 2, L, S, empty_rows=0)
     result = unchanged_inputs(ex, "scaled_dot_product_attention", q, k, v, mask=mask)
     check(ex, result, q, k, v, mask)
 

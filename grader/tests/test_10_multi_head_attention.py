@@ -415,15 +415,31 @@ def test_half_precision_with_fully_masked_rows(ex, rng):
                is_causal=True, need_weights=True)
 
 
-@graded("edge", 1.5)
-def test_defaults_sizes_and_value_error(ex, rng):
-    """value defaults to key; L = S = 1 works; the four projections are nn.Linear(D, D); ValueError when D % H != 0"""
+@graded("edge", 0.5)
+def test_value_defaults_to_key(ex, rng):
+    """value left as None means value = key (cross-attention given only a key)"""
     H, d, L, _ = sizes(rng)
     D = H * d
     B = randint(rng, 2, 4)
     weights = make_weights(rng, D, torch.float64)
     attend(ex, randn(rng, B, L, D, dtype=torch.float64), weights, H, key=randn(rng, B, L, D, dtype=torch.float64))
-    attend(ex, randn(rng, B, 1, D, dtype=torch.float64), weights, H, need_weights=True)
+
+
+@graded("edge", 0.5)
+def test_one_query_one_key(ex, rng):
+    """L = S = 1 works: a single token attends to itself, weights included"""
+    H, d, _, _ = sizes(rng)
+    D = H * d
+    attend(ex, randn(rng, randint(rng, 2, 4), 1, D, dtype=torch.float64), make_weights(rng, D, torch.float64), H,
+           need_weights=True)
+
+
+@graded("shapes", 0.5)
+def test_projections_are_linear_d_by_d(ex, rng):
+    """q_proj, k_proj, v_proj and out_proj are nn.Linear(D, D), with a bias exactly when bias=True"""
+    H, d, L, _ = sizes(rng)
+    D = H * d
+    attend(ex, randn(rng, 1, L, D, dtype=torch.float64), make_weights(rng, D, torch.float64), H)
     bias = bool(randint(rng, 0, 2))
     layers = ex.run(mha_layers, D, H, bias)
     for name in NAMES:
@@ -434,6 +450,14 @@ def test_defaults_sizes_and_value_error(ex, rng):
             fail(f"MultiHeadAttention({D}, {H}, bias={bias}).{name} should be nn.Linear({D}, {D}, bias={bias}) "
                  f"(weight [{D}, {D}], bias {[D] if bias else None}), but is a {found['classes'][0]} with weight "
                  f"{found['weight']} and bias {found['bias']}.")
+
+
+@graded("edge", 0.5)
+def test_value_error_when_heads_do_not_divide(ex, rng):
+    """MultiHeadAttention(D, H) raises ValueError when D is not a multiple of H"""
+    H, d, L, _ = sizes(rng)
+    D = H * d
+    forward(ex, randn(rng, 1, L, D), make_weights(rng, D, torch.float32), H)     # the module runs at all
     raises(ex, "ValueError", "MultiHeadAttention", D + 1, H, why=f" ({D + 1} features do not split into {H} heads)")
 
 

@@ -5,8 +5,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from grader.checks import (Mistake, choice, close, fail, graded, randint, randn, raises, rules_respected,
-                           unchanged_inputs)
+from grader.checks import (Attending, Mistake, attention_with_key_weights, choice, close, fail, graded, randint,
+                           randn, raises, rules_respected, unchanged_inputs)
 
 TITLE = "grouped-query and multi-query attention"   # what the learner reads (README table: python -m grader.course sync)
 STEP = "follow-up: GQA and MQA"
@@ -39,6 +39,16 @@ def oracle(q, k, v, mask=None, scale=None, tile=False, scaled=True, late_scale=F
         k, v = grow(k), grow(v)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=None if mask is None else ~mask, scale=scale,
                                           enable_gqa=not tile)
+
+
+def attending(q, k, v, mask=None, scale=None):
+    """For a wrong output: attention recomputed with other key weights, to name the keys it really attended to."""
+    n_rep = q.shape[1] // k.shape[1]
+    k, v = k.repeat_interleave(n_rep, dim=1), v.repeat_interleave(n_rep, dim=1)
+    L, S = q.shape[-2], k.shape[-2]
+    seen = torch.ones(L, S, dtype=torch.bool) if mask is None else ~mask
+    seen = seen.expand(torch.broadcast_shapes(seen.shape, q.shape[:-2] + (L, S)))
+    return Attending(lambda weights: attention_with_key_weights(q, k, v, weights, scale), seen)
 
 
 def hand_count(batch, seq_len, num_layers, num_kv_heads, head_dim, dtype):
@@ -107,15 +117,26 @@ def grouped(rng):
 
 
 # -- tests ------------------------------------------------------------------------------------
-@graded("shapes", 1)
-def test_repeat_kv_shape_and_order(ex, rng):
-    """repeat_kv gives (B, H_kv·n_rep, S, d), query head h reading kv head h // n_rep"""
+def repeated(ex, rng):
+    """repeat_kv on float32, float16 and float64 heads (n_rep = 1 last), checked against expand."""
     for dtype in (torch.float32, torch.float16):
         H_kv, n_rep = randint(rng, 2, 4), randint(rng, 2, 4)
         x = randn(rng, randint(rng, 1, 3), H_kv, randint(rng, 1, 6), randint(rng, 2, 6), dtype=dtype)
         close(ex.repeat_kv(x, n_rep), expand(x, n_rep), ex, dtype=dtype)
     x = randn(rng, 2, 3, 4, 5, dtype=torch.float64)
     close(ex.repeat_kv(x, 1), x, ex)
+
+
+@graded("shapes", 0.5)
+def test_repeat_kv_shape(ex, rng):
+    """repeat_kv gives (B, H_kv·n_rep, S, d) in the input's dtype"""
+    repeated(ex, rng)
+
+
+@graded("equivalence", 0.5)
+def test_repeat_kv_order(ex, rng):
+    """repeat_kv puts kv head h // n_rep at head h: each kv head n_rep times side by side"""
+    repeated(ex, rng)
 
 
 @graded("equivalence", 2.5)
@@ -125,10 +146,11 @@ def test_grouping_matches_expanded_attention(ex, rng):
         H_q, H_kv = grouped(rng)
         B, L, S, d = randint(rng, 1, 3), randint(rng, 1, 6), randint(rng, 1, 7), randint(rng, 2, 9)
         q, k, v = qkv(rng, B, H_q, H_kv, L, S, d, randint(rng, 2, 9), dtype=dtype)
-        close(ex.grouped_query_attention(q, k, v), oracle(q, k, v), ex, dtype=dtype)
+        close(ex.grouped_query_attention(q, k, v), oracle(q, k, v), ex, dtype=dtype, attending=attending(q, k, v))
     q, k, v = qkv(rng, 2, 6, 2, 3, 5, 4, dtype=torch.float64)
     scale = choice(rng, [0.25, 1.5, 0.0])
-    close(ex.grouped_query_attention(q, k, v, scale=scale), oracle(q, k, v, scale=scale), ex)
+    close(ex.grouped_query_attention(q, k, v, scale=scale), oracle(q, k, v, scale=scale), ex,
+          attending=attending(q, k, v, scale=scale))
 
 
 @graded("equivalence", 1.5)
@@ -139,7 +161,7 @@ def test_multi_query_and_multi_head_extremes(ex, rng):
         H_kv = H_kv or H_q
         q, k, v = qkv(rng, randint(rng, 1, 3), H_q, H_kv, randint(rng, 1, 5), randint(rng, 1, 6), 4,
                       dtype=torch.float64)
-        close(ex.grouped_query_attention(q, k, v), oracle(q, k, v), ex)
+        close(ex.grouped_query_attention(q, k, v), oracle(q, k, v), ex, attending=attending(q, k, v))
 
 
 @graded("masking", 2)
@@ -152,7 +174,8 @@ def test_masks_broadcast_over_query_heads(ex, rng):
     padding = torch.zeros(B, 1, 1, S, dtype=torch.bool)
     padding[1, ..., S - 2:] = True
     for mask in (causal, padding, random_mask(rng, B, H_q, L, S)):
-        close(ex.grouped_query_attention(q, k, v, mask=mask), oracle(q, k, v, mask), ex, dtype=torch.float32)
+        close(ex.grouped_query_attention(q, k, v, mask=mask), oracle(q, k, v, mask), ex, dtype=torch.float32,
+              attending=attending(q, k, v, mask))
 
 
 @graded("masking", 1)
@@ -169,7 +192,8 @@ def test_explicit_scale_with_masks(ex, rng):
         out = ex.grouped_query_attention(q, k, v, mask=mask, scale=scale)
         if isinstance(out, torch.Tensor) and out.shape == (2, H_q, L, v.shape[-1]) and not out.isfinite().all():
             close(out, oracle(q, k, v, mask, scale).nan_to_num(0.0), ex, dtype=torch.float64)
-        close(out, oracle(q, k, v, mask, scale), ex, dtype=torch.float64, mask=seen)
+        close(out, oracle(q, k, v, mask, scale), ex, dtype=torch.float64, mask=seen,
+              attending=attending(q, k, v, mask, scale))
 
 
 @graded("fp16", 1)
@@ -182,15 +206,21 @@ def test_half_precision_keeps_dtype(ex, rng):
         close(ex.grouped_query_attention(q, k, v, mask=mask), oracle(q, k, v, mask), ex, dtype=dtype)
 
 
-@graded("edge", 1.5)
+@graded("edge", 1)
 def test_rejects_heads_that_do_not_divide(ex, rng):
-    """raises ValueError when H_q is not a multiple of H_kv; leaves its inputs alone"""
-    q, k, v = qkv(rng, 1, 2, 2, 3, 3, 4, dtype=torch.float64)
-    close(unchanged_inputs(ex, "grouped_query_attention", q, k, v), oracle(q, k, v), ex)
+    """raises ValueError when H_q is not a multiple of H_kv"""
     for H_q, H_kv in ((6, 4), (3, 2), (2, 4)):
         q, k, v = qkv(rng, 1, H_q, H_kv, 2, 3, 4)
         raises(ex, "ValueError", "grouped_query_attention", q, k, v,
                why=f" ({H_q} query heads cannot be shared evenly among {H_kv} kv heads)")
+
+
+@graded("edge", 0.5, checks="inputs")
+def test_inputs_left_alone(ex, rng):
+    """q, k and v are not modified"""
+    q, k, v = qkv(rng, 1, 2, 2, 3, 3, 4, dtype=torch.float64)
+    close(unchanged_inputs(ex, "grouped_query_attention", q, k, v), oracle(q, k, v), ex,
+          attending=attending(q, k, v))
 
 
 def _check_bytes(ex, args):

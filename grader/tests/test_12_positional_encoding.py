@@ -127,11 +127,16 @@ def test_sinusoidal_interleaves_sin_and_cos(ex, rng):
     close(pe, sinusoid(L, d), ex, dtype=torch.float32)
 
 
-@graded("edge", 1)
-def test_sinusoidal_edges(ex, rng):
-    """rejects an odd d_model with ValueError; a single position is [0, 1, 0, 1, ...]"""
+@graded("edge", 0.5)
+def test_sinusoidal_rejects_odd_width(ex, rng):
+    """sinusoidal_encoding rejects an odd d_model with ValueError (sin and cos come in pairs)"""
     raises(ex, "ValueError", "sinusoidal_encoding", randint(rng, 2, 9), 2 * randint(rng, 1, 8) + 1,
            why=" (sin and cos come in pairs)")
+
+
+@graded("edge", 0.5)
+def test_sinusoidal_single_position(ex, rng):
+    """sinusoidal_encoding of a single position is [0, 1, 0, 1, ...]"""
     d = 2 * randint(rng, 1, 6)
     close(ex.sinusoidal_encoding(1, d), torch.tensor([0.0, 1.0] * (d // 2)).reshape(1, d), ex, dtype=torch.float32)
 
@@ -144,6 +149,13 @@ def test_rope_rotates_halves(ex, rng):
               dtype=torch.float64)
     check_rope(ex, ex.apply_rope(x), x)
     x = randn(rng, randint(rng, 2, 12), 2 * randint(rng, 1, 6), dtype=torch.float32)   # (L, d) alone
+    check_rope(ex, ex.apply_rope(x), x)
+
+
+@graded("edge", 0.5, checks="inputs")
+def test_rope_input_left_alone(ex, rng):
+    """apply_rope does not modify its input"""
+    x = randn(rng, randint(rng, 2, 12), 2 * randint(rng, 1, 6), dtype=torch.float32)
     check_rope(ex, unchanged_inputs(ex, "apply_rope", x), x)
 
 
@@ -183,21 +195,33 @@ def test_rope_far_positions_in_half_precision(ex, rng):
         close(ex.apply_rope(x, pos), rope(x, pos), ex, dtype=dtype, magnitude=slack)
 
 
-@graded("equivalence", 1.5)
-def test_rope_keeps_norms_and_encodes_only_distance(ex, rng):
-    """RoPE keeps vector norms, and a rotated q·k depends only on the distance between positions"""
+def rotated(ex, rng):
+    """q (4, d) and k (5, d) at random positions, their rotations checked; the shift the distance test uses."""
     d = 2 * randint(rng, 2, 8)
     q, k = randn(rng, 4, d, dtype=torch.float64), randn(rng, 5, d, dtype=torch.float64)
     pq, pk = torch.randint(0, 50, (4,), generator=rng), torch.randint(0, 50, (5,), generator=rng)
-    shift = randint(rng, 1, 200)
     rq = ex.apply_rope(q, pq)
     check_rope(ex, rq, q, pq)
     rk = ex.apply_rope(k, pk)
     check_rope(ex, rk, k, pk)
+    return q, k, pq, pk, rq, rk
+
+
+@graded("equivalence", 0.75, checks="norms")
+def test_rope_keeps_norms(ex, rng):
+    """RoPE keeps vector norms: it is a rotation"""
+    q, k, pq, pk, rq, rk = rotated(ex, rng)
     norms_in, norms_out = q.norm(dim=-1), rq.norm(dim=-1)
     if not torch.allclose(norms_in, norms_out, rtol=1e-5, atol=1e-6):
         fail(f"apply_rope changed vector norms ({norms_in.tolist()[:3]} became {norms_out.tolist()[:3]}): "
              "a rotation keeps lengths. Each pair must turn as (x1·cos − x2·sin, x2·cos + x1·sin).")
+
+
+@graded("equivalence", 0.75, checks="distance")
+def test_rope_scores_depend_only_on_distance(ex, rng):
+    """a rotated q·k depends only on the distance between the positions, not on where they are"""
+    q, k, pq, pk, rq, rk = rotated(ex, rng)
+    shift = randint(rng, 1, 200)
     rq2, rk2 = ex.apply_rope(q, pq + shift), ex.apply_rope(k, pk + shift)
     before, after = rq @ rk.T, rq2 @ rk2.T
     if not torch.allclose(before, after, rtol=1e-4, atol=1e-4 * (1 + shift / 20)):

@@ -1,7 +1,8 @@
 """Hidden tests for exercise 13: a preallocated KV cache and attention over it during decoding."""
 import torch
 
-from grader.checks import Mistake, as_tensor, close, fail, graded, randint, randn, rules_respected
+from grader.checks import (Attending, Mistake, as_tensor, attention_with_key_weights, close, fail, graded, randint,
+                           randn, rules_respected)
 
 TITLE = "KV cache for decoding"   # what the learner reads (README table: python -m grader.course sync)
 STEP = "follow-up: KV cache for decoding"
@@ -148,7 +149,11 @@ def run_decode(ex, q, k, v, chunks, max_len, scale=None, dtype=None):
         fail(f"len(cache) after each chunk of {chunks} was {stored}; expected {expect} (the tokens stored). "
              "update() must advance the count by the T tokens it wrote, so that the next chunk is written after "
              "them and attention sees all of them.")
-    close(torch.cat(outs, dim=2), full_causal(q, k, v, scale), ex, dtype=dtype or q.dtype, part=0)
+    L = q.shape[2]
+    attending = Attending(lambda weights: attention_with_key_weights(q, k, v, weights, scale),
+                          torch.ones(L, L, dtype=torch.bool).tril())
+    close(torch.cat(outs, dim=2), full_causal(q, k, v, scale), ex, dtype=dtype or q.dtype, part=0,
+          attending=attending)
 
 
 # -- tests ------------------------------------------------------------------------------------
@@ -182,17 +187,31 @@ def test_float16_cache(ex, rng):
     run_decode(ex, q, k, v, [4, 1, 2], 8)
 
 
-@graded("shapes", 1.5)
-def test_update_returns_views_of_everything_stored(ex, rng):
-    """update() returns (B, H, len, d) views of all keys and values stored; len(cache) counts tokens"""
+def filled(ex, rng):
+    """Three updates of a cache with room to spare: the chunks, the keys and values, and what each step saw."""
     B, H, d = randint(rng, 1, 3), randint(rng, 1, 4), randint(rng, 2, 7)
     chunks = [randint(rng, 1, 4), 1, randint(rng, 2, 4)]
     k, v = randn(rng, B, H, sum(chunks), d), randn(rng, B, H, sum(chunks), d)
     ks, vs, steps = ex.run(fill, k, v, chunks, sum(chunks) + 3)
-    for i, step in enumerate(steps):
+    return chunks, k, v, ks, vs, steps
+
+
+@graded("shapes", 1)
+def test_update_returns_views_of_everything_stored(ex, rng):
+    """update() returns (B, H, len, d) views of all the keys and values stored so far"""
+    chunks, k, v, ks, vs, steps = filled(ex, rng)
+    for i in range(len(steps)):
         n = sum(chunks[:i + 1])
         close(ks[i], k[:, :, :n], ex, what=f"the keys returned by update() number {i + 1}")
         close(vs[i], v[:, :, :n], ex, what=f"the values returned by update() number {i + 1}")
+
+
+@graded("edge", 0.5, checks="length")
+def test_len_counts_tokens_stored(ex, rng):
+    """len(cache) is the number of tokens stored after each update"""
+    chunks, k, v, ks, vs, steps = filled(ex, rng)
+    for i, step in enumerate(steps):
+        n = sum(chunks[:i + 1])
         if step["len"] != n:
             fail(f"len(cache) was {step['len']!r} after storing {n} tokens (chunks {chunks[:i + 1]}).")
 
@@ -236,7 +255,7 @@ def _check_refusal(ex, got, k, v, prefill, good, what):
 
 @graded("edge", 1.5)
 def test_overflow_is_refused(ex, rng):
-    """an update past max_len raises ValueError and leaves the cache unchanged; filling to max_len is fine"""
+    """an update past max_len is refused cleanly: ValueError, the cache unchanged and still usable up to max_len"""
     B, H, d = randint(rng, 1, 3), randint(rng, 1, 3), randint(rng, 2, 6)
     prefill, max_len = randint(rng, 2, 5), None
     max_len = prefill + 2

@@ -4,7 +4,7 @@ import time
 
 import torch
 
-from grader.checks import Mistake, as_tensor, close, fail, graded, randint, randn, rules_respected
+from grader.checks import Attending, Mistake, as_tensor, attention_with_key_weights, close, fail, graded, randint, randn, rules_respected
 from grader.guards import SOFTMAX_FAMILY
 
 TITLE = "FlashAttention-style tiled attention"   # what the learner reads (README table: python -m grader.course sync)
@@ -64,40 +64,6 @@ def online(q, k, v, causal=False, scale=None, block_size=64, rescale_acc=True, r
     return acc / torch.where(l == 0, 1.0, l)[..., None], final[..., 0] + torch.log(l)
 
 
-def tiled(q, k, v, causal=False, scale=None, block_size=64, *, diagonal_slack=0, drop_partial=False):
-    """Tile by tile as the exercise asks, in float64, with a known slip at the tile edges: the tile that
-    crosses the diagonal masked only when it reaches `diagonal_slack` keys past it, or a short last key
-    block (S not a multiple of block_size) dropped."""
-    q, k, v = (t.to(torch.float64) for t in (q, k, v))
-    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
-    L, S = q.shape[-2], k.shape[-2]
-    offset = S - L
-    out = torch.zeros(*q.shape[:-1], v.shape[-1], dtype=torch.float64)
-    lse = torch.full(q.shape[:-1], -math.inf, dtype=torch.float64)
-    k_end = S // block_size * block_size if drop_partial else S
-    for q0 in range(0, L, block_size):
-        q1 = min(q0 + block_size, L)
-        s_all = []
-        for k0 in range(0, min(k_end, q1 + offset) if causal else k_end, block_size):
-            k1 = min(k0 + block_size, S)
-            s = q[..., q0:q1, :] @ k[..., k0:k1, :].transpose(-2, -1) * scale
-            if causal and k1 - 1 > q0 + offset + diagonal_slack:
-                i = torch.arange(q0, q1)[:, None]
-                j = torch.arange(k0, k1)[None, :]
-                s = s.masked_fill(j > i + offset, -math.inf)
-            s_all.append((s, v[..., k0:k1, :]))
-        if not s_all:
-            continue
-        s = torch.cat([a for a, _ in s_all], dim=-1)
-        vv = torch.cat([b for _, b in s_all], dim=-2)
-        block_lse = torch.logsumexp(s, dim=-1)
-        seen = torch.isfinite(block_lse)[..., None]
-        p = torch.where(seen, torch.exp(s - torch.where(seen, block_lse[..., None], 0.0)), 0.0)
-        out[..., q0:q1, :] = p @ vv
-        lse[..., q0:q1] = block_lse
-    return out, lse
-
-
 def _nan_rows(q, k, v, causal=False, scale=None, block_size=64):
     out, lse = oracle(q, k, v, causal, scale)
     return out.masked_fill(torch.isinf(lse)[..., None], math.nan), lse
@@ -145,16 +111,6 @@ MISTAKES = [
     Mistake("flash_attention", "causal mask aligned top-left when L != S", STEP,
             "Causal alignment is bottom-right, as in exercise 04: query i sees key j when j <= i + (S − L).",
             lambda q, k, v, causal=False, scale=None, block_size=64: oracle(q, k, v, causal, scale, top_left=True), key="causal_top_left"),
-    Mistake("flash_attention", "the tile that crosses the diagonal is left unmasked at its edge", STEP,
-            "A key tile [k0, k1) needs the causal mask as soon as its last key k1 − 1 lies past the diagonal of "
-            "the query tile's first query: k1 − 1 > q0 + (S − L), with no slack.",
-            lambda q, k, v, causal=False, scale=None, block_size=64:
-            tiled(q, k, v, causal, scale, block_size, diagonal_slack=1), key="diagonal_tile_unmasked"),
-    Mistake("flash_attention", "the short last key block is dropped (S not a multiple of block_size)", STEP,
-            "Loop k0 over range(0, S, block_size) and slice k[:, :, k0:k0 + block_size]: the last block may be "
-            "shorter, and it still holds keys.",
-            lambda q, k, v, causal=False, scale=None, block_size=64:
-            tiled(q, k, v, causal, scale, block_size, drop_partial=True), key="last_key_block_dropped"),
     Mistake("flash_attention", "a query that sees no key comes out NaN (0 / 0)", STEP,
             "Such a row has l = 0: divide by l only where l > 0 and give out 0 (lse = m + log 0 = −inf).",
             _nan_rows, key="nan_rows"),
@@ -167,12 +123,16 @@ def qkv(rng, B, H, L, S, d_k, d_v=None, dtype=torch.float32):
 
 
 def check(ex, result, q, k, v, causal=False, scale=None, magnitude=None):
-    """out against the oracle in q's dtype, lse in float32 (half inputs: half tolerances)."""
+    """out against the oracle in q's dtype, lse in float32 (half inputs: half tolerances). A wrong out is
+    searched for the keys it really attended to (a tile dropped, counted twice, unmasked at the diagonal)."""
     if not isinstance(result, (tuple, list)) or len(result) != 2:
         fail(f"flash_attention should return a pair (out, lse); it returned {type(result).__name__}.")
     out, lse = result
     want_out, want_lse = oracle(q, k, v, causal, scale)
-    close(out, want_out, ex, dtype=q.dtype, part=0, magnitude=magnitude)
+    seen = ~blocked(q.shape[-2], k.shape[-2], causal)
+    block_size = ex.last_call[2].get("block_size") if ex.last_call else None
+    attending = Attending(lambda weights: attention_with_key_weights(q, k, v, weights, scale), seen, block_size)
+    close(out, want_out, ex, dtype=q.dtype, part=0, magnitude=magnitude, attending=attending)
     lse = as_tensor(lse, "lse")
     if lse.dtype != torch.float32:
         fail(f"lse should be float32 whatever the input's dtype (it is {str(lse.dtype).removeprefix('torch.')} "
@@ -194,7 +154,7 @@ def test_shapes_and_dtypes(ex, rng):
         check(ex, ex.flash_attention(q, k, v, block_size=4), q, k, v)
 
 
-@graded("equivalence", 2)
+@graded("equivalence", 1.5)
 def test_matches_attention_across_block_sizes(ex, rng):
     """out and lse match exact attention whether block_size divides L and S or not"""
     q, k, v = qkv(rng, 2, 2, 48, 48, 8, dtype=torch.float64)
@@ -204,6 +164,11 @@ def test_matches_attention_across_block_sizes(ex, rng):
                         (randint(rng, 3, 9), randint(rng, 3, 9), 64)):
         q, k, v = qkv(rng, 1, randint(rng, 1, 3), L, S, 8, randint(rng, 3, 9), torch.float64)
         check(ex, ex.flash_attention(q, k, v, block_size=block), q, k, v)
+
+
+@graded("equivalence", 0.5)
+def test_explicit_scale_is_used(ex, rng):
+    """an explicit scale replaces 1/sqrt(d_k)"""
     q, k, v = qkv(rng, 1, 2, 13, 11, 8, dtype=torch.float32)
     check(ex, ex.flash_attention(q, k, v, scale=0.3, block_size=4), q, k, v, scale=0.3)
 
