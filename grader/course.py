@@ -137,14 +137,23 @@ def hint_sections(text):
     return [m.group(1).strip() for m in re.finditer(r"^##\s+(.+)$", text, re.M)]
 
 
+def computed_keys():
+    """The keys of the error shapes close() computes (attention_errors.FIXES), read without torch."""
+    tree = ast.parse((REPO / "grader" / "attention_errors.py").read_text())
+    fixes = next(node.value for node in tree.body if isinstance(node, ast.Assign)
+                 and getattr(node.targets[0], "id", None) == "FIXES")
+    return {key.value for key in fixes.keys}
+
+
 def triggers_known(test_module):
-    """What a `## when:` may name: each Mistake's key, each test's name, the grader's statuses."""
+    """What a `## when:` may name: each Mistake's key, a computed error shape's key, each test's name,
+    the grader's statuses."""
     tree = ast.parse(test_module.read_text())
     keys = {kw.value.value for node in ast.walk(tree) if isinstance(node, ast.Call)
             and getattr(node.func, "id", getattr(node.func, "attr", None)) == "Mistake"
             for kw in node.keywords if kw.arg == "key" and isinstance(kw.value, ast.Constant)}
     tests = {n.name for n in tree.body if isinstance(n, ast.FunctionDef) and n.name.startswith("test_")}
-    return keys | tests | HINT_STATUSES
+    return keys | computed_keys() | tests | HINT_STATUSES
 
 
 def variants(folder, ex, suffixes):
