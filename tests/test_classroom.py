@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from helpers import EXERCISES, REPO, grade
+from mutation import MUTANTS, variants
 from workflow_emulator import REPORTER, Job, emulated_venv, reporter_figures
 
 WORKFLOW = REPO / ".github" / "workflows" / "classroom.yml"
@@ -188,13 +189,16 @@ def test_a_grading_step_that_dies_still_records_zero_and_saves_the_venv(tmp_path
 def random_submission(root, rng):
     """Each exercise at random: the reference, the stub, a known mistake, missing, or not loading."""
     root.mkdir(parents=True)
+    mutants = variants(MUTANTS)
     for ex in EXERCISES:
-        mutants = sorted((REPO / "tests" / "mutants").glob(f"{ex.id}_*__*.py"))
+        mine = [v for v in mutants if v.id == ex.id]
         pick = rng.choice(["reference", "stub", "mutant", "mutant", "missing", "broken"])
-        source = {"reference": REPO / "solutions" / ex.filename, "stub": REPO / "exercises" / ex.filename,
-                  "mutant": rng.choice(mutants) if mutants else None}.get(pick)
+        mutant = rng.choice(mine) if mine else None
+        source = {"reference": REPO / "solutions" / ex.filename, "stub": REPO / "exercises" / ex.filename}.get(pick)
         if pick == "broken":
             (root / ex.filename).write_text("def oops(:\n")
+        elif pick == "mutant" and mutant:
+            (root / ex.filename).write_text(mutant.text)
         elif source is not None and source.is_file():
             shutil.copy(source, root / ex.filename)
     return root
