@@ -10,7 +10,7 @@ EX     ?=
 SEED   ?=
 GRADE_ARGS := $(EX) $(if $(SEED),--seed $(SEED))
 
-.PHONY: grade test test-fast repository-tests setup clean bench mutants
+.PHONY: grade test test-fast repository-tests setup clean bench mutants golden
 
 # Exit 1 (not every exercise at full marks) is a grade, not a failure of make: no "Error 1" line.
 # Scripts that need the status call python -m grader, which still exits 0, 1 or 2.
@@ -49,6 +49,10 @@ bench: $(STAMP)
 clean:
 	rm -rf $(VENV) .pytest_cache dist
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# Rewrites tests/golden/ from a fresh grade of its submissions (tests/golden_reports.py): review the diff.
+golden: $(STAMP)
+	@$(PY) tests/golden_reports.py
 
 mutants: $(STAMP)
 	@$(PY) tests/mutation.py $(SEEDS) $(if $(EX),--ex "$(EX)")
