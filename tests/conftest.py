@@ -27,6 +27,21 @@ FAST = {
 SLOW = ("test_make_quiz_", "test_the_tracer_imports", "test_the_grader_reports")   # a terminal or a grader run
 
 
+# Grades several test modules read: each is graded once per session, whichever module asks first.
+@pytest.fixture(scope="session")
+def reference_grade():
+    """The reference, every exercise, seed 1: (exit code, JSON report, printed text)."""
+    from helpers import REPO, grade
+    return grade(REPO / "solutions", seed=1)
+
+
+@pytest.fixture(scope="session")
+def stub_grade():
+    """The stubs as shipped in exercises/, every exercise, seed 7: (exit code, JSON report, printed text)."""
+    from helpers import REPO, grade
+    return grade(REPO / "exercises", seed=7)
+
+
 def pytest_collection_modifyitems(items):
     for item in items:
         prefixes = FAST.get(item.module.__name__, ())
