@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import EXERCISES, REPO, grade
+from helpers import EXERCISES, REPO, grade, run_grader
 from mutation import MUTANTS, variants
 from workflow_emulator import REPORTER, Job, emulated_venv, reporter_figures
 
@@ -211,10 +211,9 @@ def test_reporter_shows_the_exact_grade_for_random_partial_submissions(tmp_path,
     sub = random_submission(tmp_path / "sub", random.Random(draw))
     out = tmp_path / "github_output"
     out.write_text("")
-    proc = subprocess.run([sys.executable, "-m", "grader", "--path", str(sub), "--seed", str(draw), "--classroom",
-                           "--json", str(tmp_path / "r.json")], cwd=REPO, capture_output=True, text=True,
-                          timeout=600, env={**os.environ, **ENV, "GITHUB_OUTPUT": str(out)})
-    assert proc.returncode == 0, proc.stderr
+    code, text = run_grader(["--path", str(sub), "--seed", str(draw), "--classroom", "--json", str(tmp_path / "r.json")],
+                            env={**os.environ, **ENV, "GITHUB_OUTPUT": str(out)})
+    assert code == 0, text
     report = json.loads((tmp_path / "r.json").read_text())
     pairs = dict(line.split("=", 1) for line in out.read_text().splitlines())
     runners = [f"ex{ex.id}" for ex in EXERCISES]
