@@ -35,18 +35,18 @@ def _warm_server():
     return _server
 
 
-def _grader_main(argv, cwd, env, logs):
-    """In the forked child: be `python -m grader ARGV` run in `cwd` with `env`, its stdout and
-    stderr going to the two files `logs`."""
-    os.chdir(cwd)
+def _grader_main(argv, env, logs):
+    """In the forked child: be `python -m grader ARGV` run in the repository with `env`, its
+    stdout and stderr going to the two files `logs`."""
+    os.chdir(REPO)
     os.environ.clear()
     os.environ.update(env)
     for fd, log in zip((1, 2), logs):
         os.dup2(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), fd)
-    sys.stdout = open(1, "w", encoding="utf-8", errors="replace", closefd=False)
-    sys.stderr = open(2, "w", encoding="utf-8", errors="replace", closefd=False, buffering=1)
+    sys.stdout = open(1, "w", encoding="utf-8", closefd=False)            # as Python sets them up
+    sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", closefd=False, buffering=1)
     sys.argv = [str(REPO / "grader" / "__main__.py"), *argv]
-    code = 70
+    code = 1                  # what Python exits with after an uncaught exception
     try:
         from grader.__main__ import main
         code = main(argv)
@@ -61,11 +61,12 @@ def _grader_main(argv, cwd, env, logs):
         os._exit(code)
 
 
-def run_grader(argv, cwd=REPO, env=None, timeout=600):
-    """(exit code, stdout then stderr) of `python -m grader ARGV` in a warm fork; env replaces os.environ."""
+def run_grader(argv, env=None, timeout=600):
+    """(exit code, stdout then stderr) of `python -m grader ARGV` run in the repository, in a warm
+    fork; env replaces os.environ."""
     with tempfile.TemporaryDirectory(prefix="grade-log-") as tmp:
         logs = [Path(tmp) / "stdout.txt", Path(tmp) / "stderr.txt"]
-        child = _warm_server().Process(target=_grader_main, args=(list(argv), str(cwd), dict(env or os.environ),
+        child = _warm_server().Process(target=_grader_main, args=(list(argv), dict(env or os.environ),
                                                                   [str(log) for log in logs]))
         child.start()
         child.join(timeout)
