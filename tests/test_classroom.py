@@ -246,11 +246,10 @@ def test_each_exercise_is_split_into_entries_of_one_weight():
 
 def test_classroom_without_github_output_prints_the_lines(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "GITHUB_OUTPUT"}
-    proc = subprocess.run([sys.executable, "-m", "grader", EXERCISES[0].id, "--path", str(tmp_path),
-                           "--seed", "1", "--classroom"], cwd=REPO, capture_output=True, text=True,
-                          timeout=600, env={**env, **ENV})
-    assert proc.returncode == 0           # the result carries the verdict; the step itself succeeds
-    pairs = dict(ln.split("=", 1) for ln in proc.stdout.splitlines() if re.match(r"^(ex\d\d|result|graded)=", ln))
+    code, text = run_grader([EXERCISES[0].id, "--path", str(tmp_path), "--seed", "1", "--classroom"],
+                            env={**env, **ENV})
+    assert code == 0           # the result carries the verdict; the step itself succeeds
+    pairs = dict(ln.split("=", 1) for ln in text.splitlines() if re.match(r"^(ex\d\d|result|graded)=", ln))
     results = json.loads(base64.b64decode(pairs[f"ex{EXERCISES[0].id}"]))
     assert pairs["result"] == pairs[f"ex{EXERCISES[0].id}"] and pairs["graded"] == "1"
     assert results["status"] == "fail" and sum(t["score"] for t in results["tests"]) == 0
