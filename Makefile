@@ -1,6 +1,6 @@
 # make grade        grade every exercise (the first run sets up .venv)
 # make grade EX=05  grade one exercise
-# make test         the repository's own tests
+# make test         the repository's own tests (make test-fast: the in-process unit tests, in seconds)
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -10,7 +10,7 @@ EX     ?=
 SEED   ?=
 GRADE_ARGS := $(EX) $(if $(SEED),--seed $(SEED))
 
-.PHONY: grade test repository-tests setup clean bench mutants
+.PHONY: grade test test-fast fast-tests repository-tests setup clean bench mutants golden
 
 # Exit 1 (not every exercise at full marks) is a grade, not a failure of make: no "Error 1" line.
 # Scripts that need the status call python -m grader, which still exits 0, 1 or 2.
@@ -37,6 +37,14 @@ test:
 repository-tests: $(DEVSTAMP)
 	@$(PY) -m pytest -q
 
+# No grader run, no sandbox, no terminal: the inner loop while changing the grader's pieces.
+test-fast:
+	@if [ -d tests ]; then $(MAKE) --no-print-directory fast-tests; \
+	else echo "This copy has no repository tests: 'make grade' grades your exercises."; fi
+
+fast-tests: $(DEVSTAMP)
+	@$(PY) -m pytest -q -m fast
+
 bench: $(STAMP)
 	@$(PY) bench/grade_speed.py
 	@$(PY) bench/flash_memory.py
@@ -45,6 +53,10 @@ bench: $(STAMP)
 clean:
 	rm -rf $(VENV) .pytest_cache dist
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# Rewrites tests/golden/ from a fresh grade of its submissions (tests/golden_reports.py): review the diff.
+golden: $(STAMP)
+	@$(PY) tests/golden_reports.py
 
 mutants: $(STAMP)
 	@$(PY) tests/mutation.py $(SEEDS) $(if $(EX),--ex "$(EX)")

@@ -1,14 +1,17 @@
 """The mutation suite: known-wrong files must lose points (and be named), correct ones must not.
 
-tests/mutants/NN_name__slug.py      the reference with one realistic bug; first line
+tests/mutants/NN_name__slug.patch   the reference with one realistic bug, as a unified diff against
+                                    solutions/NN_name.py (tests/patches.py applies it, strictly); first line
                                     `# mistake: <key of the Mistake it is>  (its title)` or `# uncatalogued: ...`
 tests/alternatives/NN_name__slug.py a correct solution written differently: full marks
+
+To add a mutant, copy the reference, make the bug, put the header on top, and
+`python tests/patches.py tests/mutants/NN_name__slug.py` turns it into its patch.
 
 `python tests/mutation.py [SEED ...] [--ex NN,NN]` (or `make mutants SEEDS="1 2" EX="09 14"`)
 prints the table and the totals; a mutant counts as caught only if it loses points on every seed.
 """
 import re
-import shutil
 import sys
 import tempfile
 from collections import defaultdict
@@ -18,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from helpers import REPO, by_id, grade  # noqa: E402
+import patches  # noqa: E402
 
 MUTANTS = REPO / "tests" / "mutants"
 ALTERNATIVES = REPO / "tests" / "alternatives"
@@ -25,9 +29,10 @@ ALTERNATIVES = REPO / "tests" / "alternatives"
 
 @dataclass
 class Variant:
-    path: Path
+    path: Path             # the .patch of a mutant, the .py of an alternative
     exercise_file: str     # "05_softmax.py"
     mistake: str           # the key the report must name in tests[].mistake ("" when uncatalogued)
+    text: str              # the source the grader sees
 
     @property
     def id(self):
@@ -45,12 +50,20 @@ class Outcome:
     entry: dict = None           # the exercise's part of the JSON report
 
 
+def source(path):
+    """A file's text, or a patch applied to its reference (PatchError when it does not apply)."""
+    if path.suffix == ".patch":
+        return patches.apply(path.read_text(), patches.reference_of(path.name).read_text(), path.name)
+    return path.read_text()
+
+
 def variants(folder):
     found = []
-    for path in sorted(folder.glob("[0-9][0-9]_*__*.py")):
-        first = path.read_text().splitlines()[0] if path.read_text() else ""
+    for path in sorted([*folder.glob("[0-9][0-9]_*__*.py"), *folder.glob("[0-9][0-9]_*__*.patch")]):
+        text = source(path)
+        first = text.splitlines()[0] if text else ""
         m = re.match(r"#\s*mistake:\s*(\w+)", first)
-        found.append(Variant(path, path.name.split("__")[0] + ".py", m.group(1) if m else ""))
+        found.append(Variant(path, path.name.split("__")[0] + ".py", m.group(1) if m else "", text))
     return found
 
 
@@ -68,7 +81,7 @@ def run(items, seeds):
         group, seed = job
         with tempfile.TemporaryDirectory() as tmp:
             for v in group:
-                shutil.copy(v.path, Path(tmp) / v.exercise_file)
+                (Path(tmp) / v.exercise_file).write_text(v.text)
             _, report, text = grade(tmp, *[v.id for v in group], seed=seed)
         results = by_id(report)
         outcomes = []

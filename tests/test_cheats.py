@@ -321,12 +321,12 @@ def test_a_flood_of_output_is_cut_in_the_report(graded):
 
 def test_in_batch_one_hostile_submission_changes_no_other_row(tmp_path):
     """Two students with the reference and one with hostile files: the reference rows are
-    exactly those of a batch without the hostile student."""
+    exactly the row of the reference graded in a batch without the hostile student."""
     ids = ["02", "06", "13"]
     hostile = [c for c in CHEATS if c.stem in ("02_split_heads__kill_every_process", "06_weight_values__read_secrets",
                                                "13_kv_cache__dotdot_write")]
     rows = {}
-    for name, students in (("clean", ["ann", "bob"]), ("mixed", ["ann", "bob", "eve"])):
+    for name, students in (("clean", ["ann"]), ("mixed", ["ann", "bob", "eve"])):
         root = tmp_path / name
         for student in students:
             (root / student).mkdir(parents=True)
@@ -344,9 +344,10 @@ def test_in_batch_one_hostile_submission_changes_no_other_row(tmp_path):
         import csv
         with open(out, newline="") as f:
             rows[name] = {r["student"]: r for r in csv.DictReader(f)}
+    clean = {k: v for k, v in rows["clean"]["ann"].items() if k not in VOLATILE + ("student",)}
     for student in ("ann", "bob"):
-        keep = {k: v for k, v in rows["mixed"][student].items() if k not in VOLATILE}
-        assert keep == {k: v for k, v in rows["clean"][student].items() if k not in VOLATILE}, student
+        keep = {k: v for k, v in rows["mixed"][student].items() if k not in VOLATILE + ("student",)}
+        assert keep == clean, student
         assert float(rows["mixed"][student]["total"]) == 30.0
     assert float(rows["mixed"]["eve"]["total"]) == 0.0
 

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import EXERCISES, REPO, grade
+from helpers import EXERCISES, REPO, grade, run_grader
+from mutation import MUTANTS, variants
 from workflow_emulator import REPORTER, Job, emulated_venv, reporter_figures
 
 WORKFLOW = REPO / ".github" / "workflows" / "classroom.yml"
@@ -188,13 +189,16 @@ def test_a_grading_step_that_dies_still_records_zero_and_saves_the_venv(tmp_path
 def random_submission(root, rng):
     """Each exercise at random: the reference, the stub, a known mistake, missing, or not loading."""
     root.mkdir(parents=True)
+    mutants = variants(MUTANTS)
     for ex in EXERCISES:
-        mutants = sorted((REPO / "tests" / "mutants").glob(f"{ex.id}_*__*.py"))
+        mine = [v for v in mutants if v.id == ex.id]
         pick = rng.choice(["reference", "stub", "mutant", "mutant", "missing", "broken"])
-        source = {"reference": REPO / "solutions" / ex.filename, "stub": REPO / "exercises" / ex.filename,
-                  "mutant": rng.choice(mutants) if mutants else None}.get(pick)
+        mutant = rng.choice(mine) if mine else None
+        source = {"reference": REPO / "solutions" / ex.filename, "stub": REPO / "exercises" / ex.filename}.get(pick)
         if pick == "broken":
             (root / ex.filename).write_text("def oops(:\n")
+        elif pick == "mutant" and mutant:
+            (root / ex.filename).write_text(mutant.text)
         elif source is not None and source.is_file():
             shutil.copy(source, root / ex.filename)
     return root
@@ -207,10 +211,9 @@ def test_reporter_shows_the_exact_grade_for_random_partial_submissions(tmp_path,
     sub = random_submission(tmp_path / "sub", random.Random(draw))
     out = tmp_path / "github_output"
     out.write_text("")
-    proc = subprocess.run([sys.executable, "-m", "grader", "--path", str(sub), "--seed", str(draw), "--classroom",
-                           "--json", str(tmp_path / "r.json")], cwd=REPO, capture_output=True, text=True,
-                          timeout=600, env={**os.environ, **ENV, "GITHUB_OUTPUT": str(out)})
-    assert proc.returncode == 0, proc.stderr
+    code, text = run_grader(["--path", str(sub), "--seed", str(draw), "--classroom", "--json", str(tmp_path / "r.json")],
+                            env={**os.environ, **ENV, "GITHUB_OUTPUT": str(out)})
+    assert code == 0, text
     report = json.loads((tmp_path / "r.json").read_text())
     pairs = dict(line.split("=", 1) for line in out.read_text().splitlines())
     runners = [f"ex{ex.id}" for ex in EXERCISES]
@@ -243,11 +246,10 @@ def test_each_exercise_is_split_into_entries_of_one_weight():
 
 def test_classroom_without_github_output_prints_the_lines(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "GITHUB_OUTPUT"}
-    proc = subprocess.run([sys.executable, "-m", "grader", EXERCISES[0].id, "--path", str(tmp_path),
-                           "--seed", "1", "--classroom"], cwd=REPO, capture_output=True, text=True,
-                          timeout=600, env={**env, **ENV})
-    assert proc.returncode == 0           # the result carries the verdict; the step itself succeeds
-    pairs = dict(ln.split("=", 1) for ln in proc.stdout.splitlines() if re.match(r"^(ex\d\d|result|graded)=", ln))
+    code, text = run_grader([EXERCISES[0].id, "--path", str(tmp_path), "--seed", "1", "--classroom"],
+                            env={**env, **ENV})
+    assert code == 0           # the result carries the verdict; the step itself succeeds
+    pairs = dict(ln.split("=", 1) for ln in text.splitlines() if re.match(r"^(ex\d\d|result|graded)=", ln))
     results = json.loads(base64.b64decode(pairs[f"ex{EXERCISES[0].id}"]))
     assert pairs["result"] == pairs[f"ex{EXERCISES[0].id}"] and pairs["graded"] == "1"
     assert results["status"] == "fail" and sum(t["score"] for t in results["tests"]) == 0

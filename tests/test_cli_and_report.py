@@ -1,10 +1,11 @@
 """The command line and the JSON report keep to the contract."""
+import os
 import subprocess
 import sys
 
 import pytest
 
-from helpers import REPO, by_id, grade, submission
+from helpers import REPO, by_id, grade, run_grader, submission
 
 PARTIAL_SOFTMAX = '''
 import torch
@@ -18,9 +19,15 @@ def run(*args):
     return subprocess.run([sys.executable, "-m", "grader", *args], cwd=REPO, capture_output=True, text=True)
 
 
-def test_json_report_has_the_contract_fields(tmp_path):
-    sub = submission(tmp_path, {"05_softmax.py": PARTIAL_SOFTMAX})
-    code, report, text = grade(sub, "05", "09", seed=11)
+@pytest.fixture(scope="module")
+def partial(tmp_path_factory):
+    """A partial 05 beside a missing 09, graded at seed 11: (folder, (exit code, report, text))."""
+    sub = submission(tmp_path_factory.mktemp("partial"), {"05_softmax.py": PARTIAL_SOFTMAX})
+    return sub, grade(sub, "05", "09", seed=11)
+
+
+def test_json_report_has_the_contract_fields(partial):
+    _, (code, report, text) = partial
     assert code == 1
     assert set(report) >= {"score", "max_score", "seed", "exercises"}
     assert report["seed"] == 11 and report["max_score"] == 20.0
@@ -63,19 +70,18 @@ def test_categories_are_honest_and_rules_points_need_behaviour(tmp_path):
     assert "rules ✗" not in text and "shapes ✗" not in text
 
 
-def test_same_seed_same_report_and_the_seed_is_printed(tmp_path):
-    sub = submission(tmp_path, {"05_softmax.py": PARTIAL_SOFTMAX})
-    first = grade(sub, "05", seed=5)
-    second = grade(sub, "05", seed=5)
+def test_same_seed_same_report_and_the_seed_is_printed(partial):
+    sub, first = partial
+    second = grade(sub, "05", "09", seed=11)
     assert first[1] == second[1]
-    assert "--seed 5" in first[2]
-    fresh = run("05", "--path", str(sub))
-    assert "seed" in fresh.stdout and "python -m grader 05 --seed" in fresh.stdout
+    assert "--seed 11" in first[2]
+    code, fresh = run_grader(["05", "--path", str(sub)], env={**os.environ, "NO_COLOR": "1"})
+    assert "seed" in fresh and "python -m grader 05 --seed" in fresh
 
 
-def test_exit_codes():
-    assert run("05", "--path", "solutions", "--seed", "1").returncode == 0
-    assert run("05", "--seed", "1").returncode == 1
+def test_exit_codes(reference_grade, stub_grade):
+    assert reference_grade[0] == 0           # full marks
+    assert stub_grade[0] == 1                # not every exercise at full marks
     for args in (["99"], ["05", "--path", "no/such/folder"], ["--seed", "x"], ["--bogus"]):
         proc = run(*args)
         assert proc.returncode == 2, args
@@ -87,9 +93,8 @@ def test_usage_errors_name_the_problem():
     assert "no such folder: no/such/folder" in run("--path", "no/such/folder").stderr
 
 
-def test_failure_says_expected_and_actual(tmp_path):
-    sub = submission(tmp_path, {"05_softmax.py": PARTIAL_SOFTMAX})
-    code, report, text = grade(sub, "05", seed=2)
+def test_failure_says_expected_and_actual(partial):
+    _, (code, report, text) = partial
     messages = " ".join(t["message"] for t in by_id(report)["05"]["tests"] if not t["passed"])
     assert "NaN" in messages and "row" in messages
     assert "the row max is not subtracted" in messages

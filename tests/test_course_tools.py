@@ -10,7 +10,7 @@ import zipfile
 
 import pytest
 
-from helpers import EXERCISES, REPO
+from helpers import EXERCISES, REPO, run_grader
 
 SOLVED = [ex for ex in EXERCISES if (REPO / "solutions" / ex.filename).is_file()]
 PICK = [ex for ex in SOLVED if ex.id in ("05", "07")]
@@ -44,10 +44,10 @@ def reports(tmp_path_factory):
     (sub / "05_softmax.py").write_text(PARTIAL_SOFTMAX)
     shutil.copy(REPO / "solutions" / PICK[1].filename, sub)
     shutil.copy(REPO / "tests" / "cheats" / "04_mask__os_exit.py", sub / "04_mask.py")
-    proc = run([sys.executable, "-m", "grader", "04", "05", PICK[1].id, "--path", str(sub), "--seed", "3",
-                "--json", str(tmp / "r.json"), "--gradescope", str(tmp / "gs.json"), "--junit", str(tmp / "j.xml")],
-               env=ENV)
-    assert proc.returncode == 1, proc.stdout + proc.stderr
+    code, text = run_grader(["04", "05", PICK[1].id, "--path", str(sub), "--seed", "3", "--json", str(tmp / "r.json"),
+                             "--gradescope", str(tmp / "gs.json"), "--junit", str(tmp / "j.xml")],
+                            env={**os.environ, "NO_COLOR": "1", **ENV})
+    assert code == 1, text
     return (json.loads((tmp / "r.json").read_text()), json.loads((tmp / "gs.json").read_text()),
             ET.parse(tmp / "j.xml"), tmp / "j.xml")
 

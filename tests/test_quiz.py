@@ -1,5 +1,6 @@
 """The talking-points quiz (grader/quiz.py): its keys, its generators checked against a direct
 computation, the facts its answers state, and `make quiz` driven end to end in a terminal."""
+import functools
 import json
 import math
 import os
@@ -31,10 +32,15 @@ def meta_bytes(*shape, dtype):
 
 # -- the direct computations, one per numeric generator ---------------------------------------
 def direct_dot_std(p, scale_power=0.0):
-    g = torch.Generator().manual_seed(p["d_k"])
-    q = torch.randn(40000, p["d_k"], generator=g, dtype=torch.float64)
-    k = torch.randn(40000, p["d_k"], generator=g, dtype=torch.float64)
-    return ((q * k).sum(-1) / p["d_k"] ** scale_power).std().item()
+    return _sampled_dot_std(p["d_k"]) / p["d_k"] ** scale_power
+
+
+@functools.cache         # both scaling questions sample the same dot products: draw them once per d_k
+def _sampled_dot_std(d_k):
+    g = torch.Generator().manual_seed(d_k)
+    q = torch.randn(40000, d_k, generator=g, dtype=torch.float64)
+    k = torch.randn(40000, d_k, generator=g, dtype=torch.float64)
+    return (q * k).sum(-1).std().item()
 
 
 def direct_mha_scale(p):
