@@ -275,7 +275,7 @@ def _compare(actual, expected, ex, *, dtype=None, part=None, what=None, magnitud
                         f"where a finite value is expected." + ("" if known else _nan_hint(dtype, call)),
                         "values", known)
         tol = atol * (1 + (torch.as_tensor(magnitude, dtype=torch.float64).abs() if magnitude is not None else 0))
-        tol = tol + rtol * e.abs()
+        tol = torch.where(torch.isfinite(e), tol + rtol * e.abs(), 0.0)   # an infinity must be matched exactly
         err = torch.where(torch.isfinite(e), (a - e).abs(), torch.where(a == e, 0.0, float("inf")))
         bad = (err > tol) & select
     else:
