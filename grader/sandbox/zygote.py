@@ -1,5 +1,5 @@
 """The sandbox's process lifecycle: start the zygote (under bubblewrap where it works), hand
-out one control channel per grading worker, and end it.
+out one control channel per grading worker (or, in a batch, a fresh one per submission), and end it.
 
 Imports nothing heavy, so `python -m grader` starts the zygote (which imports torch) before it
 imports torch itself: the two imports overlap.
@@ -62,6 +62,21 @@ class Zygote:
     def channel(self, i):
         return Channel(self, self.sockets[i], i)
 
+    def attach(self):
+        """A fresh control channel to this running zygote, handed in over the first one, as a
+        zygote of one channel that session.run takes: a batch grades each submission with its
+        own, so no child id, reply or leftover child of one submission can reach another. The
+        children asked for over it end when it closes."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, self.sockets[0].type)
+        try:
+            socket.send_fds(self.sockets[0], [json.dumps({"op": "channel"}).encode()], [theirs.fileno()])
+        finally:
+            theirs.close()
+        return Attached(self, ours)
+
+    def alive(self):
+        return self.process.poll() is None
+
     def keep_only(self, i):
         """In a forked worker: its own channel stays, the others close."""
         for j, s in enumerate(self.sockets):
@@ -84,10 +99,40 @@ class Zygote:
             self.process.stderr.close()
 
 
+class Attached:
+    """One fresh channel to a zygote started elsewhere (by the batch), as session.run takes a
+    zygote; closing it ends the children asked for over it, never the zygote."""
+
+    def __init__(self, zygote, sock):
+        self.device, self.bwrap, self.ready = zygote.device, zygote.bwrap, zygote.wait_ready()
+        self.sockets = [sock]
+
+    def wait_ready(self):
+        return self.ready
+
+    def channel(self, i):
+        return Channel(self, self.sockets[i], i)
+
+    def keep_only(self, i):
+        pass
+
+    def close(self):
+        self.sockets[0].close()
+
+
 class Channel:
     def __init__(self, zygote, sock, index):
         self.zygote, self.sock, self.index = zygote, sock, index
         self.count = 0
+
+    def answers(self):
+        """Whether the zygote still answers on this channel (a batch asks after each submission:
+        results graded while it died are not a student's)."""
+        try:
+            self.sock.send(json.dumps({"op": "ping"}).encode())
+            return _recv_json(self.sock, time.monotonic() + 10).get("op") == "pong"
+        except (OSError, EOFError, TimeoutError, ValueError):
+            return False
 
     def spawn(self, fds, **settings):
         self.count += 1
