@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -35,9 +36,11 @@ class Zygote:
         self.bwrap = _bwrap_command(device) if "namespaces" not in disabled else None
         python = [sys.executable, "-I", "-B", os.path.join(HERE, "inside.py"), *map(str, theirs)]
         command = self.bwrap + ["--", *python] if self.bwrap else python
+        # a file, not a pipe: nobody reads it until something fails, and a full pipe would stall a long batch
+        self.log = tempfile.TemporaryFile()
         self.process = subprocess.Popen(command, pass_fds=theirs, env=_sandbox_env(), cwd="/",
                                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.PIPE, start_new_session=True)
+                                        stderr=self.log, start_new_session=True)
         for _, t in pairs:
             t.close()
         self.ready = None
@@ -51,7 +54,9 @@ class Zygote:
             if not message or message.get("op") != "ready":
                 if self.process.poll() is None:
                     self.process.kill()
-                why = self.process.stderr.read().decode(errors="replace")[-2000:]
+                self.process.wait()
+                self.log.seek(0)
+                why = self.log.read().decode(errors="replace")[-2000:]
                 self.close()
                 raise RuntimeError(f"the sandbox did not start: {why.strip() or 'no reason given'}")
             for s in self.sockets[1:]:
@@ -95,8 +100,7 @@ class Zygote:
             except OSError:
                 pass
             self.process.wait()
-        if self.process.stderr:
-            self.process.stderr.close()
+        self.log.close()
 
 
 class Attached:
