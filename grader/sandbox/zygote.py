@@ -132,9 +132,12 @@ class Channel:
     def answers(self):
         """Whether the zygote still answers on this channel (a batch asks after each submission:
         results graded while it died are not a student's)."""
+        deadline = time.monotonic() + 10
         try:
             self.sock.send(json.dumps({"op": "ping"}).encode())
-            return _recv_json(self.sock, time.monotonic() + 10).get("op") == "pong"
+            while _recv_json(self.sock, deadline).get("op") != "pong":
+                pass                # a late answer to an `end` that timed out
+            return True
         except (OSError, EOFError, TimeoutError, ValueError):
             return False
 
@@ -146,9 +149,12 @@ class Channel:
 
     def end(self, child_id):
         """Kills the child if it still runs; its wait status (None if the zygote had none)."""
+        deadline = time.monotonic() + 10
         try:
             self.sock.send(json.dumps({"op": "end", "id": child_id}).encode())
-            reply = _recv_json(self.sock, time.monotonic() + 10)
+            reply = _recv_json(self.sock, deadline)
+            while reply.get("id") != child_id:      # a late answer to an earlier `end` that timed out
+                reply = _recv_json(self.sock, deadline)
         except (OSError, EOFError, TimeoutError):
             return None
         return reply.get("status")
