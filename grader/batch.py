@@ -149,7 +149,7 @@ class Pool:
         sys.stderr.flush()
         pid = os.fork()
         if pid == 0:
-            self.zygote.keep_only(-1)       # the batch's own channel stays the batch's
+            self.zygote.keep_only(-1)       # the worker holds no channel but its own
             _worker(folder, self.exercises, self.seed, attached, self.require, result, log)
         try:
             os.setpgid(pid, pid)            # as the worker does itself: whichever comes first

@@ -1,5 +1,5 @@
 """The sandbox's process lifecycle: start the zygote (under bubblewrap where it works), hand
-out one control channel per grading worker (or, in a batch, a fresh one per submission), and end it.
+out one control channel per grading worker (in a batch, a fresh one per submission), and end it.
 
 Imports nothing heavy, so `python -m grader` starts the zygote (which imports torch) before it
 imports torch itself: the two imports overlap.
@@ -79,9 +79,6 @@ class Zygote:
             theirs.close()
         return Attached(self, ours)
 
-    def alive(self):
-        return self.process.poll() is None
-
     def keep_only(self, i):
         """In a forked worker: its own channel stays, the others close."""
         for j, s in enumerate(self.sockets):
@@ -116,9 +113,6 @@ class Attached:
 
     def channel(self, i):
         return Channel(self, self.sockets[i], i)
-
-    def keep_only(self, i):
-        pass
 
     def close(self):
         self.sockets[0].close()
