@@ -5,8 +5,8 @@ repository as `gh classroom clone student-repos` makes them, whose exercises/ is
 gradebook: one row per student, a column per exercise, the total, a status (ok, broken, tampering,
 timeout), the errors, and an audit of the repository's grader/ and .github/ against the course
 template. The batch imports torch and starts the sandbox's zygote once; each submission is graded
-by a fresh fork of the batch (one worker each, several at once) over a fresh channel to that
-zygote, whose children end with it. One that outlives --timeout is killed with everything it
+by a fresh fork of the batch (one worker each when several run at once; more for one that would
+leave cores idle) over fresh channels to that zygote, whose children end with them. One that outlives --timeout is killed with everything it
 started, and its row says so; one graded while the zygote died is graded again on a new one.
 Every student gets the same seed, so the same inputs.
 """
@@ -137,14 +137,16 @@ class Pool:
         except RuntimeError as e:
             raise SandboxLost(str(e)) from None
 
-    def start(self, folder, tries=1):
+    def start(self, folder, tries=1, workers=1):
+        """Starts grading one folder, with `workers` of its own (more than one only where no other
+        submission would take the cores)."""
         self.started += 1
         result, log = self.tmp / f"{self.started}.json", self.tmp / f"{self.started}.log"
         try:
-            attached = self.zygote.attach()
+            attached = self.zygote.attach(workers)
         except OSError:                     # the zygote died between two submissions
             self.replace_lost_zygote(self.generation, "between two submissions")
-            attached = self.zygote.attach()
+            attached = self.zygote.attach(workers)
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
@@ -279,7 +281,9 @@ def grade_all(folders, exercises, seed, jobs, timeout, ids):
         try:
             while waiting or pool.running:
                 while waiting and len(pool.running) < jobs:
-                    pool.start(*waiting.popleft())
+                    folder, tries = waiting.popleft()
+                    spare = jobs - len(pool.running) - len(waiting)     # cores no other submission will take
+                    pool.start(folder, tries, max(1, spare))
                 job, report, status, error = pool.finished()
                 if status == "lost":
                     pool.replace_lost_zygote(job.generation, f"while {job.folder.name} was graded")

@@ -67,17 +67,24 @@ class Zygote:
     def channel(self, i):
         return Channel(self, self.sockets[i], i)
 
-    def attach(self):
-        """A fresh control channel to this running zygote, handed in over the first one, as a
-        zygote of one channel that session.run takes: a batch grades each submission with its
-        own, so no child id, reply or leftover child of one submission can reach another. The
-        children asked for over it end when it closes."""
-        ours, theirs = socket.socketpair(socket.AF_UNIX, self.sockets[0].type)
-        try:
-            socket.send_fds(self.sockets[0], [json.dumps({"op": "channel"}).encode()], [theirs.fileno()])
-        finally:
-            theirs.close()
-        return Attached(self, ours)
+    def attach(self, channels=1):
+        """Fresh control channels to this running zygote, handed in over the first one, as a
+        zygote that session.run takes: a batch grades each submission with its own, so no child
+        id, reply or leftover child of one submission can reach another. The children asked for
+        over a channel end when it closes."""
+        mine = []
+        for _ in range(channels):
+            ours, theirs = socket.socketpair(socket.AF_UNIX, self.sockets[0].type)
+            mine.append(ours)
+            try:
+                socket.send_fds(self.sockets[0], [json.dumps({"op": "channel"}).encode()], [theirs.fileno()])
+            except OSError:
+                for s in mine:
+                    s.close()
+                raise
+            finally:
+                theirs.close()
+        return Attached(self, mine)
 
     def keep_only(self, i):
         """In a forked worker: its own channel stays, the others close."""
@@ -101,12 +108,12 @@ class Zygote:
 
 
 class Attached:
-    """One fresh channel to a zygote started elsewhere (by the batch), as session.run takes a
-    zygote; closing it ends the children asked for over it, never the zygote."""
+    """Fresh channels to a zygote started elsewhere (by the batch), as session.run takes a
+    zygote; closing them ends the children asked for over them, never the zygote."""
 
-    def __init__(self, zygote, sock):
+    def __init__(self, zygote, sockets):
         self.device, self.bwrap, self.ready = zygote.device, zygote.bwrap, zygote.wait_ready()
-        self.sockets = [sock]
+        self.sockets = sockets
 
     def wait_ready(self):
         return self.ready
@@ -114,8 +121,14 @@ class Attached:
     def channel(self, i):
         return Channel(self, self.sockets[i], i)
 
+    def keep_only(self, i):
+        for j, s in enumerate(self.sockets):
+            if j != i:
+                s.close()
+
     def close(self):
-        self.sockets[0].close()
+        for s in self.sockets:
+            s.close()
 
 
 class Channel:
