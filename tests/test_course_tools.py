@@ -272,10 +272,10 @@ def kill_zygote(pool):
     pool.zygote.process.wait()
 
 start = batch.Pool.start
-def start_then_kill(pool, folder, tries=1):
+def start_then_kill(pool, folder, *rest):
     if pool.started == 2:       # between two submissions
         kill_zygote(pool)
-    start(pool, folder, tries)
+    start(pool, folder, *rest)
     if pool.started == 1:       # while the first is graded
         kill_zygote(pool)
 batch.Pool.start = start_then_kill
