@@ -1,8 +1,13 @@
 """Throughput of `python -m grader batch`: 40 submissions (correct, partial, broken) on this machine.
 
-python bench/batch_speed.py [N]   prints submissions graded per minute (N submissions, default 40).
+python bench/batch_speed.py [N] [--runs K] [--repo DIR]
+prints submissions graded per minute (N submissions, default 40), for each of K runs (default 1)
+and their median; --repo measures the grader of another checkout (e.g. a worktree of main) on
+the same submissions, so old and new can be run in turns.
 """
+import argparse
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,19 +34,30 @@ def build(root, n):
 
 
 def main():
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 40
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("n", nargs="?", type=int, default=40, help="submissions (default 40)")
+    parser.add_argument("--runs", type=int, default=1, help="runs, then their median (default 1)")
+    parser.add_argument("--repo", type=Path, default=REPO, help="the checkout whose grader is measured")
+    args = parser.parse_args()
+    n, rates = args.n, []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "class"
         root.mkdir()
         build(root, n)
-        start = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "grader", "batch", str(root), "--csv", str(Path(tmp) / "g.csv"),
-                               "--seed", "1"], cwd=REPO, stderr=subprocess.PIPE, text=True)
-        wall = time.perf_counter() - start
-        rows = (Path(tmp) / "g.csv").read_text().splitlines()[1:] if proc.returncode == 0 else []
-    if len(rows) != n:
-        sys.exit(f"batch failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
-    print(f"{n} submissions in {wall:.1f} s: {n / wall * 60:.1f} submissions per minute")
+        for _ in range(args.runs):
+            start = time.perf_counter()
+            proc = subprocess.run([sys.executable, "-m", "grader", "batch", str(root), "--csv",
+                                   str(Path(tmp) / "g.csv"), "--seed", "1"], cwd=args.repo, stderr=subprocess.PIPE,
+                                  text=True)
+            wall = time.perf_counter() - start
+            rows = (Path(tmp) / "g.csv").read_text().splitlines()[1:] if proc.returncode == 0 else []
+            if len(rows) != n:
+                sys.exit(f"batch failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
+            rates.append(n / wall * 60)
+            print(f"{n} submissions in {wall:.1f} s: {rates[-1]:.1f} submissions per minute", flush=True)
+            (Path(tmp) / "g.csv").unlink()
+    if args.runs > 1:
+        print(f"median of {args.runs} runs: {statistics.median(rates):.1f} submissions per minute")
 
 
 if __name__ == "__main__":

@@ -4,9 +4,11 @@ Grades every folder in SUBMISSIONS_DIR (one per student: a copy of exercises/, o
 repository as `gh classroom clone student-repos` makes them, whose exercises/ is graded) and writes a
 gradebook: one row per student, a column per exercise, the total, a status (ok, broken, tampering,
 timeout), the errors, and an audit of the repository's grader/ and .github/ against the course
-template. Each submission is graded by its own `python -m grader --path SUB --json ...` process
-(GRADER_JOBS=1: one worker each), several at once; one that outlives --timeout is killed with
-everything it started, and its row says so. Every student gets the same seed, so the same inputs.
+template. The batch imports torch and starts the sandbox's zygote once; each submission is graded
+by a fresh fork of the batch (one worker each when several run at once; more for one that would
+leave cores idle) over fresh channels to that zygote, whose children end with them. One that outlives --timeout is killed with everything it
+started, and its row says so; one graded while the zygote died is graded again on a new one.
+Every student gets the same seed, so the same inputs.
 """
 import argparse
 import csv
@@ -14,14 +16,15 @@ import json
 import os
 import random
 import signal
-import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
+import traceback
+from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 
-from .exercises import REPO, UnknownExercise, select
+from .exercises import UnknownExercise, select
 from .status import BatchStatus, Status
 
 
@@ -39,6 +42,7 @@ def parse(argv):
 
 
 ERROR_LIMIT = 4000          # characters of the error column; a longer one says how much was cut
+MAX_TRIES = 3               # gradings of one submission cut short by the zygote's death, before giving up
 FAULTS = {"crashed", "import", "spent", "grader"}
 
 
@@ -51,39 +55,164 @@ def is_repository(folder):
     return any((folder / name).exists() for name in (".git", ".github", "grader"))
 
 
-def grade_one(folder, exercises, seed, timeout):
-    """Grades one folder in a child process; returns (JSON report or None, status, error)."""
-    with tempfile.TemporaryDirectory(prefix="grade-batch-") as tmp:
-        out, log = Path(tmp) / "report.json", Path(tmp) / "log.txt"
-        cmd = [sys.executable, "-m", "grader", *exercises, "--path", str(exercises_of(folder).resolve()),
-               "--seed", str(seed), "--json", str(out), "--require-isolation"]
-        env = {**os.environ, "GRADER_JOBS": "1", "NO_COLOR": "1"}
-        with open(log, "wb") as sink:
-            proc = subprocess.Popen(cmd, cwd=REPO, stdin=subprocess.DEVNULL, stdout=sink, stderr=sink,
-                                    env=env, start_new_session=True)
-            try:
-                code = proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                code = None
-            finally:
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)   # the grader and anything left behind
-                except ProcessLookupError:
-                    pass
-                proc.wait()
-        if code is None:
-            return None, BatchStatus.TIMEOUT, f"grading took longer than {timeout:g} s"
-        if code == 3:       # the sandbox lacks the course minimum: no student is graded like that
-            raise IsolationRefused(log.read_bytes()[-3000:].decode(errors="replace").strip())
-        try:
-            return json.loads(out.read_text()), BatchStatus.OK, ""
-        except (OSError, ValueError):
-            tail = log.read_bytes()[-2000:].decode(errors="replace").strip().splitlines()
-            return None, BatchStatus.BROKEN, f"the grader exited {code}: " + (tail[-1] if tail else "no output")
-
-
 class IsolationRefused(Exception):
-    """A grader refused to run: the batch stops, and says why, rather than fill a gradebook."""
+    """The sandbox lacks what a course's grade needs: the batch stops, and says why, rather than
+    fill a gradebook."""
+
+
+class SandboxLost(Exception):
+    """The zygote could not be (re)started: the batch stops rather than blame students for it."""
+
+
+@dataclass
+class Job:
+    folder: Path
+    pid: int
+    started: float
+    result: Path
+    log: Path
+    generation: int          # which zygote it was graded with
+    tries: int
+
+
+def _worker(folder, exercises, seed, attached, require, result, log):
+    """In the forked worker: grades one folder over its own channel, writes the outcome as JSON,
+    and never returns."""
+    code = 1
+    try:
+        os.setpgid(0, 0)                    # a Ctrl-C reaches the batch, which ends its workers
+        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        from . import report, session
+        from .__main__ import bound_the_grader
+        from .sandbox import IsolationError
+        bound_the_grader()
+        try:
+            results = session.run(exercises, exercises_of(folder).resolve(), seed, "cpu", attached, require)
+            outcome = {"report": report.to_json(results, seed)}
+        except IsolationError as e:
+            outcome = {"isolation": str(e)}
+        except Exception as e:
+            outcome = {"error": f"{type(e).__name__}: {e}"}
+        if not attached.channel(0).answers():   # what was graded while the zygote died is no student's doing
+            outcome = {"lost": True}
+        with open(result, "w") as f:
+            json.dump(outcome, f)
+        code = 0
+    except BaseException:
+        traceback.print_exc()               # to the log, whose last line the row quotes
+        sys.stderr.flush()
+    finally:
+        os._exit(code)
+
+
+class Pool:
+    """Forked workers sharing one zygote: the batch imported torch and started the zygote once;
+    each submission gets a fresh worker (a fork of the batch, so nothing of one student's grading
+    outlives it) and a fresh channel, whose children end with it."""
+
+    def __init__(self, exercises, seed, require, jobs, timeout, tmp):
+        self.exercises, self.seed, self.require = exercises, seed, require
+        self.jobs, self.timeout, self.tmp = jobs, timeout, Path(tmp)
+        self.zygote, self.generation, self.running, self.started = None, 0, {}, 0
+        self._restart()
+
+    def _restart(self):
+        from .sandbox.zygote import Zygote
+        if self.zygote is not None:
+            self.zygote.close()
+        self.zygote = Zygote(1, "cpu")
+        self.generation += 1
+        from . import session       # imports torch while the zygote does the same
+        from .sandbox import IsolationError
+        session.torch.set_num_threads(1)     # before any fork: a process that never spun threads forks safely
+        try:
+            attached = self.zygote.attach()
+            try:
+                session.check_isolation(attached.channel(0), self.require)
+            finally:
+                attached.close()
+        except IsolationError as e:
+            raise IsolationRefused(str(e)) from None
+        except RuntimeError as e:
+            raise SandboxLost(str(e)) from None
+
+    def start(self, folder, tries=1, workers=1):
+        """Starts grading one folder, with `workers` of its own (more than one only where no other
+        submission would take the cores)."""
+        self.started += 1
+        result, log = self.tmp / f"{self.started}.json", self.tmp / f"{self.started}.log"
+        try:
+            attached = self.zygote.attach(workers)
+        except OSError:                     # the zygote died between two submissions
+            self.replace_lost_zygote(self.generation, "between two submissions")
+            attached = self.zygote.attach(workers)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            self.zygote.keep_only(-1)       # the worker holds no channel but its own
+            _worker(folder, self.exercises, self.seed, attached, self.require, result, log)
+        try:
+            os.setpgid(pid, pid)            # as the worker does itself: whichever comes first
+        except OSError:
+            pass
+        attached.close()                    # the worker's alone now: it closes when the worker ends
+        self.running[pid] = Job(folder, pid, time.monotonic(), result, log, self.generation, tries)
+
+    def finished(self):
+        """Waits for the next worker to end; returns (job, report or None, status, error)."""
+        while True:
+            now = time.monotonic()
+            for pid, job in list(self.running.items()):
+                if now - job.started > self.timeout:
+                    _kill(pid)
+                    del self.running[pid]
+                    return job, None, BatchStatus.TIMEOUT, f"grading took longer than {self.timeout:g} s"
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    del self.running[pid]
+                    return (job, *self._outcome(job, status))
+            time.sleep(0.02)
+
+    def _outcome(self, job, status):
+        try:
+            outcome = json.loads(job.result.read_text())
+        except (OSError, ValueError):
+            tail = job.log.read_bytes()[-2000:].decode(errors="replace").strip().splitlines()
+            why = f"killed by {signal.Signals(os.WTERMSIG(status)).name}" if os.WIFSIGNALED(status) else \
+                f"exited {os.waitstatus_to_exitcode(status)}"
+            return None, BatchStatus.BROKEN, f"the grader {why}: " + (tail[-1] if tail else "no output")
+        if "isolation" in outcome:
+            raise IsolationRefused(outcome["isolation"])
+        if "lost" in outcome:
+            return None, "lost", ""
+        if "error" in outcome:
+            return None, BatchStatus.BROKEN, f"the grader failed: {outcome['error']}"
+        return outcome["report"], BatchStatus.OK, ""
+
+    def replace_lost_zygote(self, generation, when):
+        """After the zygote was found dead: a new one, unless that happened already."""
+        if generation == self.generation:
+            print(f"\nthe sandbox's zygote died {when}: starting a new one", file=sys.stderr)
+            self._restart()
+
+    def close(self):
+        for pid in list(self.running):
+            _kill(pid)
+        self.running.clear()
+        if self.zygote is not None:
+            self.zygote.close()
+
+
+def _kill(pid):
+    for kill in (os.killpg, os.kill):       # the worker and anything it started
+        try:
+            kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    os.waitpid(pid, 0)
 
 
 def verdict(report, ids):
@@ -143,6 +272,44 @@ def audit_of(folder):
     return "; ".join(findings) if findings else "clean"
 
 
+def grade_all(folders, exercises, seed, jobs, timeout, ids):
+    """One row per folder, `jobs` at a time; progress on stderr."""
+    rows, start, waiting = [], time.monotonic(), deque((f, 1) for f in folders)
+    require = course_minimum_here()
+    with tempfile.TemporaryDirectory(prefix="grade-batch-") as tmp:
+        pool = Pool(exercises, seed, require, jobs, timeout, tmp)
+        try:
+            while waiting or pool.running:
+                while waiting and len(pool.running) < jobs:
+                    folder, tries = waiting.popleft()
+                    spare = jobs - len(pool.running) - len(waiting)     # cores no other submission will take
+                    pool.start(folder, tries, max(1, spare))
+                job, report, status, error = pool.finished()
+                if status == "lost":
+                    pool.replace_lost_zygote(job.generation, f"while {job.folder.name} was graded")
+                    if job.tries < MAX_TRIES:
+                        waiting.appendleft((job.folder, job.tries + 1))
+                        continue
+                    report, status, error = None, BatchStatus.BROKEN, f"the sandbox died each of the {MAX_TRIES} times " \
+                                                            "this submission was graded"
+                rows.append(row(job.folder.name, report, status, error, ids, audit_of(job.folder)))
+                score = f"{report['score']:g}" if report else status
+                end = "\r" if sys.stderr.isatty() and len(rows) < len(folders) else "\n"
+                print(f"[{len(rows)}/{len(folders)}] {time.monotonic() - start:5.0f} s  {job.folder.name}: {score}"
+                      [:100].ljust(60), end=end, file=sys.stderr, flush=True)
+        finally:
+            pool.close()
+    return rows
+
+
+def course_minimum_here():
+    """The layers every batch requires, unless told to grade with less (as --require-isolation)."""
+    from .sandbox.host import course_minimum
+    if os.environ.get("GRADER_ALLOW_WEAK_ISOLATION") == "1":
+        return ()
+    return course_minimum(os.geteuid() == 0)
+
+
 def main(argv):
     try:
         args = parse(argv)
@@ -151,7 +318,8 @@ def main(argv):
     root = Path(args.submissions)
     problem = None if root.is_dir() else f"no such folder: {root}"
     try:
-        ids = [ex.id for ex in select(args.exercises)]
+        exercises = select(args.exercises)
+        ids = [ex.id for ex in exercises]
     except UnknownExercise as e:
         problem = problem or str(e)
     if problem:
@@ -159,27 +327,17 @@ def main(argv):
         return 2
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1, 10**6)
     folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    print(f"Grading {len(folders)} submissions in {root} with seed {seed}, {args.jobs} at a time",
+    jobs = max(1, args.jobs)
+    print(f"Grading {len(folders)} submissions in {root} with seed {seed}, {jobs} at a time",
           file=sys.stderr)
-    rows, start = [], time.monotonic()
-    with ThreadPoolExecutor(max(1, args.jobs)) as pool:
-        futures = {pool.submit(grade_one, f, args.exercises, seed, args.timeout): f for f in folders}
-        for done, future in enumerate(as_completed(futures), 1):
-            folder = futures[future]
-            try:
-                report, status, error = future.result()
-            except IsolationRefused as e:
-                for f in futures:
-                    f.cancel()
-                print(f"\npython -m grader batch: stopped, no gradebook written. {e}", file=sys.stderr)
-                return 3
-            except Exception as e:     # the batch goes on whatever one submission did
-                report, status, error = None, BatchStatus.BROKEN, f"{type(e).__name__}: {e}"
-            rows.append(row(folder.name, report, status, error, ids, audit_of(folder)))
-            score = f"{report['score']:g}" if report else status
-            end = "\r" if sys.stderr.isatty() and done < len(folders) else "\n"
-            print(f"[{done}/{len(folders)}] {time.monotonic() - start:5.0f} s  {folder.name}: {score}"[:100].ljust(60),
-                  end=end, file=sys.stderr, flush=True)
+    try:
+        rows = grade_all(folders, exercises, seed, jobs, args.timeout, ids)
+    except IsolationRefused as e:
+        print(f"\npython -m grader batch: stopped, no gradebook written. python -m grader: {e}", file=sys.stderr)
+        return 3
+    except SandboxLost as e:
+        print(f"\npython -m grader batch: stopped, no gradebook written. {e}", file=sys.stderr)
+        return 1
     rows.sort(key=lambda r: r["student"])
     with open(args.csv, "w", newline="") as f:
         writer = csv.DictWriter(f, ["student", *ids, "total", "status", "error", "audit"], extrasaction="ignore")

@@ -261,6 +261,42 @@ def test_batch_cuts_a_long_error_with_a_visible_marker():
     assert long.startswith("y" * ERROR_LIMIT) and long.endswith("[... 123 more characters cut]")
 
 
+ZYGOTE_DIES = """
+import json, os, signal, sys
+from pathlib import Path
+import grader.batch as batch
+from grader.exercises import select
+
+def kill_zygote(pool):
+    os.killpg(pool.zygote.process.pid, signal.SIGKILL)
+    pool.zygote.process.wait()
+
+start = batch.Pool.start
+def start_then_kill(pool, folder, *rest):
+    if pool.started == 2:       # between two submissions
+        kill_zygote(pool)
+    start(pool, folder, *rest)
+    if pool.started == 1:       # while the first is graded
+        kill_zygote(pool)
+batch.Pool.start = start_then_kill
+folders = [Path(p) for p in sys.argv[1:]]
+print(json.dumps(batch.grade_all(folders, select(["02"]), 5, 1, 300, ["02"])))
+"""
+
+
+def test_batch_replaces_a_zygote_that_dies_and_grades_again_what_it_cut_short(tmp_path):
+    folders = []
+    for name in ("ann", "bob"):
+        (tmp_path / name).mkdir()
+        shutil.copy(REPO / "solutions" / "02_split_heads.py", tmp_path / name)
+        folders.append(str(tmp_path / name))
+    proc = run([sys.executable, "-c", ZYGOTE_DIES, *folders], env=ENV)
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout)
+    assert [(r["student"], r["02"], r["status"]) for r in rows] == [("ann", 10.0, "ok"), ("bob", 10.0, "ok")]
+    assert proc.stderr.count("zygote died") == 2, proc.stderr
+
+
 def test_batch_kills_a_submission_past_its_timeout(tmp_path):
     (tmp_path / "class" / "slow").mkdir(parents=True)
     out = tmp_path / "grades.csv"

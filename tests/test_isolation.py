@@ -71,6 +71,33 @@ def test_the_child_holds_nothing_of_the_grader(zygote):
         assert 0 not in seen["uid"], seen["uid"]
 
 
+def try_to_reach_other_children(module):
+    import os
+    tried = {}
+    for name, attempt in (("setpriority", lambda: os.setpriority(os.PRIO_USER, os.getuid(), 19)),
+                          ("sched_setaffinity", lambda: os.sched_setaffinity(os.getpid(), os.sched_getaffinity(0))),
+                          ("sched_setscheduler", lambda: os.sched_setscheduler(os.getpid(), os.SCHED_OTHER,
+                                                                               os.sched_param(0)))):
+        try:
+            attempt()
+            tried[name] = "done"
+        except OSError as e:
+            tried[name] = type(e).__name__
+    return tried
+
+
+def test_a_child_cannot_change_how_other_children_are_scheduled(zygote):
+    """A batch grades several students at once on one zygote: no child renices or pins another
+    (asked by pid, even its own, or for a whole uid), whatever uid the children run as."""
+    box = _box(zygote, "def f():\n    return 1\n")
+    try:
+        tried = box.call_unwatched(try_to_reach_other_children)
+    finally:
+        box.close()
+    if "seccomp" in box.layers:
+        assert set(tried.values()) == {"PermissionError"}, tried
+
+
 def test_the_child_cannot_read_the_repository_nor_secrets(zygote):
     targets = [str(REPO / "grader" / "tests"), str(REPO / "grader" / "tests" / "test_05_softmax.py"),
                str(REPO / "solutions" / "05_softmax.py"), "/etc/shadow", f"/proc/{os.getpid()}/environ"]

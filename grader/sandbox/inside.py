@@ -5,10 +5,11 @@ that works. This process never imports the grader, its hidden tests or the refer
 no expected value: it imports the standard library, torch, numpy and its three siblings (wire,
 watch, lockdown), which it hides again before a submission runs.
 
-Each FD is a control socket, one per grading worker. A worker asks for a child by sending three
-descriptors (requests in, replies out, the file the child's printing goes to). The child locks
-itself down (lockdown.py), receives the submission's source as bytes (it never opens the
-learner's file), and then runs one probe per request. Everything it sends back is a frame of
+Each FD is a control socket, one per grading worker; more can be handed in over one (batch: a
+fresh one per submission), and a channel that closes takes its children with it. A worker asks
+for a child by sending three descriptors (requests in, replies out, the file the child's
+printing goes to). The child locks itself down (lockdown.py), receives the submission's source
+as bytes (it never opens the learner's file), and then runs one probe per request. Everything it sends back is a frame of
 plain data (wire.py) carrying the token the grader gave it; a finding of the watch is sent the
 moment it is made, so nothing that runs later can take it back.
 """
@@ -69,7 +70,20 @@ def main():
              "landlock_abi": lockdown.landlock_abi(), "platform": sys.platform}
     for s in socks:
         s.sendall(json.dumps(ready).encode())
-    children = {}
+    children = {s: {} for s in socks}      # per channel: its own ids, so two workers never collide
+
+    def drop(s):    # the worker is gone (or killed): whatever it left running goes with it
+        socks.remove(s)
+        for pid in children.pop(s).values():
+            _end(pid)
+        s.close()
+
+    def answer(s, message):
+        try:
+            s.sendall(json.dumps(message).encode())
+        except OSError:
+            drop(s)
+
     while socks:
         for s in select.select(socks, [], [])[0]:
             try:
@@ -77,11 +91,9 @@ def main():
             except OSError:
                 msg, fds = b"", []
             if not msg:
-                socks.remove(s)
-                s.close()
+                drop(s)
                 continue
             req = json.loads(msg)
-            key = (s.fileno(), req["id"])
             if req["op"] == "spawn":
                 pid = os.fork()
                 if pid == 0:
@@ -100,12 +112,18 @@ def main():
                         os._exit(code)
                 for fd in fds:
                     os.close(fd)
-                children[key] = pid
+                children[s][req["id"]] = pid
+            elif req["op"] == "channel" and len(fds) == 1:     # a fresh channel (batch: one per submission)
+                fresh = socket.socket(fileno=fds[0])
+                socks.append(fresh)
+                children[fresh] = {}
+            elif req["op"] == "ping":
+                answer(s, {"op": "pong"})
             elif req["op"] == "end":
-                status = _end(children.pop(key, None))
-                s.sendall(json.dumps({"op": "ended", "id": req["id"], "status": status}).encode())
-    for pid in children.values():
-        _end(pid)
+                answer(s, {"op": "ended", "id": req["id"], "status": _end(children[s].pop(req["id"], None))})
+    for mine in children.values():
+        for pid in mine.values():
+            _end(pid)
 
 
 def _warm_up():

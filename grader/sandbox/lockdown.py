@@ -8,7 +8,8 @@ layers were active and refuse to grade a course with fewer than it requires:
 - uid: when started as root, a uid of its own with no capabilities, verified after the drop;
 - landlock: the file system reads only Python's own folders, and writes nowhere;
 - seccomp: no exec, fork or threads, signals only to itself, no ptrace, no other process's
-  memory, no sockets, no opening a file for writing, no mounts or namespaces.
+  memory or scheduling, no sockets, no System V IPC or message queues, no opening a file for
+  writing, no mounts or namespaces.
 (The namespace layer, bubblewrap, is set up from outside, by host.py.)
 """
 import ctypes
@@ -170,7 +171,15 @@ _DENIED = (
     "reboot", "sethostname", "setdomainname", "kexec_load", "init_module", "finit_module",
     "delete_module", "fanotify_init", "quotactl", "move_mount", "open_tree", "fsopen", "fsmount",
     "fspick", "mount_setattr",
+    # what children of one zygote share (a batch grades several students' at once on one): System V
+    # IPC and POSIX message queues of its IPC namespace, and other processes' scheduling and memory
+    "shmget", "shmat", "shmdt", "shmctl", "msgget", "msgsnd", "msgrcv", "msgctl", "semget", "semop",
+    "semtimedop", "semctl", "mq_open", "mq_unlink", "mq_timedsend", "mq_timedreceive", "mq_notify",
+    "mq_getsetattr", "setpriority", "ioprio_set",
 )
+# Calls allowed on the process itself only (pid 0), never on another child of the zygote.
+_SELF_ONLY = ("sched_setaffinity", "sched_setscheduler", "sched_setparam", "sched_setattr", "migrate_pages",
+              "move_pages")
 
 
 def seccomp():
@@ -194,6 +203,11 @@ def seccomp():
     f.add_rule(deny, "rt_sigqueueinfo", sc.Arg(0, sc.NE, me))
     f.add_rule(deny, "rt_tgsigqueueinfo", sc.Arg(0, sc.NE, me))
     f.add_rule(deny, "prlimit64", sc.Arg(0, sc.NE, 0))
+    for name in _SELF_ONLY:
+        try:
+            f.add_rule(deny, name, sc.Arg(0, sc.NE, 0))
+        except Exception:
+            pass
     f.add_rule(deny, "ioctl", sc.Arg(1, sc.EQ, TIOCSTI))
     for flag in WRITE_FLAGS:
         if flag:

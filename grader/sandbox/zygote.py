@@ -1,5 +1,5 @@
 """The sandbox's process lifecycle: start the zygote (under bubblewrap where it works), hand
-out one control channel per grading worker, and end it.
+out one control channel per grading worker (in a batch, a fresh one per submission), and end it.
 
 Imports nothing heavy, so `python -m grader` starts the zygote (which imports torch) before it
 imports torch itself: the two imports overlap.
@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -35,9 +36,11 @@ class Zygote:
         self.bwrap = _bwrap_command(device) if "namespaces" not in disabled else None
         python = [sys.executable, "-I", "-B", os.path.join(HERE, "inside.py"), *map(str, theirs)]
         command = self.bwrap + ["--", *python] if self.bwrap else python
+        # a file, not a pipe: nobody reads it until something fails, and a full pipe would stall a long batch
+        self.log = tempfile.TemporaryFile()
         self.process = subprocess.Popen(command, pass_fds=theirs, env=_sandbox_env(), cwd="/",
                                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.PIPE, start_new_session=True)
+                                        stderr=self.log, start_new_session=True)
         for _, t in pairs:
             t.close()
         self.ready = None
@@ -51,7 +54,9 @@ class Zygote:
             if not message or message.get("op") != "ready":
                 if self.process.poll() is None:
                     self.process.kill()
-                why = self.process.stderr.read().decode(errors="replace")[-2000:]
+                self.process.wait()
+                self.log.seek(0)
+                why = self.log.read().decode(errors="replace")[-2000:]
                 self.close()
                 raise RuntimeError(f"the sandbox did not start: {why.strip() or 'no reason given'}")
             for s in self.sockets[1:]:
@@ -61,6 +66,25 @@ class Zygote:
 
     def channel(self, i):
         return Channel(self, self.sockets[i], i)
+
+    def attach(self, channels=1):
+        """Fresh control channels to this running zygote, handed in over the first one, as a
+        zygote that session.run takes: a batch grades each submission with its own, so no child
+        id, reply or leftover child of one submission can reach another. The children asked for
+        over a channel end when it closes."""
+        mine = []
+        for _ in range(channels):
+            ours, theirs = socket.socketpair(socket.AF_UNIX, self.sockets[0].type)
+            mine.append(ours)
+            try:
+                socket.send_fds(self.sockets[0], [json.dumps({"op": "channel"}).encode()], [theirs.fileno()])
+            except OSError:
+                for s in mine:
+                    s.close()
+                raise
+            finally:
+                theirs.close()
+        return Attached(self, mine)
 
     def keep_only(self, i):
         """In a forked worker: its own channel stays, the others close."""
@@ -80,14 +104,49 @@ class Zygote:
             except OSError:
                 pass
             self.process.wait()
-        if self.process.stderr:
-            self.process.stderr.close()
+        self.log.close()
+
+
+class Attached:
+    """Fresh channels to a zygote started elsewhere (by the batch), as session.run takes a
+    zygote; closing them ends the children asked for over them, never the zygote."""
+
+    def __init__(self, zygote, sockets):
+        self.device, self.bwrap, self.ready = zygote.device, zygote.bwrap, zygote.wait_ready()
+        self.sockets = sockets
+
+    def wait_ready(self):
+        return self.ready
+
+    def channel(self, i):
+        return Channel(self, self.sockets[i], i)
+
+    def keep_only(self, i):
+        for j, s in enumerate(self.sockets):
+            if j != i:
+                s.close()
+
+    def close(self):
+        for s in self.sockets:
+            s.close()
 
 
 class Channel:
     def __init__(self, zygote, sock, index):
         self.zygote, self.sock, self.index = zygote, sock, index
         self.count = 0
+
+    def answers(self):
+        """Whether the zygote still answers on this channel (a batch asks after each submission:
+        results graded while it died are not a student's)."""
+        deadline = time.monotonic() + 10
+        try:
+            self.sock.send(json.dumps({"op": "ping"}).encode())
+            while _recv_json(self.sock, deadline).get("op") != "pong":
+                pass                # a late answer to an `end` that timed out
+            return True
+        except (OSError, EOFError, TimeoutError, ValueError):
+            return False
 
     def spawn(self, fds, **settings):
         self.count += 1
@@ -97,9 +156,12 @@ class Channel:
 
     def end(self, child_id):
         """Kills the child if it still runs; its wait status (None if the zygote had none)."""
+        deadline = time.monotonic() + 10
         try:
             self.sock.send(json.dumps({"op": "end", "id": child_id}).encode())
-            reply = _recv_json(self.sock, time.monotonic() + 10)
+            reply = _recv_json(self.sock, deadline)
+            while reply.get("id") != child_id:      # a late answer to an earlier `end` that timed out
+                reply = _recv_json(self.sock, deadline)
         except (OSError, EOFError, TimeoutError):
             return None
         return reply.get("status")
