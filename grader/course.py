@@ -204,6 +204,9 @@ def exercise_problems(ex):
     if len(mutants) < MIN_MUTANTS:
         problems.append(f"{ex.label}: {len(mutants)} mutant(s) in {rel(MUTANTS)}/{ex.stem}__*.py or .patch; "
                         f"write at least {MIN_MUTANTS} (known mistakes the tests must catch)")
+    for copy in variants(MUTANTS, ex, (".py",)):
+        problems.append(f"{ex.label}: {rel(copy)} is a full copy of the reference: keep it as a patch with "
+                        f"`python tests/patches.py {rel(copy)}`")
     if len(variants(ALTERNATIVES, ex, (".py",))) < MIN_ALTERNATIVES:
         problems.append(f"{ex.label}: no alternative in {rel(ALTERNATIVES)}/{ex.stem}__*.py; write at least "
                         f"{MIN_ALTERNATIVES} (another right way, which must earn full marks)")

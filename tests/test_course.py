@@ -12,8 +12,8 @@ import pytest
 from helpers import REPO
 
 # What the course tools and one graded exercise need of the repository (no tests, no bench).
-COPIED = ("grader", "exercises", "solutions", "tests/mutants", "tests/alternatives", "README.md", ".github",
-          "pytest.ini", ".gitignore")
+COPIED = ("grader", "exercises", "solutions", "tests/mutants", "tests/alternatives", "tests/patches.py",
+          "README.md", ".github", "pytest.ini", ".gitignore")
 
 
 def course(cwd, *args):
@@ -61,7 +61,7 @@ def test_check_names_every_problem_and_sync_mends_what_is_derived(copy):
     (copy / "exercises/hints/04_mask.md").write_text((copy / "exercises/hints/04_mask.md").read_text()
                                                       + "\n## when: no_such_mistake\nText.\n")
     edit(copy / "exercises/06_weight_values.md", "## Complexity", "## Cost")
-    for mutant in (copy / "tests/mutants").glob("07_merge_heads__*.py"):
+    for mutant in (copy / "tests/mutants").glob("07_merge_heads__*.*"):
         mutant.unlink()
     (copy / "grader/public/test_09_scaled_dot_product_attention.py").unlink()
     edit(copy / ".github/workflows/classroom.yml", "runners: ex01,", "runners: ")
@@ -147,7 +147,10 @@ def test_adding_exercise_16_touches_only_its_own_files(copy):
     edit(copy / "grader/public/test_16_toy.py", "close(ex.toy(x), x, ex)", "close(ex.toy(x), 2 * x, ex)")
     edit(copy / "exercises/hints/16_toy.md", "## when: test_matches_the_oracle", "## when: unchanged")
     for what, header, body in (("triple", "uncatalogued: triples", "3 * x"), ("same", "mistake: unchanged", "x.clone()")):
-        (copy / f"tests/mutants/16_toy__{what}.py").write_text(f"# {header}\ndef toy(x):\n    return {body}\n")
+        (copy / f"tests/mutants/16_toy__{what}.py").write_text(f"# {header}\n" + TOY_SOLUTION.replace("2 * x", body))
+    mutants = sorted(str(p.relative_to(copy)) for p in (copy / "tests/mutants").glob("16_toy__*.py"))
+    proc = subprocess.run([sys.executable, "tests/patches.py", *mutants], cwd=copy, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr            # each becomes a small patch
     (copy / "tests/alternatives/16_toy__add.py").write_text("def toy(x):\n    return x + x\n")
 
     assert course(copy, "sync").returncode == 0
@@ -172,8 +175,8 @@ def test_adding_exercise_16_touches_only_its_own_files(copy):
     print(stat)
     changed = set(re.findall(r"^ (\S+)\s+\|", stat, re.M))
     own = {"exercises/16_toy.py", "exercises/16_toy.md", "exercises/hints/16_toy.md", "solutions/16_toy.py",
-           "grader/tests/test_16_toy.py", "grader/public/test_16_toy.py", "tests/mutants/16_toy__triple.py",
-           "tests/mutants/16_toy__same.py", "tests/alternatives/16_toy__add.py"}
+           "grader/tests/test_16_toy.py", "grader/public/test_16_toy.py", "tests/mutants/16_toy__triple.patch",
+           "tests/mutants/16_toy__same.patch", "tests/alternatives/16_toy__add.py"}
     derived = {"README.md", ".github/workflows/classroom.yml"}
     assert changed == own | derived, stat
 
