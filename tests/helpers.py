@@ -10,6 +10,7 @@ batch) run `python -m grader` as a subprocess.
 import json
 import multiprocessing
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -22,6 +23,9 @@ sys.path.insert(0, str(REPO))
 from grader.exercises import all_exercises  # noqa: E402
 
 EXERCISES = all_exercises()
+# One random seed for a whole `make test` run, beside the fixed ones: the environment carries it to
+# pytest-xdist's workers (each collects the tests again, and must name them alike) and replays it.
+RUN_SEED = int(os.environ.setdefault("GRADER_TESTS_SEED", str(random.SystemRandom().randrange(3, 10**6))))
 IDS = [ex.id for ex in EXERCISES]
 WARM = ("torch", "numpy", "pytest")      # what every grade imports before it grades
 _server = None

@@ -1,11 +1,10 @@
 """The reference earns full marks on every exercise; every stub earns zero on every test."""
-import random
 
 import pytest
 
-from helpers import EXERCISES, IDS, REPO, by_id, grade
+from helpers import EXERCISES, IDS, REPO, RUN_SEED, by_id, grade
 
-SEEDS = [1, 2, random.SystemRandom().randrange(3, 10**6)]
+SEEDS = [1, 2, RUN_SEED]
 
 
 @pytest.mark.parametrize("seed", SEEDS)
