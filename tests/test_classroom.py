@@ -22,6 +22,7 @@ from workflow_emulator import REPORTER, Job, emulated_venv, reporter_figures
 WORKFLOW = REPO / ".github" / "workflows" / "classroom.yml"
 SOLVED = [ex for ex in EXERCISES if (REPO / "solutions" / ex.filename).is_file()]
 RUNNERS = [f"ex{ex.id}" for ex in EXERCISES] + ["audit"]
+MAX = 10 * len(EXERCISES)          # every exercise is worth 10
 ENV = {"GRADER_ALLOW_WEAK_ISOLATION": "1", "NO_COLOR": "1"}
 SHA = "1c0ffee5d2"
 SEED = int(SHA[:7], 16)          # the workflow's seed: $((16#${GITHUB_SHA:0:7}))
@@ -142,7 +143,7 @@ def test_a_student_grader_edited_to_pass_everything_still_records_the_true_grade
     assert outcomes["Grade every exercise"] == "success", job.log
     assert outcomes["Record 0, with the reason, if the grading step did not report"] == "skipped"
     _, truth, out = grade(student / "exercises", seed=SEED, env=ENV)
-    assert 0 < truth["score"] < 150, out
+    assert 0 < truth["score"] < MAX, out
     check_reporter_shows(text, truth)
     assert "changed from the course template: modified: grader/session.py" in text
     assert "changed from the course template: modified: .github/workflows/classroom.yml" in text
@@ -155,7 +156,7 @@ def test_a_missing_exercises_folder_records_zero_with_its_reason(tmp_path):
     shutil.rmtree(student / "exercises")
     job, outcomes, text = emulate(tmp_path, student)
     assert outcomes["Grade every exercise"] == "success", job.log
-    assert "::notice title=Autograding complete::Points 0/150" in text
+    assert f"::notice title=Autograding complete::Points 0/{MAX}" in text
     assert "is missing: not attempted" in text
 
 
@@ -169,7 +170,7 @@ def test_a_grading_step_that_dies_still_records_zero_and_saves_the_venv(tmp_path
     job, outcomes, text = emulate(tmp_path, student, overrides={"Install": broken_install})
     assert outcomes["Grade every exercise"] == "skipped"
     assert outcomes["Record 0, with the reason, if the grading step did not report"] == "success"
-    assert outcomes["Autograding Reporter"] == "failure" and "Points 0/150" in text
+    assert outcomes["Autograding Reporter"] == "failure" and f"Points 0/{MAX}" in text
     assert "install 'failure'" in text
     # A failed grade still saves the venv (the save step waits only for the install), and the
     # next push restores it instead of installing.
@@ -179,7 +180,7 @@ def test_a_grading_step_that_dies_still_records_zero_and_saves_the_venv(tmp_path
     quick = {"Install": emulated_venv, "Grade": partial_grade}
     job, outcomes, text = emulate(tmp_path / "again", student, cache_dir=tmp_path / "cache", overrides=quick)
     assert outcomes["Save the virtualenv, whatever the grade"] == "success"
-    assert outcomes["Autograding Reporter"] == "failure" and "Points 0/150" in text
+    assert outcomes["Autograding Reporter"] == "failure" and f"Points 0/{MAX}" in text
     job, outcomes, text = emulate(tmp_path / "third", student, cache_dir=tmp_path / "cache", overrides=quick)
     assert outcomes["Restore the grader's virtualenv"] == "success"
     assert outcomes["Install CPU-only PyTorch and the grader's requirements"] == "skipped"   # a cache hit
@@ -221,7 +222,7 @@ def test_reporter_shows_the_exact_grade_for_random_partial_submissions(tmp_path,
            **{f"{r.upper()}_RESULTS": pairs[r] for r in runners}}
     node = subprocess.run(["node", str(REPORTER)], env=env, capture_output=True, text=True, timeout=120)
     check_reporter_shows(node.stdout, report)
-    assert 0 < report["score"] < 150
+    assert 0 < report["score"] < MAX
 
 
 def test_each_exercise_is_split_into_entries_of_one_weight():
