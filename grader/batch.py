@@ -1,4 +1,5 @@
 """python -m grader batch SUBMISSIONS_DIR --csv grades.csv [NN ...] [--seed N] [--jobs N] [--timeout S]
+                                                              [--reports DIR]
 
 Grades every folder in SUBMISSIONS_DIR (one per student: a copy of exercises/, or a whole student
 repository as `gh classroom clone student-repos` makes them, whose exercises/ is graded) and writes a
@@ -8,10 +9,12 @@ template. The batch imports torch and starts the sandbox's zygote once; each sub
 by a fresh fork of the batch (one worker each when several run at once; more for one that would
 leave cores idle) over fresh channels to that zygote, whose children end with them. One that outlives --timeout is killed with everything it
 started, and its row says so; one graded while the zygote died is graded again on a new one.
-Every student gets the same seed, so the same inputs.
+Every student gets the same seed, so the same inputs. With --reports, each student's own report
+(the page `python -m grader` prints, and its JSON) is written beside the gradebook, to hand back.
 """
 import argparse
 import csv
+import io
 import json
 import os
 import random
@@ -38,6 +41,8 @@ def parse(argv):
                         "(default: the number of cores)")
     parser.add_argument("--timeout", type=float, default=float(os.environ.get("GRADER_SUBMISSION_TIMEOUT", 900)),
                         help="seconds one submission may take in all (default: $GRADER_SUBMISSION_TIMEOUT or 900)")
+    parser.add_argument("--reports", metavar="DIR", help="also write each student's report there: STUDENT.txt "
+                        "(the page python -m grader prints) and STUDENT.json (its --json report)")
     return parser.parse_intermixed_args(argv)
 
 
@@ -73,6 +78,7 @@ class Job:
     log: Path
     generation: int          # which zygote it was graded with
     tries: int
+    page: str = ""           # the student's printed report
 
 
 def _worker(folder, exercises, seed, attached, require, result, log):
@@ -89,8 +95,11 @@ def _worker(folder, exercises, seed, attached, require, result, log):
         from .sandbox import IsolationError
         bound_the_grader()
         try:
-            results = session.run(exercises, exercises_of(folder).resolve(), seed, "cpu", attached, require)
-            outcome = {"report": report.to_json(results, seed)}
+            graded = exercises_of(folder).resolve()
+            results = session.run(exercises, graded, seed, "cpu", attached, require)
+            page = report.render(results, seed, str(graded), "".join(ex.id + " " for ex in exercises),
+                                 stream=io.StringIO())      # not a terminal: no colours
+            outcome = {"report": report.to_json(results, seed), "page": page}
         except IsolationError as e:
             outcome = {"isolation": str(e)}
         except Exception as e:
@@ -190,6 +199,7 @@ class Pool:
             return None, "lost", ""
         if "error" in outcome:
             return None, BatchStatus.BROKEN, f"the grader failed: {outcome['error']}"
+        job.page = outcome.get("page", "")
         return outcome["report"], BatchStatus.OK, ""
 
     def replace_lost_zygote(self, generation, when):
@@ -272,8 +282,8 @@ def audit_of(folder):
     return "; ".join(findings) if findings else "clean"
 
 
-def grade_all(folders, exercises, seed, jobs, timeout, ids):
-    """One row per folder, `jobs` at a time; progress on stderr."""
+def grade_all(folders, exercises, seed, jobs, timeout, ids, reports=None):
+    """One row per folder, `jobs` at a time; progress on stderr; each student's report in `reports`."""
     rows, start, waiting = [], time.monotonic(), deque((f, 1) for f in folders)
     require = course_minimum_here()
     with tempfile.TemporaryDirectory(prefix="grade-batch-") as tmp:
@@ -293,6 +303,8 @@ def grade_all(folders, exercises, seed, jobs, timeout, ids):
                     report, status, error = None, BatchStatus.BROKEN, f"the sandbox died each of the {MAX_TRIES} times " \
                                                             "this submission was graded"
                 rows.append(row(job.folder.name, report, status, error, ids, audit_of(job.folder)))
+                if reports is not None:
+                    hand_back(reports, job.folder.name, report, job.page, rows[-1])
                 score = f"{report['score']:g}" if report else status
                 end = "\r" if sys.stderr.isatty() and len(rows) < len(folders) else "\n"
                 print(f"[{len(rows)}/{len(folders)}] {time.monotonic() - start:5.0f} s  {job.folder.name}: {score}"
@@ -300,6 +312,17 @@ def grade_all(folders, exercises, seed, jobs, timeout, ids):
         finally:
             pool.close()
     return rows
+
+
+def hand_back(reports, name, report, page, cells):
+    """STUDENT.txt, the page the student would see, and STUDENT.json; a submission that could not be
+    graded gets its row's reason instead."""
+    if report is None:
+        page = f"Not graded: {cells['status']}. {cells['error']}"
+    else:
+        with open(reports / f"{name}.json", "w") as f:
+            json.dump(report, f, indent=2)
+    (reports / f"{name}.txt").write_text(page + "\n")
 
 
 def course_minimum_here():
@@ -322,6 +345,12 @@ def main(argv):
         ids = [ex.id for ex in exercises]
     except UnknownExercise as e:
         problem = problem or str(e)
+    reports = Path(args.reports) if args.reports else None
+    if reports is not None and not problem:
+        try:
+            reports.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            problem = f"cannot write reports to {reports}: {e.strerror}"
     if problem:
         print(f"python -m grader batch: {problem}", file=sys.stderr)
         return 2
@@ -331,7 +360,7 @@ def main(argv):
     print(f"Grading {len(folders)} submissions in {root} with seed {seed}, {jobs} at a time",
           file=sys.stderr)
     try:
-        rows = grade_all(folders, exercises, seed, jobs, args.timeout, ids)
+        rows = grade_all(folders, exercises, seed, jobs, args.timeout, ids, reports)
     except IsolationRefused as e:
         print(f"\npython -m grader batch: stopped, no gradebook written. python -m grader: {e}", file=sys.stderr)
         return 3
@@ -343,5 +372,6 @@ def main(argv):
         writer = csv.DictWriter(f, ["student", *ids, "total", "status", "error", "audit"], extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
-    print(f"Wrote {args.csv}: {len(rows)} students, seed {seed}", file=sys.stderr)
+    print(f"Wrote {args.csv}: {len(rows)} students, seed {seed}" +
+          (f"; their reports in {reports}/" if reports is not None else ""), file=sys.stderr)
     return 0

@@ -11,16 +11,17 @@ To add a mutant, copy the reference, make the bug, put the header on top, and
 `python tests/mutation.py [SEED ...] [--ex NN,NN]` (or `make mutants SEEDS="1 2" EX="09 14"`)
 prints the table and the totals; a mutant counts as caught only if it loses points on every seed.
 """
+import json
+import os
 import re
 import sys
 import tempfile
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from helpers import REPO, by_id, grade  # noqa: E402
+from helpers import REPO, by_id, run_grader  # noqa: E402
 import patches  # noqa: E402
 
 MUTANTS = REPO / "tests" / "mutants"
@@ -77,27 +78,39 @@ def rounds(items):
 
 
 def run(items, seeds):
-    def one(job):
-        group, seed = job
+    """Grades every file on every seed: for each seed, one `python -m grader batch` whose students
+    are the rounds (so one torch import and one zygote grade them all)."""
+    groups = rounds(items)
+    ids = sorted({v.id for v in items})
+    outcomes = []
+    for seed in seeds:
         with tempfile.TemporaryDirectory() as tmp:
-            for v in group:
-                (Path(tmp) / v.exercise_file).write_text(v.text)
-            _, report, text = grade(tmp, *[v.id for v in group], seed=seed)
-        results = by_id(report)
-        outcomes = []
-        for v in group:
-            ex = results[v.id]
-            failing = [t for t in ex["tests"] if not t["passed"]]
-            messages = [t["message"] for t in failing] + [ex.get("error", "")]
-            keys = [t.get("mistake") for t in failing if t.get("mistake")]
-            named = bool(v.mistake) and v.mistake in keys
-            diagnosis = keys[0] if keys else (next((m for m in messages if m), "").splitlines() or [""])[0]
-            outcomes.append(Outcome(v, seed, ex["score"], named, diagnosis[:70], keys[0] if keys else None, ex))
-        return outcomes
+            root, reports = Path(tmp) / "rounds", Path(tmp) / "reports"
+            for i, group in enumerate(groups):
+                (root / f"round{i:02d}").mkdir(parents=True)
+                for v in group:
+                    (root / f"round{i:02d}" / v.exercise_file).write_text(v.text)
+            code, text = run_grader(["batch", str(root), *ids, "--csv", str(Path(tmp) / "grades.csv"),
+                                     "--reports", str(reports), "--seed", str(seed)],
+                                    env={**os.environ, "NO_COLOR": "1"})
+            for i, group in enumerate(groups):
+                report = reports / f"round{i:02d}.json"
+                if not report.exists():
+                    said = (reports / f"round{i:02d}.txt").read_text() if (reports / f"round{i:02d}.txt").exists() else ""
+                    raise RuntimeError(f"round {i} ({', '.join(v.path.name for v in group)}) was not graded "
+                                       f"(batch exit {code}): {said or text[-2000:]}")
+                outcomes += [outcome(v, seed, by_id(json.loads(report.read_text()))[v.id]) for v in group]
+    return outcomes
 
-    jobs = [(group, seed) for seed in seeds for group in rounds(items)]
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        return [o for batch in pool.map(one, jobs) for o in batch]
+
+def outcome(v, seed, ex):
+    """What one exercise's part of the report says of the file `v`."""
+    failing = [t for t in ex["tests"] if not t["passed"]]
+    messages = [t["message"] for t in failing] + [ex.get("error", "")]
+    keys = [t.get("mistake") for t in failing if t.get("mistake")]
+    named = bool(v.mistake) and v.mistake in keys
+    diagnosis = keys[0] if keys else (next((m for m in messages if m), "").splitlines() or [""])[0]
+    return Outcome(v, seed, ex["score"], named, diagnosis[:70], keys[0] if keys else None, ex)
 
 
 def first_hint_speaks_to(o):

@@ -6,15 +6,18 @@ A cheat is `tests/cheats/NN_name__attack.py`, with a header:
     # expect: words its exercise's report must say (optional)
     # make: symlink=PATH | fifo | pad=BYTES | bytes=ESCAPED  (optional: how the submitted file is made)
     # runtime: words the report must say when the file is not read at all (optional)
-Adding a cheat is adding a file. The cheats are graded in batches (one per exercise in each
-submission) by the real grader, from a scratch copy of the repository, beside two exercises
-graded from the reference ("witnesses"); once as root, as CI runs, and once as an ordinary user
-(a `useradd` user, through `setpriv`), as a student or a GitHub runner would. For every run:
-the witnesses' JSON is byte-identical to a run without cheats, the scratch copy is unchanged,
-no process of the run is left, and neither the printed report nor the JSON holds a control
-character.
+Adding a cheat is adding a file. The cheats are put in submissions (one per exercise in each),
+each beside two exercises copied from the reference ("witnesses"), and graded as the students of
+one `python -m grader batch` (a shared zygote: the setting where one student could reach another),
+run from a scratch copy of the repository; once as root, as CI runs, and once as an ordinary user
+(a `useradd` user, through `setpriv`), as a student or a GitHub runner would. For every student:
+the witnesses' JSON is byte-identical to the baseline student's, who has no cheat, and neither
+the printed report (--reports) nor the JSON holds a control character; after the batch, the
+scratch copy is unchanged and no process of it is left. The run-time layers are also proved
+alone by plain `python -m grader` runs, and in a batch without cheats beside it.
 """
 import ast
+import csv
 import hashlib
 import json
 import os
@@ -143,55 +146,66 @@ def _prefix(mode):
     return prefix
 
 
-# -- the runs --------------------------------------------------------------------------------------
-def _start(work, name, cheats, prefix):
-    """Starts one grader run in its own scratch repository; returns what is needed to finish it."""
-    base = work / name
-    repo = base / "repo"
-    shutil.copytree(REPO / "grader", repo / "grader", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copytree(REPO / "solutions", repo / "solutions", ignore=shutil.ignore_patterns("__pycache__"))
-    sub = base / "submission"
-    sub.mkdir()
+# -- the runs ---------------------------------------------------------------------------------------
+def _student(root, name, cheats, repo):
+    """One student's folder: the cheats, each as its exercise's file, beside the witnesses' reference."""
+    folder = root / name
+    folder.mkdir()
     for cheat in cheats:
-        _submit(cheat, sub / f"{_exercise(cheat)}.py", repo)
+        _submit(cheat, folder / f"{_exercise(cheat)}.py", repo)
     for ex_id in WITNESSES:
         (reference,) = (REPO / "solutions").glob(f"{ex_id}_*.py")
-        shutil.copy(reference, sub / reference.name)
-    out = base / "out"
+        shutil.copy(reference, folder / reference.name)
+
+
+def _grade_batch(work, students, prefix):
+    """Grades every student of `students` ({name: cheats}) in one `python -m grader batch`, run from a
+    scratch copy of the repository by whoever `prefix` makes it; returns one run per student (its
+    gradebook row, printed report and JSON) and what the batch left: the scratch copy before and
+    after, conftest files, processes."""
+    repo = work / "repo"
+    shutil.copytree(REPO / "grader", repo / "grader", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(REPO / "solutions", repo / "solutions", ignore=shutil.ignore_patterns("__pycache__"))
+    root, out = work / "submissions", work / "out"
+    root.mkdir()
     out.mkdir()
-    for p in [base, *base.rglob("*")]:
+    for name, cheats in students.items():
+        _student(root, name, cheats, repo)
+    for p in [work, *work.rglob("*")]:
         if not p.is_symlink():
             os.chmod(p, 0o755 if p.is_dir() else (0o644 if p.is_file() else p.stat().st_mode))
     if prefix and os.geteuid() == 0:
         shutil.chown(out, STUDENT)
-    ids = sorted({c.name[:2] for c in cheats} | set(WITNESSES))
-    report = out / "report.json"
+    ids = sorted({c.name[:2] for cheats in students.values() for c in cheats} | set(WITNESSES))
     before = _fingerprint(repo)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "COV_"))}
+    started = time.monotonic()
     proc = subprocess.Popen(
-        [*prefix, sys.executable, "-m", "grader", *ids, "--path", str(sub), "--seed", str(SEED), "--json",
-         str(report)], cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
+        [*prefix, sys.executable, "-m", "grader", "batch", str(root), *ids, "--csv", str(out / "grades.csv"),
+         "--reports", str(out / "reports"), "--seed", str(SEED), "--jobs", "2", "--timeout", str(RUN_LIMIT)],
+        cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
         env={**env, **ENV, "HOME": str(out)})
-    return {"proc": proc, "start": time.monotonic(), "report": report, "repo": repo, "before": before,
-            "base": base, "cheats": cheats}
-
-
-def _finish(run):
     try:
-        text, _ = run["proc"].communicate(timeout=RUN_LIMIT)
+        log, _ = proc.communicate(timeout=RUN_LIMIT * 3)
     except subprocess.TimeoutExpired:
-        run["proc"].kill()
-        text, _ = run["proc"].communicate()
-        text = f"[the grader did not finish within {RUN_LIMIT} s]\n" + text
-    run["seconds"] = time.monotonic() - run["start"]
-    run["code"] = run["proc"].returncode
-    run["text"] = text
-    run["raw_json"] = run["report"].read_text(errors="replace") if run["report"].exists() else ""
-    run["json"] = json.loads(run["raw_json"]) if run["raw_json"] else None
-    run["after"] = _fingerprint(run["repo"])
-    run["conftests"] = sorted(str(p) for p in run["repo"].rglob("conftest.py"))
-    run["left"] = _left_behind(str(run["base"]))
-    return run
+        proc.kill()
+        log, _ = proc.communicate()
+        log = f"[the batch did not finish within {RUN_LIMIT * 3} s]\n" + log
+    batch = {"code": proc.returncode, "log": log, "seconds": time.monotonic() - started,
+             "unchanged": _fingerprint(repo) == before, "conftests": sorted(map(str, repo.rglob("conftest.py"))),
+             "left": _left_behind(str(work))}
+    rows = {}
+    if (out / "grades.csv").exists():
+        with open(out / "grades.csv", newline="") as f:
+            rows = {r["student"]: r for r in csv.DictReader(f)}
+    runs = {}
+    for name, cheats in students.items():
+        page, report = out / "reports" / f"{name}.txt", out / "reports" / f"{name}.json"
+        raw = report.read_text(errors="replace") if report.exists() else ""
+        runs[name] = {"cheats": cheats, "row": rows.get(name), "batch": batch,
+                      "text": page.read_text(errors="replace") if page.exists() else "",
+                      "raw_json": raw, "json": json.loads(raw) if raw else None}
+    return runs
 
 
 def _left_behind(marker, grace=5.0):
@@ -216,23 +230,17 @@ def _left_behind(marker, grace=5.0):
 
 @pytest.fixture(scope="module", params=MODES)
 def graded(request):
-    """Grades every batch of cheats, and the witnesses alone; three runs at a time."""
+    """Every batch of cheats is one student of a `python -m grader batch`, beside a student with
+    only the witnesses (the baseline); the batch is run from a scratch copy of the repository."""
     prefix = _prefix(request.param)
     PICKLE_MARK.unlink(missing_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f"grader-cheats-{request.param}-"))
     os.chmod(work, 0o755)
-    jobs = [("baseline", [])] + [(f"batch{i}", batch) for i, batch in enumerate(_batches())]
-    running, done = [], {}
+    students = {"baseline": [], **{f"batch{i}": batch for i, batch in enumerate(_batches())}}
     try:
-        for name, cheats in jobs:
-            if len(running) >= 3:
-                finished = _finish(running.pop(0))
-                done[finished["name"]] = finished
-            running.append(dict(_start(work, name, cheats, prefix), name=name))
-        for run in running:
-            done[run["name"]] = _finish(run)
-        done["pickle_ran"] = PICKLE_MARK.exists()
-        yield done
+        runs = _grade_batch(work, students, prefix)
+        runs["pickle_ran"] = PICKLE_MARK.exists()
+        yield runs
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -287,24 +295,35 @@ def test_no_pickle_from_a_sandbox_ever_ran(graded):
     assert not graded["pickle_ran"], "a pickle written by a submission was unpickled by the grader"
 
 
+def test_the_batch_ends_in_time_with_nothing_left_and_the_grader_untouched(graded):
+    batch = graded["baseline"]["batch"]
+    assert batch["code"] == 0, batch["log"][-3000:]
+    assert "Traceback" not in batch["log"], batch["log"][-3000:]
+    assert batch["unchanged"], "a cheat changed the grader's or the reference's files"
+    assert batch["conftests"] == [], batch["conftests"]
+    assert batch["left"] == [], f"processes left behind: {batch['left']}"
+
+
 @pytest.mark.parametrize("name", ["baseline"] + [f"batch{i}" for i in range(len(_batches()))])
-def test_each_run_ends_in_time_clean_with_nothing_left_and_the_grader_untouched(graded, name):
+def test_each_report_is_whole_clean_and_leaks_nothing(graded, name):
     run = graded[name]
-    assert run["code"] == (0 if name == "baseline" else 1), run["text"][-3000:]
-    assert run["seconds"] < RUN_LIMIT
+    row = run["row"]
+    assert row is not None, f"no gradebook row for {name}:\n{run['batch']['log'][-3000:]}"
+    # the grader itself graded this student to the end: no crash, no batch timeout, no lost sandbox
+    assert not row["error"].startswith(("the grader", "grading took longer", "the sandbox died")), row["error"]
+    if name == "baseline":
+        assert (row["status"], float(row["total"])) == ("ok", 10.0 * len(WITNESSES)), row
     assert len(run["text"]) < REPORT_LIMIT, f"the report is {len(run['text'])} characters long"
     assert "Total" in run["text"] and "Traceback" not in run["text"], run["text"][-3000:]
-    assert run["after"] == run["before"], "a cheat changed the grader's or the reference's files"
-    assert run["conftests"] == [], run["conftests"]
-    assert run["left"] == [], f"processes left behind: {run['left']}"
     bad = UNSAFE.search(run["text"])
     assert bad is None, f"a control character {bad.group()!r} reached the printed report"
     strings = re.findall(r'"((?:[^"\\]|\\.)*)"', run["raw_json"])
     decoded = "".join(json.loads(f'"{s}"') for s in strings)
     bad = UNSAFE.search(decoded.replace("\n", " ").replace("\t", " "))
     assert bad is None, f"a control character {bad.group()!r} reached the JSON report"
-    assert ENV["GRADER_CANARY"] not in run["text"] + run["raw_json"], "the grader's environment leaked"
-    assert "root:" not in run["text"] + run["raw_json"], "/etc/shadow or /etc/passwd leaked"
+    said = run["text"] + run["raw_json"] + json.dumps(row)
+    assert ENV["GRADER_CANARY"] not in said, "the grader's environment leaked"
+    assert "root:" not in said, "/etc/shadow or /etc/passwd leaked"
     layers = run["json"]["isolation"]["layers"]
     assert {"seccomp", "rlimits", "hidden"} <= set(layers), layers
 
@@ -341,7 +360,6 @@ def test_in_batch_one_hostile_submission_changes_no_other_row(tmp_path):
                                "--seed", "11"], cwd=REPO, capture_output=True, text=True, timeout=600,
                               env={**os.environ, **ENV})
         assert out.exists(), proc.stdout + proc.stderr
-        import csv
         with open(out, newline="") as f:
             rows[name] = {r["student"]: r for r in csv.DictReader(f)}
     clean = {k: v for k, v in rows["clean"]["ann"].items() if k not in VOLATILE + ("student",)}

@@ -11,13 +11,19 @@ ALTERNATIVE_FILES = variants(ALTERNATIVES)
 
 
 @pytest.fixture(scope="module")
-def mutant_outcomes():
-    return {o.variant.path.name: o for o in run(MUTANT_FILES, [SEED])}
+def outcomes():
+    """Mutants and alternatives, graded together in one batch."""
+    return {o.variant.path: o for o in run(MUTANT_FILES + ALTERNATIVE_FILES, [SEED])}
 
 
 @pytest.fixture(scope="module")
-def alternative_outcomes():
-    return {o.variant.path.name: o for o in run(ALTERNATIVE_FILES, [SEED])}
+def mutant_outcomes(outcomes):
+    return {v.path.name: outcomes[v.path] for v in MUTANT_FILES}
+
+
+@pytest.fixture(scope="module")
+def alternative_outcomes(outcomes):
+    return {v.path.name: outcomes[v.path] for v in ALTERNATIVE_FILES}
 
 
 @pytest.mark.parametrize("mutant", MUTANT_FILES, ids=lambda v: v.path.stem)
