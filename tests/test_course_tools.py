@@ -236,9 +236,9 @@ def test_batch_gradebook(tmp_path):
     # frank: patches the comparisons the grader would use (tampering)
     (subs / "frank").mkdir()
     shutil.copy(REPO / "tests" / "cheats" / "05_softmax__patch_comparisons.py", subs / "frank" / "05_softmax.py")
-    out = tmp_path / "grades.csv"
+    out, reports = tmp_path / "grades.csv", tmp_path / "feedback"
     proc = run([sys.executable, "-m", "grader", "batch", str(subs), "05", other.id, "--csv", str(out),
-                "--seed", "9", "--jobs", "2"], env={"GRADER_TIMEOUT": "2", **ENV})
+                "--seed", "9", "--jobs", "2", "--reports", str(reports)], env={"GRADER_TIMEOUT": "2", **ENV})
     assert proc.returncode == 0, proc.stderr
     assert "[6/6]" in proc.stderr
     rows = {r["student"]: r for r in csv.DictReader(out.open())}
@@ -252,6 +252,18 @@ def test_batch_gradebook(tmp_path):
     assert cell["attention-erin"] == (10.0, 10.0, 20.0, "ok")     # graded by the instructor's grader
     assert rows["attention-erin"]["audit"] == "modified: grader/session.py"
     assert cell["frank"][3] == "tampering" and cell["frank"][0] == 0 and "tampering" in rows["frank"]["error"]
+    # --reports: each student's own page and JSON report, to hand back, named after the folder
+    assert sorted(p.name for p in reports.iterdir()) == sorted(
+        f"{name}.{kind}" for name in ("alice", "bob", "carol", "=dave", "attention-erin", "frank")
+        for kind in ("txt", "json"))
+    for name, r in rows.items():
+        report = json.loads((reports / f"{name.lstrip(chr(39))}.json").read_text())
+        assert report["seed"] == 9 and report["score"] == float(r["total"]), name
+    bob = (reports / "bob.txt").read_text()
+    assert f"Total {cell['bob'][2]:.1f} / 20" in bob and "05 softmax" in bob and "(seed 9)" in bob
+    failing = [t for t in json.loads((reports / "bob.json").read_text())["exercises"][0]["tests"] if not t["passed"]]
+    assert failing and failing[0]["message"].splitlines()[0] in bob and "\033[" not in bob
+    assert "SyntaxError" in (reports / "carol.txt").read_text()
 
 
 def test_batch_cuts_a_long_error_with_a_visible_marker():
@@ -299,10 +311,24 @@ def test_batch_replaces_a_zygote_that_dies_and_grades_again_what_it_cut_short(tm
 
 def test_batch_kills_a_submission_past_its_timeout(tmp_path):
     (tmp_path / "class" / "slow").mkdir(parents=True)
+    (tmp_path / "class" / "slow" / EXERCISES[0].filename).write_text("while True:\n    pass\n")
     out = tmp_path / "grades.csv"
     proc = run([sys.executable, "-m", "grader", "batch", str(tmp_path / "class"), EXERCISES[0].id,
-                "--csv", str(out), "--seed", "1", "--timeout", "0.3"])
+                "--csv", str(out), "--seed", "1", "--timeout", "0.3", "--reports", str(tmp_path / "feedback")])
     assert proc.returncode == 0, proc.stderr
     (row,) = csv.DictReader(out.open())
     assert row["student"] == "slow" and row["status"] == "timeout" and row["total"] == ""
     assert "0.3 s" in row["error"]
+    # nothing was graded, so no JSON; the page says why
+    assert [p.name for p in (tmp_path / "feedback").iterdir()] == ["slow.txt"]
+    assert (tmp_path / "feedback" / "slow.txt").read_text().startswith("Not graded: timeout. grading took longer")
+
+
+def test_batch_reports_folder_that_cannot_be_made_is_a_clear_error(tmp_path):
+    (tmp_path / "class" / "ann").mkdir(parents=True)
+    (tmp_path / "taken").write_text("a file, not a folder")
+    proc = run([sys.executable, "-m", "grader", "batch", str(tmp_path / "class"), "--csv", str(tmp_path / "g.csv"),
+                "--reports", str(tmp_path / "taken")])
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"cannot write reports to {tmp_path / 'taken'}" in proc.stderr, proc.stderr
+    assert not (tmp_path / "g.csv").exists()
