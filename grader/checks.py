@@ -107,6 +107,12 @@ def randn(rng, *shape, dtype=torch.float32, scale=1.0):
     return (torch.randn(*shape, generator=rng, dtype=torch.float64) * scale).to(dtype)
 
 
+def broadcast_shape(*shapes):
+    """torch.broadcast_shapes, without what its first call costs: an import of sympy, 0.9 s in
+    every grading process."""
+    return torch.Size(np.broadcast_shapes(*map(tuple, shapes)))
+
+
 def randint(rng, low, high):
     return int(torch.randint(low, high, (1,), generator=rng))
 

@@ -4,8 +4,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from grader.checks import (Attending, Mistake, attention_with_key_weights, choice, close, describe_call, fail,
-                           graded, randint, randn, rules_respected, unchanged_inputs)
+from grader.checks import (Attending, Mistake, attention_with_key_weights, broadcast_shape, choice, close,
+                           describe_call, fail, graded, randint, randn, rules_respected, unchanged_inputs)
 
 TITLE = "scaled dot-product attention"   # what the learner reads (README table: python -m grader.course sync)
 STEP_SCORES = "3. Scores: Q @ K^T / sqrt(d_k)"
@@ -155,7 +155,7 @@ def attending(q, k, v, mask, scale, rows_seen, actual):
     """For a wrong out: attention recomputed with other key weights, to name the keys it really attended to."""
     L, S = q.shape[-2], k.shape[-2]
     keys_seen = torch.ones(L, S, dtype=torch.bool) if mask is None else ~mask
-    keys_seen = keys_seen.expand(torch.broadcast_shapes(keys_seen.shape, q.shape[:-2] + (L, S)))
+    keys_seen = keys_seen.expand(broadcast_shape(keys_seen.shape, q.shape[:-2] + (L, S)))
     if not isinstance(actual, torch.Tensor):
         return None
     kept = actual.to(torch.float64)

@@ -5,8 +5,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from grader.checks import (Attending, Mistake, attention_with_key_weights, choice, close, fail, graded, randint,
-                           randn, raises, rules_respected, unchanged_inputs)
+from grader.checks import (Attending, Mistake, attention_with_key_weights, broadcast_shape, choice, close, fail,
+                           graded, randint, randn, raises, rules_respected, unchanged_inputs)
 
 TITLE = "grouped-query and multi-query attention"   # what the learner reads (README table: python -m grader.course sync)
 STEP = "follow-up: GQA and MQA"
@@ -47,7 +47,7 @@ def attending(q, k, v, mask=None, scale=None):
     k, v = k.repeat_interleave(n_rep, dim=1), v.repeat_interleave(n_rep, dim=1)
     L, S = q.shape[-2], k.shape[-2]
     seen = torch.ones(L, S, dtype=torch.bool) if mask is None else ~mask
-    seen = seen.expand(torch.broadcast_shapes(seen.shape, q.shape[:-2] + (L, S)))
+    seen = seen.expand(broadcast_shape(seen.shape, q.shape[:-2] + (L, S)))
     return Attending(lambda weights: attention_with_key_weights(q, k, v, weights, scale), seen)
 
 
