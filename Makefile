@@ -34,8 +34,9 @@ test:
 	@if [ -d tests ]; then $(MAKE) --no-print-directory repository-tests; \
 	else echo "This copy has no repository tests: 'make grade' grades your exercises."; fi
 
+# One worker per core, a test file to a worker (its module fixtures grade once).
 repository-tests: $(DEVSTAMP)
-	@$(PY) -m pytest -q
+	@$(PY) -m pytest -q -n auto --dist loadfile
 
 # No grader run, no sandbox, no terminal: the inner loop while changing the grader's pieces.
 test-fast:

@@ -9,8 +9,9 @@ A cheat is `tests/cheats/NN_name__attack.py`, with a header:
 Adding a cheat is adding a file. The cheats are put in submissions (one per exercise in each),
 each beside two exercises copied from the reference ("witnesses"), and graded as the students of
 one `python -m grader batch` (a shared zygote: the setting where one student could reach another),
-run from a scratch copy of the repository; once as root, as CI runs, and once as an ordinary user
-(a `useradd` user, through `setpriv`), as a student or a GitHub runner would. For every student:
+run from a scratch copy of the repository; here as root, as CI runs, and in
+tests/test_cheats_as_user.py as an ordinary user (a `useradd` user, through `setpriv`), as a
+student or a GitHub runner would. For every student:
 the witnesses' JSON is byte-identical to the baseline student's, who has no cheat, and neither
 the printed report (--reports) nor the JSON holds a control character; after the batch, the
 scratch copy is unchanged and no process of it is left. The run-time layers are also proved
@@ -132,7 +133,9 @@ def _ancestors(path):
     return [str(Path(*parts[:i + 1])) for i in range(1, len(parts))]
 
 
-MODES = ["root", "user"]
+# Who runs the grader here: "root" as CI does; tests/test_cheats_as_user.py imports the tests that
+# read the batch and says "user" (its own module, so that the two batches may run at once).
+MODE = "root"
 
 
 def _prefix(mode):
@@ -228,13 +231,14 @@ def _left_behind(marker, grace=5.0):
         time.sleep(0.2)
 
 
-@pytest.fixture(scope="module", params=MODES)
+@pytest.fixture(scope="module")
 def graded(request):
     """Every batch of cheats is one student of a `python -m grader batch`, beside a student with
     only the witnesses (the baseline); the batch is run from a scratch copy of the repository."""
-    prefix = _prefix(request.param)
+    mode = request.module.MODE
+    prefix = _prefix(mode)
     PICKLE_MARK.unlink(missing_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f"grader-cheats-{request.param}-"))
+    work = Path(tempfile.mkdtemp(prefix=f"grader-cheats-{mode}-"))
     os.chmod(work, 0o755)
     students = {"baseline": [], **{f"batch{i}": batch for i, batch in enumerate(_batches())}}
     try:
