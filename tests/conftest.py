@@ -1,14 +1,12 @@
-import os
-import random
 import sys
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-# One random seed for the whole run (tests/helpers.py reads it), set before pytest-xdist starts its
-# workers: each collects the tests again, and all must name the parametrized ones alike.
-os.environ.setdefault("GRADER_TESTS_SEED", str(random.SystemRandom().randrange(3, 10**6)))
+# Imported here, before pytest-xdist starts its workers, so that the run's random seed (RUN_SEED)
+# is drawn once and they all inherit it: each collects the tests again and must name them alike.
+import helpers  # noqa: E402,F401
 
 # `make test-fast` (pytest -m fast): the in-process unit tests, no grader run, no terminal, in
 # seconds. A module of them says `pytestmark = pytest.mark.fast`; in a module that also grades,

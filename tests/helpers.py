@@ -23,8 +23,8 @@ sys.path.insert(0, str(REPO))
 from grader.exercises import all_exercises  # noqa: E402
 
 EXERCISES = all_exercises()
-# One random seed for a whole `make test` run, beside the fixed ones (conftest.py draws it, so that
-# every pytest-xdist worker has the same); GRADER_TESTS_SEED=N replays a run.
+# One random seed for a whole `make test` run, beside the fixed ones, carried by the environment to
+# every pytest-xdist worker (conftest.py imports this first); GRADER_TESTS_SEED=N replays a run.
 RUN_SEED = int(os.environ.setdefault("GRADER_TESTS_SEED", str(random.SystemRandom().randrange(3, 10**6))))
 IDS = [ex.id for ex in EXERCISES]
 WARM = ("torch", "numpy", "pytest")      # what every grade imports before it grades
