@@ -65,6 +65,19 @@ def bound_the_grader():
             pass
 
 
+def _folder(directory):
+    """(whether `directory` is a folder, why its path is refused or None): a symbolic link in any
+    component of the path is refused (grader/paths.py)."""
+    from . import paths
+    try:
+        os.close(paths.open_folder(directory, listing=False))
+    except paths.Refused as e:
+        return True, str(e)
+    except OSError:
+        return False, None
+    return True, None
+
+
 def select(wanted):
     try:
         return exercises_named(wanted)
@@ -84,7 +97,10 @@ def main(argv=None):
     try:
         exercises = select(args.exercises)
         directory = Path(args.path)
-        if not directory.is_dir():
+        present, linked = _folder(directory)
+        if linked:      # graded all the same: every exercise 0, its report saying why
+            print(f"python -m grader: not graded: {linked}", file=sys.stderr)
+        if not present:
             if not args.classroom:
                 raise Usage(f"no such folder: {args.path}")
             # Classroom records a grade whatever happened: every exercise 0, with the reason.
@@ -104,7 +120,8 @@ def main(argv=None):
         bound_the_grader()
     jobs = min(len(exercises), int(os.environ.get("GRADER_JOBS", min(2, os.cpu_count() or 1))))
     zygote = Zygote(max(jobs, 1), args.device)    # imports torch while this process does the same
-    if directory.resolve() == (REPO / "exercises").resolve():
+    own = not linked and directory.resolve() == (REPO / "exercises").resolve()
+    if own:
         from .study.drill import recover
         recover()           # a drill killed outright left a fresh stub in place of the learner's file
     from . import session   # imports torch: after the arguments are known to be good
@@ -122,8 +139,12 @@ def main(argv=None):
                         max_failures=99 if len(exercises) == 1 or args.all_failures else 3))
     findings = None
     if args.audit or args.audit_note:
+        from .paths import Refused
         from .template import audit
-        findings = args.audit_note + (audit(args.audit) if args.audit else [])
+        try:
+            findings = args.audit_note + (audit(args.audit) if args.audit else [])
+        except (Refused, OSError) as e:     # a link in the repository's own path: nothing is read
+            findings = args.audit_note + [f"not audited: {e}"]
         for f in findings:
             print(f"audit: {args.audit} differs from the course template: {f}", file=sys.stderr)
     if args.json:
@@ -149,7 +170,7 @@ def main(argv=None):
             formats.write_gradescope(data, args.gradescope, execution_time=time.monotonic() - started)
         if args.junit:
             formats.write_junit(data, args.junit)
-    if directory.resolve() == (REPO / "exercises").resolve():
+    if own:
         from .study import state
         state.remember(report.to_json(results, seed)["exercises"], seed)     # for hints, progress, watch
         state.fold_last()   # best scores and completions are recorded at grade time, not at the next study command

@@ -19,6 +19,7 @@ import json
 import os
 import random
 import signal
+import stat
 import sys
 import tempfile
 import time
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .exercises import UnknownExercise, select
+from .paths import Refused, lstat, open_folder, shown
 from .status import BatchStatus, Status
 
 
@@ -52,12 +54,27 @@ FAULTS = {"crashed", "import", "spent", "grader"}
 
 
 def exercises_of(folder):
-    """The folder to grade: a repository's exercises/, else the folder itself."""
-    return folder / "exercises" if (folder / "exercises").is_dir() else folder
+    """The folder to grade: a repository's exercises/, else the folder itself. Nothing is followed:
+    an exercises/ that is a link is graded as such, which refuses it (grader/paths.py)."""
+    try:
+        st = lstat(folder / "exercises")
+    except Refused:
+        return folder                       # the folder's own path holds a link: grading it says so
+    return folder / "exercises" if st is not None and (stat.S_ISDIR(st.st_mode) or stat.S_ISLNK(st.st_mode)) else folder
 
 
 def is_repository(folder):
-    return any((folder / name).exists() for name in (".git", ".github", "grader"))
+    return any(lstat(folder / name) is not None for name in (".git", ".github", "grader"))
+
+
+def shown_name(name):
+    """A student's folder name as it may be printed or name a file: control characters escaped."""
+    return shown(name, 200)
+
+
+def cell(text):
+    """A CSV cell a spreadsheet takes as text: one starting with = + - @ TAB or CR would be a formula."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 class IsolationRefused(Exception):
@@ -80,6 +97,14 @@ class Job:
     tries: int
     page: str = ""           # the student's printed report
 
+    @property
+    def audit(self):
+        """What the worker's audit found (it runs first, so it is there when the grading is cut short)."""
+        try:
+            return self.result.with_suffix(".audit").read_text()
+        except OSError:
+            return "not audited: the worker ended before its audit"
+
 
 def _worker(folder, exercises, seed, attached, require, result, log):
     """In the forked worker: grades one folder over its own channel, writes the outcome as JSON,
@@ -94,8 +119,11 @@ def _worker(folder, exercises, seed, attached, require, result, log):
         from .__main__ import bound_the_grader
         from .sandbox import IsolationError
         bound_the_grader()
+        # The audit runs here, bounded as the grading is; written at once, so a grading cut short keeps it.
+        with open(result.with_suffix(".audit"), "w") as f:
+            f.write(audit_of(folder))
         try:
-            graded = exercises_of(folder).resolve()
+            graded = exercises_of(folder)
             results = session.run(exercises, graded, seed, "cpu", attached, require)
             page = report.render(results, seed, str(graded), "".join(ex.id + " " for ex in exercises),
                                  stream=io.StringIO(),      # not a terminal: no colours
@@ -258,28 +286,28 @@ def cut(text, limit=ERROR_LIMIT):
 
 
 def row(name, report, status, error, ids, audit=""):
-    if name[:1] in "=+-@":          # a spreadsheet would take the name for a formula
-        name = "'" + name
-    cells = {"student": name, "status": status, "error": cut(error), "audit": audit}
+    cells = {"student": cell(shown_name(name)), "status": status, "error": cell(cut(error)), "audit": cell(audit)}
     if report is not None:
         scores = {ex["id"]: ex for ex in report["exercises"]}
         for i in ids:
             cells[i] = float(scores[i]["score"])
         cells["total"] = float(report["score"])
         cells["status"], error = verdict(report, ids)
-        cells["error"] = cut(error)
+        cells["error"] = cell(cut(error))
     return cells
 
 
 def audit_of(folder):
     """'clean', what differs from the course template, or '' for a folder that is not a repository."""
-    if not is_repository(folder):
-        return ""
     from .template import audit
     try:
+        if not is_repository(folder):
+            return ""
         findings = audit(folder)
-    except OSError as e:
+    except (Refused, OSError) as e:
         return f"not audited: {e}"
+    except Exception as e:              # the audit's own fault costs the audit column, not the grade
+        return f"not audited: {type(e).__name__}: {shown(e)}"
     return "; ".join(findings) if findings else "clean"
 
 
@@ -303,12 +331,12 @@ def grade_all(folders, exercises, seed, jobs, timeout, ids, reports=None):
                         continue
                     report, status, error = None, BatchStatus.BROKEN, f"the sandbox died each of the {MAX_TRIES} times " \
                                                             "this submission was graded"
-                rows.append(row(job.folder.name, report, status, error, ids, audit_of(job.folder)))
+                rows.append(row(job.folder.name, report, status, error, ids, job.audit))
                 if reports is not None:
-                    hand_back(reports, job.folder.name, report, job.page, rows[-1])
+                    hand_back(reports, shown_name(job.folder.name), report, job.page, rows[-1])
                 score = f"{report['score']:g}" if report else status
                 end = "\r" if sys.stderr.isatty() and len(rows) < len(folders) else "\n"
-                print(f"[{len(rows)}/{len(folders)}] {time.monotonic() - start:5.0f} s  {job.folder.name}: {score}"
+                print(f"[{len(rows)}/{len(folders)}] {time.monotonic() - start:5.0f} s  {shown_name(job.folder.name)}: {score}"
                       [:100].ljust(60), end=end, file=sys.stderr, flush=True)
         finally:
             pool.close()
@@ -334,13 +362,31 @@ def course_minimum_here():
     return course_minimum(os.geteuid() == 0)
 
 
+def students_in(root):
+    """One folder per student: each folder in `root`, and each link there too (its row says it is
+    refused; nothing is followed). Refused when `root`'s own path holds a link."""
+    fd = open_folder(root)
+    try:
+        with os.scandir(fd) as entries:
+            return sorted(root / e.name for e in entries
+                          if not e.name.startswith(".") and (e.is_symlink() or e.is_dir(follow_symlinks=False)))
+    finally:
+        os.close(fd)
+
+
 def main(argv):
     try:
         args = parse(argv)
     except SystemExit as e:
         return 2 if e.code else 0
     root = Path(args.submissions)
-    problem = None if root.is_dir() else f"no such folder: {root}"
+    problem, folders = None, []
+    try:
+        folders = students_in(root)
+    except Refused as e:
+        problem = f"{e}; give the folder's own path"
+    except OSError:
+        problem = f"no such folder: {root}"
     try:
         exercises = select(args.exercises)
         ids = [ex.id for ex in exercises]
@@ -356,7 +402,6 @@ def main(argv):
         print(f"python -m grader batch: {problem}", file=sys.stderr)
         return 2
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1, 10**6)
-    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     jobs = max(1, args.jobs)
     print(f"Grading {len(folders)} submissions in {root} with seed {seed}, {jobs} at a time",
           file=sys.stderr)

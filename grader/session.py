@@ -3,6 +3,7 @@ import dataclasses
 import io
 import json
 import os
+import stat
 import tokenize
 import zlib
 from dataclasses import dataclass, field
@@ -11,8 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from . import paths
 from .checks import PROPERTY, Fail, pattern
-from .exercises import GRADER_DIR, POINTS_PER_EXERCISE, share
+from .exercises import GRADER_DIR, POINTS_PER_EXERCISE, all_exercises, share
 from .forbidden import PYTORCH_ONLY
 from .guards import scan_source
 from .points import on_grid
@@ -26,26 +28,37 @@ MAX_SOURCE = int(os.environ.get("GRADER_MAX_SOURCE_KB", "1024")) << 10   # bytes
 def read_source(path):
     """(text, encoding, None) for a file the grader will grade, or (None, None, why it won't).
 
-    Never follows a symbolic link, never reads more than MAX_SOURCE bytes, and decodes with the
-    file's own coding cookie (PEP 263), so what is scanned is exactly what runs."""
+    Follows no symbolic link, neither the file nor any folder above it (grader/paths.py), never
+    reads more than MAX_SOURCE bytes, and decodes with the file's own coding cookie (PEP 263), so
+    what is scanned is exactly what runs."""
     try:
-        st = path.lstat()
-    except FileNotFoundError:
+        dirfd, name = paths.open_parent(path)
+    except (FileNotFoundError, NotADirectoryError):
         return None, None, None
+    except paths.Refused as e:
+        return None, None, str(e)
     except OSError as e:
         return None, None, f"{path.name} cannot be read ({e.strerror})"
-    if path.is_symlink():
-        return None, None, f"{path.name} is a symbolic link; submit the file itself"
-    if not path.is_file():
-        return None, None, f"{path.name} is not a regular file"
-    if st.st_size > MAX_SOURCE:
-        return None, None, f"{path.name} is {st.st_size:,} bytes, over the {MAX_SOURCE >> 10} KiB an exercise may take"
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
-        with os.fdopen(fd, "rb") as f:
-            data = f.read(MAX_SOURCE + 1)
-    except OSError as e:
-        return None, None, f"{path.name} cannot be read ({e.strerror})"
+        try:
+            st = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
+        except (FileNotFoundError, NotADirectoryError):
+            return None, None, None
+        except OSError as e:
+            return None, None, f"{path.name} cannot be read ({e.strerror})"
+        if stat.S_ISLNK(st.st_mode):
+            return None, None, f"{path.name} is a symbolic link; submit the file itself"
+        if not stat.S_ISREG(st.st_mode):
+            return None, None, f"{path.name} is not a regular file"
+        if st.st_size > MAX_SOURCE:
+            return None, None, f"{path.name} is {st.st_size:,} bytes, over the {MAX_SOURCE >> 10} KiB an exercise may take"
+        try:
+            with os.fdopen(paths.open_file(dirfd, name, st), "rb") as f:
+                data = f.read(MAX_SOURCE + 1)
+        except OSError as e:
+            return None, None, f"{path.name} cannot be read ({e.strerror})"
+    finally:
+        os.close(dirfd)
     if len(data) > MAX_SOURCE:
         return None, None, f"{path.name} is over the {MAX_SOURCE >> 10} KiB an exercise may take"
     try:
@@ -65,13 +78,14 @@ def read_source(path):
 class Submission:
     """One exercise file as the tests see it: `ex.some_function(...)` runs it in the sandbox."""
 
-    def __init__(self, exercise, path, device, test_module, channel, require=()):
+    def __init__(self, exercise, path, device, test_module, channel, require=(), refused=None):
         self.exercise = exercise
         self.path = path
         self.mistakes = list(getattr(test_module, "MISTAKES", ()))
         forbidden = tuple(getattr(test_module, "FORBIDDEN", ()))
         imports = tuple(getattr(test_module, "FORBIDDEN_IMPORTS", PYTORCH_ONLY))
-        self.source, encoding, self.unreadable = read_source(path)
+        # refused: why the whole submission is not graded (a link in its path or inside it)
+        self.source, encoding, self.unreadable = (None, None, refused) if refused else read_source(path)
         self.static_findings = []
         if self.source is not None and not self.unreadable and "static" not in DISABLED:
             self.static_findings = scan_source(self.source, forbidden, imports)
@@ -79,7 +93,9 @@ class Submission:
                            f"{path.parent.name}/{path.name}", f"exercise_{exercise.id}_{exercise.name}",
                            encoding=encoding or "utf-8", forbidden=forbidden, device=device,
                            numpy_only="torch" in imports, no_numpy="numpy" in imports, require=require)
-        if self.unreadable:
+        if refused:
+            self.box.import_error = self.box.spent = f"not graded: {refused}"
+        elif self.unreadable:
             self.box.import_error = self.box.spent = f"your file could not be loaded: {self.unreadable}"
         self.last_call = None
         self.outcomes = []   # (call, matched) for every comparison, to find what failures share
@@ -163,7 +179,7 @@ class ExerciseResult:
 
     @property
     def status(self):
-        if not os.path.lexists(self.path):
+        if not self.import_error and not _present(self.path):
             return Status.MISSING
         if self.forbidden:
             return Status.FORBIDDEN
@@ -178,6 +194,14 @@ class ExerciseResult:
         return Status.IN_PROGRESS
 
 
+def _present(path):
+    """Whether something is at `path` (a link counts, and is not followed, nor any above it)."""
+    try:
+        return paths.lstat(path) is not None
+    except paths.Refused:
+        return True
+
+
 class GraderPlugin:
     def __init__(self, exercises, directory, seed, device="cpu", channel=None, require=(), narrate=False):
         self.seed = seed
@@ -189,12 +213,16 @@ class GraderPlugin:
         self.results = {ex.id: ExerciseResult(ex, self.directory / ex.filename) for ex in exercises}
         self.submissions = {}
         self.isolation_error = None
+        # A link in the folder's path or inside it costs every exercise; one at an exercise's own
+        # name costs that exercise alone (read_source says why).
+        self.refused = paths.refusal(self.directory, {ex.filename for ex in all_exercises()})
 
     def submission(self, module):
         exercise = self.by_module[Path(module.__file__).stem]
         if exercise.id not in self.submissions:
             self.submissions[exercise.id] = Submission(exercise, self.directory / exercise.filename,
-                                                       self.device, module, self.channel, self.require)
+                                                       self.device, module, self.channel, self.require,
+                                                       self.refused)
         return self.submissions[exercise.id]
 
     def pytest_configure(self, config):

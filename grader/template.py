@@ -9,10 +9,13 @@ place of the hidden ones: the full grade runs in Classroom or Gradescope, with t
 grader. --self-study keeps the hidden tests, for learners on their own. Standard library only.
 """
 import argparse
+import hashlib
+import os
 import re
 import sys
 from pathlib import Path
 
+from . import paths
 from .exercises import REPO
 
 GUARDED = (".github/", "grader/")          # what the audit compares with the template
@@ -76,24 +79,77 @@ def files(root=REPO, self_study=False):
     return out
 
 
+# What GitHub Classroom itself adds to a student's repository: its bot commits an empty
+# .github/.keep for the feedback pull request. Allowed exactly as that, and nothing else.
+PLATFORM_FILES = {".github/.keep": hashlib.sha256(b"").hexdigest()}
+AUDITED = ("grader", ".github", "exercises")     # exercises/: the template's files, the learner's to edit
+MAX_AUDIT_BYTES = 8 << 20       # a file over it is not read (a finding), so a huge one costs no memory
+MAX_FINDINGS = 100
+
+
+def _digest(entry):
+    """sha256 of a regular file met by the walk, read in chunks; None over MAX_AUDIT_BYTES."""
+    if entry.st.st_size > MAX_AUDIT_BYTES:
+        return None
+    h, left = hashlib.sha256(), MAX_AUDIT_BYTES + 1
+    with os.fdopen(entry.open(), "rb") as f:
+        while left > 0 and (chunk := f.read(min(1 << 16, left))):
+            h.update(chunk)
+            left -= len(chunk)
+    return h.hexdigest() if left > 0 else None
+
+
 def audit(student, root=REPO):
-    """What in a student's repository differs from the template under grader/ and .github/:
-    a list of 'modified: PATH', 'added: PATH', 'deleted: PATH' (empty when untouched).
-    Both variants of the template (public tests or self-study) count as untouched."""
-    student = Path(student)
-    found = {}
-    for top in ("grader", ".github"):
-        if (student / top).exists():
-            found.update((rel, p.read_bytes()) for rel, p in _walk(student, top))
+    """What in a student's repository differs from the template: a list of findings, empty when
+    untouched. Under grader/ and .github/, every file must be the template's ('modified: PATH',
+    'deleted: PATH', 'added: PATH'; .pyc and __pycache__ are added files like any other), but for
+    what Classroom itself adds (PLATFORM_FILES); under exercises/, the learner edits the template's
+    files freely, and anything else is 'added'. A symbolic link anywhere in the repository (but
+    .git/) is 'link: PATH -> TARGET', never followed; a file over MAX_AUDIT_BYTES is
+    'oversize: PATH', never read. Both variants of the template (public tests or self-study) count
+    as untouched. Raises paths.Refused when the repository's own path holds a link."""
+    found, own, findings = {}, set(), []
+    try:
+        for entry in paths.walk(student, skip={".git"}):
+            rel, top = entry.rel, entry.rel.split("/")[0]
+            if entry.is_link:
+                findings.append(f"link: {paths.shown(rel)} -> {paths.shown(entry.target)}")
+            elif top not in AUDITED or entry.is_dir:
+                continue
+            elif not entry.is_file:
+                findings.append(f"not a regular file: {paths.shown(rel)}")
+            elif top == "exercises":
+                own.add(rel)
+            else:
+                found[rel] = _digest(entry)
+                if found[rel] is None:      # not read: its finding says so, in place of 'modified'
+                    findings.append(f"oversize: {paths.shown(rel)} ({entry.st.st_size:,} bytes; the audit reads "
+                                    f"{MAX_AUDIT_BYTES >> 20} MiB at most)")
+    except paths.TooMany as e:
+        findings.append(f"not audited past {e}")
+    for rel, digest in PLATFORM_FILES.items():
+        if found.get(rel) == digest:
+            del found[rel]
     best = None
     for self_study in (False, True):
-        expected = {k: v for k, v in files(root, self_study).items() if k.startswith(GUARDED)}
-        findings = [f"modified: {k}" for k in sorted(expected) if k in found and found[k] != expected[k]]
-        findings += [f"deleted: {k}" for k in sorted(expected) if k not in found]
-        findings += [f"added: {k}" for k in sorted(found) if k not in expected]
-        if best is None or len(findings) < len(best):
-            best = findings
-    return best
+        template = files(root, self_study)
+        expected = {k: hashlib.sha256(v).hexdigest() for k, v in template.items() if k.startswith(GUARDED)}
+        exercises = {k for k in template if k.startswith("exercises/")}
+        diff = [f"modified: {k}" for k in sorted(expected) if found.get(k, expected[k]) not in (expected[k], None)]
+        missing = [k for k in sorted(expected) if k not in found]
+        for top in GUARDED:             # a whole folder gone (or a link in its place) is one finding
+            whole = [k for k in expected if k.startswith(top)]
+            if whole and set(whole) <= set(missing):
+                missing = [k for k in missing if not k.startswith(top)] + [f"{top} (all {len(whole)} files)"]
+        diff += [f"deleted: {k}" for k in missing]
+        diff += [f"added: {paths.shown(k)}" for k in sorted(found) if k not in expected]
+        diff += [f"added: {paths.shown(k)}" for k in sorted(own) if k not in exercises]
+        if best is None or len(diff) < len(best):
+            best = diff
+    findings = findings + best       # links and unread files first: a cut never hides them
+    if len(findings) > MAX_FINDINGS:
+        findings[MAX_FINDINGS:] = [f"... and {len(findings) - MAX_FINDINGS} more findings"]
+    return findings
 
 
 def write(dest, self_study=False, root=REPO):
