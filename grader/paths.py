@@ -157,8 +157,11 @@ class Entry:
 
 def walk(path, skip=(), limit=MAX_ENTRIES):
     """Every entry under the folder `path`, sorted, parents first, never following a link (a link
-    is yielded, not entered). Names in `skip` are left out with whatever they hold. Raises Refused
-    for a link in `path` itself, TooMany past `limit` entries or MAX_DEPTH folders deep."""
+    is yielded, not entered). Entries named in `skip` (a set, or a test of the name), at any depth,
+    are left out with whatever they hold. Raises Refused for a link in `path` itself, TooMany past
+    `limit` entries or MAX_DEPTH folders deep."""
+    if not callable(skip):
+        skip = skip.__contains__
     fd = open_folder(path)
     count = [0]
     try:
@@ -173,7 +176,7 @@ def _walk(fd, prefix, skip, limit, count, depth):
     with os.scandir(fd) as it:
         names = sorted(e.name for e in it)
     for name in names:
-        if name in skip:
+        if skip(name):
             continue
         count[0] += 1
         if count[0] > limit:
@@ -192,7 +195,7 @@ def _walk(fd, prefix, skip, limit, count, depth):
                     raise Refused(f"{shown(prefix + name)} became a symbolic link while it was read") from None
                 raise
             try:
-                yield from _walk(sub, prefix + name + "/", (), limit, count, depth + 1)
+                yield from _walk(sub, prefix + name + "/", skip, limit, count, depth + 1)
             finally:
                 os.close(sub)
 
