@@ -203,9 +203,9 @@ def _walk(fd, prefix, skip, limit, count, depth):
 def refusal(folder, own=()):
     """Why the submission folder `folder` is not graded, or None: a link in its path, or a link
     inside it. A link named in `own` (an exercise's file name, at the top) is left to that
-    exercise, which it costs alone."""
+    exercise, which it costs alone. A repository's .git/ is its history, not the submission."""
     try:
-        for entry in walk(folder):
+        for entry in walk(folder, skip={".git"}):
             if entry.is_link and entry.rel not in own:
                 return (f"{shown(entry.rel)} in the submission is a symbolic link (to {shown(entry.target)}): "
                         "a submission is a folder of regular files, and the grader follows no link")

@@ -88,6 +88,12 @@ def test_a_link_in_any_component_of_a_path_or_inside_a_folder_is_refused(tmp_pat
     (real / "deep").mkdir()
     (real / "deep" / "notes").symlink_to("/etc")
     assert "deep/notes in the submission is a symbolic link (to /etc)" in paths.refusal(real, {"02_split_heads.py"})
+    (real / "deep" / "notes").unlink()
+    (real / ".git").mkdir()                     # a repository's history is not the submission
+    (real / ".git" / "HEAD").symlink_to("/etc/passwd")
+    assert paths.refusal(real, {"02_split_heads.py"}) is None
+    (real / ".git" / "HEAD").unlink()
+    (real / "deep" / "notes").symlink_to("/etc")
     # nothing is entered through a link, whatever the path says after it
     assert [e.rel for e in paths.walk(tmp_path)] == ["alias", "alias_file", "real", "real/01_project.py",
                                                      "real/02_split_heads.py", "real/deep", "real/deep/notes"]
