@@ -95,7 +95,7 @@ def test_a_link_in_any_component_of_a_path_or_inside_a_folder_is_refused(tmp_pat
     (real / ".git" / "HEAD").unlink()
     (real / "deep" / "notes").symlink_to("/etc")
     # nothing is entered through a link, whatever the path says after it
-    assert [e.rel for e in paths.walk(tmp_path)] == ["alias", "alias_file", "real", "real/01_project.py",
+    assert [e.rel for e in paths.walk(tmp_path, skip={".git"})] == ["alias", "alias_file", "real", "real/01_project.py",
                                                      "real/02_split_heads.py", "real/deep", "real/deep/notes"]
     # a relative path is walked from the working directory, '..' included, and never through a link
     cwd = os.getcwd()
