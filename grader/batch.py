@@ -125,7 +125,7 @@ def _worker(folder, exercises, seed, attached, require, result, log):
         try:
             graded = exercises_of(folder)
             results = session.run(exercises, graded, seed, "cpu", attached, require)
-            page = report.render(results, seed, str(graded), "".join(ex.id + " " for ex in exercises),
+            page = report.render(results, seed, shown(str(graded), 1000), "".join(ex.id + " " for ex in exercises),
                                  stream=io.StringIO(),      # not a terminal: no colours
                                  max_failures=99 if len(exercises) == 1 else 3)     # as python -m grader
             outcome = {"report": report.to_json(results, seed), "page": page}

@@ -333,7 +333,8 @@ def test_batch_grades_the_honest_beside_them_and_audits_in_the_worker(graded):
     assert "oversize: grader/huge.bin (1,073,741,824 bytes" in compiled and ".keep" not in compiled, compiled
     # a name made to be a formula or to rewrite the line: inert in the CSV, the log and the file names
     assert "\r" not in log and "\\r=HYPERLINK(x)" in log
-    assert (graded["out"] / "reports" / "\\r=HYPERLINK(x).txt").exists()
+    page = (graded["out"] / "reports" / "\\r=HYPERLINK(x).txt").read_bytes().decode()
+    assert "\r" not in page and "class/\\r=HYPERLINK(x)/" in page, page[:300]
 
 
 def test_batch_refuses_a_class_folder_given_through_a_link(graded):
