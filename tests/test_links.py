@@ -369,3 +369,22 @@ def test_gradescope_collect_keeps_a_linked_file_ungraded_and_refuses_a_linked_fo
     assert "collect two: 3" in log, log[-2000:]
     assert two["score"] == 0 and two["tests"] == [], two
     assert "attention-main/exercises is a symbolic link" in two["output"], two["output"]
+
+
+# -- the Classroom workflow, emulated (tests/workflow_emulator.py) ---------------------------------
+def test_classroom_workflow_records_zero_for_exercises_linked_to_the_course_and_allows_its_own_keep(tmp_path):
+    """The attack that recorded 150/150: exercises -> ../course/solutions, beside the course's
+    checkout. The run records 0 with the reason, and the audit names the link; the .github/.keep
+    Classroom's bot commits is not a finding."""
+    from test_classroom import MAX, emulate, needs_node, student_repo
+    if needs_node.args[0]:
+        pytest.skip(needs_node.kwargs["reason"])
+    student = student_repo(tmp_path, {})
+    _unlink_exercises(student, "../course/solutions")
+    (student / ".github" / ".keep").write_bytes(b"")
+    job, outcomes, text = emulate(tmp_path, student)
+    assert outcomes["Grade every exercise"] == "success", job.log
+    assert f"::notice title=Autograding complete::Points 0/{MAX}" in text, text[-3000:]
+    assert "exercises is a symbolic link (to ../course/solutions)" in text, text[-3000:]
+    assert "link: exercises -> ../course/solutions" in text, text[-3000:]
+    assert ".keep" not in text, text[-3000:]
