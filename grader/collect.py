@@ -48,7 +48,7 @@ def find(submission):
     except paths.Refused as e:
         return {}, [f"{e}."]
     except paths.TooMany as e:
-        return {}, [f"The submission holds {e}: submit your exercise files alone."]
+        return {}, [f"The submission holds more than {e}: submit your exercise files alone."]
     if problems:
         return {}, problems
     found = {}

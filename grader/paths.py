@@ -172,15 +172,20 @@ def walk(path, skip=(), limit=MAX_ENTRIES):
 
 def _walk(fd, prefix, skip, limit, count, depth):
     if depth > MAX_DEPTH:
-        raise TooMany(f"folders more than {MAX_DEPTH} deep")
+        raise TooMany(f"{MAX_DEPTH} nested folders")
+    names = []
     with os.scandir(fd) as it:
-        names = sorted(e.name for e in it)
+        for e in it:                    # counted as listed: a folder of a million names is not held
+            names.append(e.name)
+            if len(names) + count[0] > limit:
+                raise TooMany(f"{limit} files and folders")
+    names.sort()
     for name in names:
         if skip(name):
             continue
         count[0] += 1
         if count[0] > limit:
-            raise TooMany(f"more than {limit} files and folders")
+            raise TooMany(f"{limit} files and folders")
         try:
             st = os.stat(name, dir_fd=fd, follow_symlinks=False)
         except FileNotFoundError:
@@ -212,7 +217,7 @@ def refusal(folder, own=()):
     except Refused as e:
         return str(e)
     except TooMany as e:
-        return f"the submission holds {e}"
+        return f"the submission holds more than {e}"
     except (FileNotFoundError, NotADirectoryError):
         return None         # nothing there: every exercise is missing
     return None

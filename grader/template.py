@@ -126,7 +126,7 @@ def audit(student, root=REPO):
                     findings.append(f"oversize: {paths.shown(rel)} ({entry.st.st_size:,} bytes; the audit reads "
                                     f"{MAX_AUDIT_BYTES >> 20} MiB at most)")
     except paths.TooMany as e:
-        findings.append(f"not audited past {e}")
+        findings.append(f"not audited past the first {e}")
     for rel, digest in PLATFORM_FILES.items():
         if found.get(rel) == digest:
             del found[rel]
