@@ -25,6 +25,7 @@ FAST = {
     "test_course_tools": ("test_batch_cuts",),
     "test_mutants": ("test_mutants_cover",),
     "test_cheats": ("test_every_cheat_says",),
+    "test_links": ("test_a_link_in_any", "test_only_a_link", "test_names_and", "test_the_audit_"),
     "test_study": ("test_every_exercise_has_hints", "test_hint_triggers"),
 }
 SLOW = ("test_make_quiz_", "test_the_tracer_imports", "test_the_grader_reports")   # a terminal or a grader run
