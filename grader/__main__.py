@@ -78,6 +78,16 @@ def _folder(directory):
     return True, None
 
 
+def _repository_of(directory, audited):
+    """The submission, for its links: the audited repository (Classroom's student checkout) when
+    the folder graded lies in it, else the folder itself. Lexical: any link is refused anyway."""
+    if audited:
+        repo, graded = os.path.abspath(audited), os.path.abspath(directory)
+        if os.path.commonpath([repo, graded]) == repo:
+            return repo
+    return None
+
+
 def select(wanted):
     try:
         return exercises_named(wanted)
@@ -128,7 +138,8 @@ def main(argv=None):
     from .sandbox import IsolationError, course_minimum
     require = course_minimum(os.geteuid() == 0) if course and not weak_ok else ()
     try:
-        results = session.run(exercises, directory, seed, args.device, zygote, require, args.narrate)
+        results = session.run(exercises, directory, seed, args.device, zygote, require, args.narrate,
+                              root=_repository_of(directory, args.audit))
     except IsolationError as e:
         print(f"python -m grader: {e}", file=sys.stderr)
         return 3

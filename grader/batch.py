@@ -124,7 +124,7 @@ def _worker(folder, exercises, seed, attached, require, result, log):
             f.write(audit_of(folder))
         try:
             graded = exercises_of(folder)
-            results = session.run(exercises, graded, seed, "cpu", attached, require)
+            results = session.run(exercises, graded, seed, "cpu", attached, require, root=folder)
             page = report.render(results, seed, shown(str(graded), 1000), "".join(ex.id + " " for ex in exercises),
                                  stream=io.StringIO(),      # not a terminal: no colours
                                  max_failures=99 if len(exercises) == 1 else 3)     # as python -m grader

@@ -203,7 +203,7 @@ def _present(path):
 
 
 class GraderPlugin:
-    def __init__(self, exercises, directory, seed, device="cpu", channel=None, require=(), narrate=False):
+    def __init__(self, exercises, directory, seed, device="cpu", channel=None, require=(), narrate=False, root=None):
         self.seed = seed
         self.narrate = narrate
         self.device = device
@@ -213,9 +213,12 @@ class GraderPlugin:
         self.results = {ex.id: ExerciseResult(ex, self.directory / ex.filename) for ex in exercises}
         self.submissions = {}
         self.isolation_error = None
-        # A link in the folder's path or inside it costs every exercise; one at an exercise's own
-        # name costs that exercise alone (read_source says why).
-        self.refused = paths.refusal(self.directory, {ex.filename for ex in all_exercises()})
+        # A link in the submission's path or inside it costs every exercise; one at an exercise's
+        # own name costs that exercise alone (read_source says why). The submission is `root` (a
+        # student's repository) when the folder graded is its exercises/, else that folder.
+        root = Path(root or directory)
+        self.refused = paths.refusal(root, {os.path.relpath(self.directory / ex.filename, root)
+                                            for ex in all_exercises()})
 
     def submission(self, module):
         exercise = self.by_module[Path(module.__file__).stem]
@@ -315,8 +318,9 @@ def _explain_raw(exc):
     return "grader", f"internal grader error ({type(exc).__name__}: {exc}); please report it"
 
 
-def run(exercises, directory, seed, device="cpu", zygote=None, require=(), narrate=False):
-    """Grades `exercises` found in `directory`; returns their ExerciseResults in order.
+def run(exercises, directory, seed, device="cpu", zygote=None, require=(), narrate=False, root=None):
+    """Grades `exercises` found in `directory` (in the submission `root`, by default `directory`
+    itself: no link is followed, in its path or inside it); returns their ExerciseResults in order.
 
     Submissions run in children of one sandboxed zygote (sandbox/). With several cores, the
     exercises are shared among forked workers, each with its own channel to the zygote; a worker
@@ -330,9 +334,9 @@ def run(exercises, directory, seed, device="cpu", zygote=None, require=(), narra
     try:
         layers = check_isolation(zygote.channel(0), require)
         if jobs <= 1:
-            results = _run_here(exercises, directory, seed, device, zygote.channel(0), require, narrate)
+            results = _run_here(exercises, directory, seed, device, zygote.channel(0), require, narrate, root)
         else:
-            results = _run_in_workers(exercises, directory, seed, device, zygote, require, jobs, narrate)
+            results = _run_in_workers(exercises, directory, seed, device, zygote, require, jobs, narrate, root)
     finally:
         if own:
             zygote.close()
@@ -353,7 +357,7 @@ def check_isolation(channel, require):
     return list(box.layers)
 
 
-def _run_in_workers(exercises, directory, seed, device, zygote, require, jobs, narrate):
+def _run_in_workers(exercises, directory, seed, device, zygote, require, jobs, narrate, root=None):
     workers = []
     shares = share(exercises, jobs)
     for i in range(jobs):
@@ -364,7 +368,7 @@ def _run_in_workers(exercises, directory, seed, device, zygote, require, jobs, n
             zygote.keep_only(i)
             code = 0
             try:
-                mine = _run_here(shares[i], directory, seed, device, zygote.channel(i), require, narrate)
+                mine = _run_here(shares[i], directory, seed, device, zygote.channel(i), require, narrate, root)
                 payload = {"ok": [_plain(r) for r in mine]}
             except BaseException as e:
                 payload, code = {"error": f"{type(e).__name__}: {e}"}, 1
@@ -412,8 +416,8 @@ def _from_plain(d, exercise):
     return ExerciseResult(**d)
 
 
-def _run_here(exercises, directory, seed, device, channel, require, narrate=False):
-    plugin = GraderPlugin(exercises, directory, seed, device, channel, require, narrate)
+def _run_here(exercises, directory, seed, device, channel, require, narrate=False, root=None):
+    plugin = GraderPlugin(exercises, directory, seed, device, channel, require, narrate, root)
     args = [str(ex.test_module) for ex in exercises] + [
         "-c", str(GRADER_DIR / "pytest.ini"), "--rootdir", str(GRADER_DIR),
         "-p", "no:cacheprovider", "-p", "no:terminal", "-p", "no:stepwise", "--noconftest",

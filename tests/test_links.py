@@ -206,6 +206,9 @@ def _layouts(work, repo):
     _unlink_exercises(_repository(cls / "to-peer", repo), "../peer/exercises")
     (cls / "linked-student").symlink_to("peer")
     (_solved(cls / "link-inside") / "notes").symlink_to("/etc")
+    in_repo = _repository(cls / "link-in-repo", repo)          # a repository holding a link, not in exercises/
+    shutil.rmtree(in_repo / "grader" / "tests")
+    (in_repo / "grader" / "tests").symlink_to("../../peer/grader/tests")
     (cls / "file-link").mkdir()
     shutil.copy(_reference("01"), cls / "file-link")
     (cls / "file-link" / "02_split_heads.py").symlink_to("../peer/exercises/02_split_heads.py")
@@ -298,7 +301,8 @@ def _json(graded, name):
 
 REFUSED = {"to-solutions": "(to ../../course/solutions)", "to-proc": "(to /proc/self/cwd/solutions)",
            "to-peer": "(to ../peer/exercises)", "linked-student": "linked-student is a symbolic link (to peer)",
-           "link-inside": "notes in the submission is a symbolic link (to /etc)"}
+           "link-inside": "notes in the submission is a symbolic link (to /etc)",
+           "link-in-repo": "grader/tests in the submission is a symbolic link (to ../../peer/grader/tests)"}
 
 
 @pytest.mark.parametrize("student", sorted(REFUSED))
@@ -328,6 +332,7 @@ def test_batch_grades_the_honest_beside_them_and_audits_in_the_worker(graded):
     assert "link: exercises -> /proc/self/cwd/solutions" in audits["to-proc"], audits
     assert "link: exercises -> ../peer/exercises" in audits["to-peer"], audits
     assert audits["linked-student"].startswith("not audited: ") and "symbolic link" in audits["linked-student"]
+    assert "link: grader/tests -> ../../peer/grader/tests" in audits["link-in-repo"], audits
     compiled = rows["compiled"]["audit"]
     assert "added: grader/__pycache__/session.cpython-311.pyc" in compiled, compiled
     assert "oversize: grader/huge.bin (1,073,741,824 bytes" in compiled and ".keep" not in compiled, compiled
@@ -347,7 +352,7 @@ def test_classroom_exercises_linked_to_the_course_solutions_scores_zero_and_the_
     report = _json(graded, "classroom.json")
     (ex,) = report["exercises"]
     assert report["score"] == 0 and ex["status"] == "broken", ex
-    assert "student/exercises is a symbolic link (to ../course/solutions)" in ex["error"], ex["error"]
+    assert "exercises in the submission is a symbolic link (to ../course/solutions)" in ex["error"], ex["error"]
     assert "link: exercises -> ../course/solutions" in report["audit"], report["audit"]
     code, log = graded["runs"]["classroom"]
     assert "not graded: " in log and "Traceback" not in log, log[-3000:]
@@ -385,6 +390,6 @@ def test_classroom_workflow_records_zero_for_exercises_linked_to_the_course_and_
     job, outcomes, text = emulate(tmp_path, student)
     assert outcomes["Grade every exercise"] == "success", job.log
     assert f"::notice title=Autograding complete::Points 0/{MAX}" in text, text[-3000:]
-    assert "exercises is a symbolic link (to ../course/solutions)" in text, text[-3000:]
+    assert "exercises in the submission is a symbolic link (to ../course/solutions)" in text, text[-3000:]
     assert "link: exercises -> ../course/solutions" in text, text[-3000:]
     assert ".keep" not in text, text[-3000:]
