@@ -325,7 +325,7 @@ def grade_all(folders, exercises, seed, jobs, timeout, ids, reports=None):
                     pool.start(folder, tries, max(1, spare))
                 job, report, status, error = pool.finished()
                 if status == "lost":
-                    pool.replace_lost_zygote(job.generation, f"while {job.folder.name} was graded")
+                    pool.replace_lost_zygote(job.generation, f"while {shown_name(job.folder.name)} was graded")
                     if job.tries < MAX_TRIES:
                         waiting.appendleft((job.folder, job.tries + 1))
                         continue
