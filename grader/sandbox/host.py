@@ -69,7 +69,7 @@ def call_keeping_inputs(module, name, *args, **kwargs):
     return fn(*args, **kwargs), args, kwargs
 
 
-PROBE_SPACE = {"torch", "numpy", "np", "math", "time"}      # what inside.py gives every probe
+PROBE_SPACE = {"torch", "numpy", "np", "math", "time", "trusted"}     # what inside.py gives every probe
 PROBE_MODULES = {"torch", "numpy", "math", "time", "sys", "re", "io", "tokenize", "itertools", "functools",
                  "collections"}                          # what else a probe may import there
 
@@ -139,7 +139,7 @@ class Sandbox:
         self.import_error = None
         self.forbidden_hits = []     # findings of the watch, over all calls, as sent
         self.layers = []             # the isolation layers the child reported in place
-        self.meta = {}               # the last call's work: largest tensor, matmul flops
+        self.meta = {}               # the last call's work, counted at the aten level: largest, matmul_flops, work, ops
         self.used = 0.0              # seconds of this exercise's budget spent
         self.output = tempfile.TemporaryFile()
         self._probes = {}
@@ -149,8 +149,12 @@ class Sandbox:
         return self._call(probe, True, args, kwargs)
 
     def call_unwatched(self, probe, *args, **kwargs):
-        """A call the grade does not rest on (narration): the watch is off, the audit hook on."""
-        return self._call(probe, False, args, kwargs)
+        """A call the grade does not rest on (narration): the watch is off, the audit hook on, and
+        tracing allowed. Its child grades nothing after it: it is ended with the call."""
+        try:
+            return self._call(probe, False, args, kwargs)
+        finally:
+            self.close()
 
     def _call(self, probe, watched, args, kwargs):
         if self.spent:
@@ -219,7 +223,8 @@ class Sandbox:
         try:
             (n,) = wire.struct.unpack_from("<I", payload)
             meta = wire.decode(payload[4:4 + n])
-            if not (isinstance(meta, dict) and all(isinstance(meta.get(k), int) for k in ("largest", "matmul_flops"))):
+            if not (isinstance(meta, dict) and all(type(meta.get(k)) is int for k in ("largest", "matmul_flops", "work",
+                                                                                        "ops"))):
                 raise ValueError
             return meta, payload[4 + n:]
         except Exception:
