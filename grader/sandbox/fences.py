@@ -252,8 +252,9 @@ PROTECTED_MODULES = {"torch", "numpy", "builtins", "math", "time", "sys", "json"
 class Untouched:
     """The namespaces the harness and the probes rely on, snapshotted before the submission runs
     and compared after every call: an entry replaced or deleted is tampering, whatever it is.
-    (torch and NumPy add entries as they load lazily: additions are fine.) A probe never reads a
-    patchable entry while a call runs anyway (inside.TRUSTED); this catches the patch itself."""
+    (Modules gain entries as torch and NumPy load lazily: there additions are fine; in a class an
+    added entry shadows an inherited method, so there it counts.) A probe never reads a patchable
+    entry while a call runs anyway (inside.TRUSTED); this catches the patch itself."""
 
     def __init__(self):
         import builtins
@@ -263,17 +264,22 @@ class Untouched:
                   "torch.nn.functional": torch.nn.functional, "torch.nn": torch.nn, "torch.linalg": torch.linalg,
                   "numpy": numpy, "numpy.ndarray": numpy.ndarray, "math": math, "time": time,
                   "builtins": builtins, "struct": struct, "json": json, "os": os}
-        self.before = [(name, vars(space), dict(vars(space))) for name, space in spaces.items()]
+        self.before = [(name, vars(space), dict(vars(space)), isinstance(space, type))
+                       for name, space in spaces.items()]
 
     def changed(self):
         found = []
-        for name, space, before in self.before:
+        for name, space, before, is_class in self.before:
             if len(found) >= 3:
                 break
             for key, value in before.items():
                 if space.get(key, _GONE) is not value:
                     found.append(f"{name}.{key} (replaced by your code: tampering)")
                     break
+            else:
+                if is_class and len(space) != len(before):
+                    added = next((k for k in list(space) if k not in before), "?")
+                    found.append(f"{name}.{added} (added by your code: tampering)")
         return found
 
 
