@@ -72,7 +72,8 @@ def select(wanted):
         raise Usage(str(e)) from None
 
 
-def main(argv=None):
+def main(argv=None, zygote=None):
+    """python -m grader; `zygote`: a warm zygote's fresh channels to grade with (grader/warm.py)."""
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["batch"]:
         from .batch import main as batch
@@ -103,7 +104,8 @@ def main(argv=None):
     if args.device == "cpu":
         bound_the_grader()
     jobs = min(len(exercises), int(os.environ.get("GRADER_JOBS", min(2, os.cpu_count() or 1))))
-    zygote = Zygote(max(jobs, 1), args.device)    # imports torch while this process does the same
+    if zygote is None or args.device != "cpu":
+        zygote = Zygote(max(jobs, 1), args.device)    # imports torch while this process does the same
     if directory.resolve() == (REPO / "exercises").resolve():
         from .study.drill import recover
         recover()           # a drill killed outright left a fresh stub in place of the learner's file
