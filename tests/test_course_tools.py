@@ -242,7 +242,8 @@ def test_batch_gradebook(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "[6/6]" in proc.stderr
     rows = {r["student"]: r for r in csv.DictReader(out.open())}
-    assert list(next(csv.reader(out.open()))) == ["student", "05", other.id, "total", "status", "error", "audit"]
+    assert list(next(csv.reader(out.open()))) == ["student", "05", other.id, "total", "status", "error",
+                                                 "audit", "commit", "commit_time", "seed"]
     assert set(rows) == {"alice", "bob", "carol", "'=dave", "attention-erin", "frank"}
     cell = {name: (float(r["05"]), float(r[other.id]), float(r["total"]), r["status"]) for name, r in rows.items()}
     assert cell["alice"] == (10.0, 10.0, 20.0, "ok") and rows["alice"]["audit"] == ""
