@@ -1,16 +1,20 @@
 """python -m grader batch SUBMISSIONS_DIR --csv grades.csv [NN ...] [--seed N] [--jobs N] [--timeout S]
-                                                              [--reports DIR]
+                 [--reports DIR] [--roster FILE] [--deadline TIME] [--summary FILE] [--similarity FILE]
 
 Grades every folder in SUBMISSIONS_DIR (one per student: a copy of exercises/, or a whole student
 repository as `gh classroom clone student-repos` makes them, whose exercises/ is graded) and writes a
-gradebook: one row per student, a column per exercise, the total, a status (ok, broken, tampering,
-timeout), the errors, and an audit of the repository's grader/ and .github/ against the course
-template. The batch imports torch and starts the sandbox's zygote once; each submission is graded
+gradebook: one row per student, a column per exercise, the total, a status (ok, broken, timeout,
+tampering; missing, not submitted, not attempted), the errors, and an audit of the repository's
+grader/ and .github/ against the course template. The batch imports torch and starts the sandbox's zygote once; each submission is graded
 by a fresh fork of the batch (one worker each when several run at once; more for one that would
 leave cores idle) over fresh channels to that zygote, whose children end with them. One that outlives --timeout is killed with everything it
 started, and its row says so; one graded while the zygote died is graded again on a new one.
 Every student gets the same seed, so the same inputs. With --reports, each student's own report
 (the page `python -m grader` prints, and its JSON) is written beside the gradebook, to hand back.
+A git repository is graded at a commit, never in its working tree: HEAD's, or with --deadline the
+last one at or before it (grader/gradebook.py). --roster gives every student of the class a row;
+the summary (each exercise's statistics) is printed and written beside the gradebook; --similarity
+writes the pairs of near-identical submissions (grader/similarity.py).
 """
 import argparse
 import csv

@@ -12,7 +12,6 @@ repository as `gh classroom clone` names them (attention-NAME):
 import csv
 import os
 import re
-import shutil
 import statistics
 import subprocess
 import sys
