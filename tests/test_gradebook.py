@@ -259,6 +259,8 @@ def test_a_repository_is_read_without_running_anything_its_git_configuration_nam
     git(repo, "init", "-q", "-b", "main")
     (repo / "exercises").mkdir()
     (repo / EX02).write_text("def split_heads(x, num_heads):\n    return x\n")
+    (repo / "exercises" / "01_project.py").symlink_to("/etc/passwd")      # links stay links
+    (repo / "notes").symlink_to("/etc")
     git(repo, "add", "-A")
     git(repo, "-c", f"gpg.program={signer}", "commit", "-q", "-S", "-m", "signed")
     sha = git(repo, "rev-parse", "HEAD")
@@ -272,6 +274,7 @@ def test_a_repository_is_read_without_running_anything_its_git_configuration_nam
     sub = prepare(Submission("mal", repo), parse_deadline(DEADLINE), work)
     assert (sub.status, sub.commit) == ("", sha), sub
     assert (sub.graded / EX02).read_text().endswith("return x\n")
+    assert os.readlink(sub.graded / EX01) == "/etc/passwd" and os.readlink(sub.graded / "notes") == "/etc"
     assert not ran.exists(), "the batch ran a program the repository's configuration named"
 
 
