@@ -12,9 +12,11 @@ repository as `gh classroom clone` names them (attention-NAME):
 import csv
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -289,3 +291,40 @@ def test_similarity_ignores_names_comments_docstrings_and_layout():
     fay, eve = (fingerprints(s[EX02], windows(stub)) for s in (FAY, EVE))
     ref = fingerprints(source("solutions", EX02), windows(stub))
     assert jaccard(fay, eve) == 1 and jaccard(fay, ref) < 0.5
+
+
+def test_an_ordinary_user_reads_the_history_of_a_repository_someone_else_owns():
+    """git refuses an ordinary user a repository another user owns ("dubious ownership"), as when an
+    assistant grades the clones the instructor made: the batch reads each one's history all the same."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root, to own the repository the ordinary user reads")
+    from test_cheats import _student_prefix
+    prefix, why = _student_prefix()
+    if prefix is None:
+        pytest.skip(f"cannot run as an ordinary user here: {why}")
+    work = Path(tempfile.mkdtemp(prefix="grader-gradebook-user-"))
+    try:
+        os.chmod(work, 0o755)
+        repo = work / "attention-ann"
+        repo.mkdir()
+        git(repo, "init", "-q", "-b", "main")
+        sha = commit(repo, {EX02: source("solutions", EX02)}, BEFORE)
+        commit(repo, {EX02: "late\n"}, AFTER)
+        for p in [work, *work.rglob("*")]:
+            os.chmod(p, 0o755 if p.is_dir() else 0o644)
+        plain = subprocess.run([*prefix, "git", "-C", str(repo), "log", "-1"], capture_output=True, text=True,
+                               env={**ENV, "HOME": str(work)})
+        assert plain.returncode != 0 and "dubious ownership" in plain.stderr, plain
+        script = ("import sys, tempfile\nfrom pathlib import Path\n"
+                  "from grader.gradebook import Submission, parse_deadline, prepare\n"
+                  "sub = prepare(Submission('ann', Path(sys.argv[1])), parse_deadline(sys.argv[2]), "
+                  "Path(tempfile.mkdtemp()))\n"
+                  "print(sub.commit, repr(sub.status), (sub.graded / 'exercises' / '02_split_heads.py').read_text() "
+                  "== Path(sys.argv[3]).read_text())\n")
+        proc = subprocess.run([*prefix, sys.executable, "-c", script, str(repo), DEADLINE,
+                               str(REPO / "solutions" / "02_split_heads.py")], cwd=REPO, capture_output=True,
+                              text=True, env={**ENV, "HOME": "/tmp"}, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.split() == [sha, "''", "True"], proc.stdout
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
