@@ -418,6 +418,10 @@ def main(argv):
         deadline = parse_deadline(args.deadline) if args.deadline else None
     except CourseError as e:
         problem = problem or str(e)
+    summary_file = args.summary or str(Path(args.csv).with_name(Path(args.csv).stem + "-summary.csv"))
+    for out in (args.csv, summary_file, args.similarity):
+        if out and not problem and not Path(out).absolute().parent.is_dir():
+            problem = f"cannot write {out}: no folder {Path(out).absolute().parent}"
     if problem:
         print(f"python -m grader batch: {problem}", file=sys.stderr)
         return 2
@@ -446,7 +450,6 @@ def main(argv):
         rows.sort(key=lambda r: r["student"])
         write_csv(args.csv, ["student", *ids, "total", "status", "error", "audit", "commit", "commit_time", "seed"],
                   rows)
-        summary_file = args.summary or str(Path(args.csv).with_name(Path(args.csv).stem + "-summary.csv"))
         lines = summary(rows, {**{ex.id: ex.points for ex in exercises}, "total": sum(ex.points for ex in exercises)})
         write_csv(summary_file, SUMMARY_COLUMNS, lines)
         print(summary_text(lines, rows))

@@ -245,6 +245,20 @@ def test_roster_formats_and_bad_input(tmp_path):
                     "hw1-ben": ("hw1-ben", "not on the roster"), "stray": ("stray", "not on the roster")}
 
 
+def test_bad_batch_input_is_a_clear_error_before_any_grading(tmp_path):
+    (tmp_path / "class" / "ann").mkdir(parents=True)
+    roster = tmp_path / "roster.csv"
+    roster.write_text("email,name\nann@x,Ann\n")
+    for extra, said in ((["--deadline", "2026-12-01 23:59"], "has no time zone"),
+                        (["--roster", str(roster)], "without a github_username or identifier column"),
+                        (["--similarity", str(tmp_path / "no" / "pairs.csv")], "cannot write"),
+                        (["--roster", str(tmp_path / "none.txt")], "cannot read the roster")):
+        proc = subprocess.run([sys.executable, "-m", "grader", "batch", str(tmp_path / "class"), "02", "--csv",
+                               str(tmp_path / "g.csv"), *extra], cwd=REPO, env=ENV, capture_output=True, text=True)
+        assert proc.returncode == 2 and said in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+        assert not (tmp_path / "g.csv").exists()
+
+
 def test_a_repository_is_read_without_running_anything_its_git_configuration_names(tmp_path):
     """A hostile .git/config: git itself runs the program it names when showing a signed commit's
     log, or checking out; the batch reads the history and exports the commit all the same, running
