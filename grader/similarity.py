@@ -4,8 +4,9 @@
 Each exercise file becomes a sequence of tokens: comments, docstrings, blank lines and indentation
 dropped; every identifier one placeholder (a name after a dot is kept: it names the library call);
 every string literal one placeholder; numbers and operators as they are. Its fingerprints are the
-winnowed hashes of its K-token windows (Schleimer, Wilkerson and Aiken's winnowing, as MOSS uses),
-less every window of the stub, so that the code everyone was given matches nobody. Two
+winnowed hashes of its K-token windows, each within one top-level statement (Schleimer, Wilkerson
+and Aiken's winnowing, as MOSS uses), less every window of the stub, so that the code everyone was
+given matches nobody. Two
 submissions' similarity on an exercise is the Jaccard index of their fingerprints; a pair at
 THRESHOLD or above is flagged, with each one's similarity to the reference beside it (short
 exercises leave few ways to write them: two correct files are often alike, and alike the reference).
@@ -23,6 +24,7 @@ WINDOW = 4              # winnowing keeps the least hash of every WINDOW consecu
 THRESHOLD = 0.8         # a pair at or above it is flagged
 MIN_PRINTS = 6          # a file with fewer fingerprints of its own is too short to say anything
 MAX_BYTES = 1 << 20
+TOP = "\n"             # between two top-level statements (no token is a bare newline)
 
 _DROP = {tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT,
          tokenize.ENCODING, tokenize.ENDMARKER}
@@ -41,6 +43,8 @@ def tokens(source):
         if t.type in _DROP:
             starts = starts or t.type in (tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT)
             continue
+        if starts and t.start[1] == 0 and out and out[-1] != TOP:
+            out.append(TOP)             # windows stay inside one top-level statement: moving a function moves them all
         if t.type in _STRINGS and starts and _alone(toks, i):
             continue                    # a docstring, or a string as a statement: no code
         if t.type == tokenize.NAME:
@@ -67,8 +71,14 @@ def _alone(toks, i):
 
 
 def _hashes(words):
-    return [int.from_bytes(hashlib.blake2b("\x00".join(words[i:i + K]).encode(), digest_size=8).digest(), "big")
-            for i in range(len(words) - K + 1)]
+    """The hash of every window of K tokens that lies within one top-level statement."""
+    out, start = [], 0
+    for end in [i for i, w in enumerate(words) if w == TOP] + [len(words)]:
+        part = words[start:end]
+        out += [int.from_bytes(hashlib.blake2b("\x00".join(part[i:i + K]).encode(), digest_size=8).digest(), "big")
+                for i in range(len(part) - K + 1)]
+        start = end + 1
+    return out
 
 
 def fingerprints(source, given=frozenset()):

@@ -305,6 +305,10 @@ def test_similarity_ignores_names_comments_docstrings_and_layout():
     fay, eve = (fingerprints(s[EX02], windows(stub)) for s in (FAY, EVE))
     ref = fingerprints(source("solutions", EX02), windows(stub))
     assert jaccard(fay, eve) == 1 and jaccard(fay, ref) < 0.5
+    head, first, second = FAY[EX01].split("\n\n\ndef ")                  # the two functions, swapped
+    swapped = f"{head}\n\n\ndef {second}\n\n\ndef {first}"
+    given = windows(source("exercises", EX01))
+    assert jaccard(fingerprints(FAY[EX01], given), fingerprints(swapped, given)) == 1
 
 
 def test_an_ordinary_user_reads_the_history_of_a_repository_someone_else_owns():
