@@ -127,13 +127,13 @@ def prepare(sub, deadline, work):
     if not history:
         sub.status, sub.note = BatchStatus.NOT_SUBMITTED, "the repository has no commit"
         return sub
+    on_time = [c for c in history if deadline is None or c[1] <= deadline]
     late = [c for c in history if deadline is not None and c[1] > deadline]
-    on_time = [c for c in history if c not in late]
     if not on_time:
         sub.status = BatchStatus.NOT_SUBMITTED
         sub.note = f"no commit at or before the deadline (the first: {utc(min(c[1] for c in late))})"
         return sub
-    sha, when = max(on_time, key=lambda c: c[1])
+    sha, when = history[0] if deadline is None else max(on_time, key=lambda c: c[1])    # git log starts at HEAD
     sub.commit, sub.commit_time = sha, utc(when)
     if late:
         sub.note = (f"{len(late)} commit{'s' * (len(late) > 1)} after the deadline not graded "
@@ -159,8 +159,7 @@ def _git(args, borrowed, **kw):
 
 def _borrow(dot_git, work):
     """A fresh bare repository of ours that reads dot_git's objects (and its shallow list)."""
-    n = sum(1 for _ in work.glob("git-*"))
-    borrowed = work / f"git-{n}"
+    borrowed = work / f"git-{sum(1 for _ in work.glob('git-*'))}"
     subprocess.run(["git", "init", "-q", "--bare", str(borrowed)], check=True, capture_output=True,
                    env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(work),
                         "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull})

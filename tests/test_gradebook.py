@@ -311,6 +311,18 @@ def test_similarity_ignores_names_comments_docstrings_and_layout():
     assert jaccard(fingerprints(FAY[EX01], given), fingerprints(swapped, given)) == 1
 
 
+def test_without_a_deadline_head_is_graded_whatever_its_date(tmp_path):
+    from grader.gradebook import Submission, prepare
+    repo = tmp_path / "attention-ann"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    commit(repo, {EX02: "first\n"}, AFTER)
+    head = commit(repo, {EX02: "second\n"}, BEFORE)          # dated before its parent
+    (repo / EX02).write_text("not committed\n")
+    sub = prepare(Submission("ann", repo), None, tmp_path / "work")
+    assert (sub.commit, sub.note, (sub.graded / EX02).read_text()) == (head, "", "second\n")
+
+
 def test_an_ordinary_user_reads_the_history_of_a_repository_someone_else_owns():
     """git refuses an ordinary user a repository another user owns ("dubious ownership"), as when an
     assistant grades the clones the instructor made: the batch reads each one's history all the same."""
