@@ -73,14 +73,14 @@ def render(results, seed, directory, selection_args="", stream=None, max_failure
         paint = style.ok if r.status == Status.COMPLETE else (style.dim if r.status in NOTHING_WRITTEN
                                                               else style.bad)
         cats = " ".join(_category_mark(r, c, style) for c in CATEGORIES if any(t.category == c for t in r.tests))
-        head = f"  {r.exercise.id} {r.exercise.name:<{width}}{r.score:5.1f}/{r.max_score:g}  {paint(bar)}  "
+        head = f"  {r.exercise.id} {r.exercise.name:<{width}}{r.score:>5g}/{r.max_score:g}  {paint(bar)}  "
         lines.append(head + (paint(STATUS_WORDS[r.status]) if r.status != Status.IN_PROGRESS else cats))
         lines += _details(r, style, max_failures)
         if r.narration and r.narration.get("line"):
             lines.append("       " + style.dim(r.narration["line"]))
     total = sum(r.score for r in results)
     top = sum(r.max_score for r in results)
-    lines += ["", style.bold(f"Total {total:.1f} / {top:g}"), _next_step(results, style),
+    lines += ["", style.bold(f"Total {round(total, 2):g} / {top:g}"), _next_step(results, style),
               style.dim(_replay(selection_args, seed))]
     return "\n".join(lines)
 
@@ -117,9 +117,9 @@ def _details(r, style, max_failures):
     named = set()
     for t in failed[:max_failures]:
         if t.status == TestStatus.FAILED:
-            out.append(pad + style.bad("✗ ") + f"{t.doc}  [{t.category}, {t.max_score:.1f} pt]")
+            out.append(pad + style.bad("✗ ") + f"{t.doc}  [{t.category}, {t.max_score:g} pt]")
         else:
-            out.append(pad + style.dim("– ") + f"{t.doc}  [{t.category}, {t.max_score:.1f} pt, not checked: "
+            out.append(pad + style.dim("– ") + f"{t.doc}  [{t.category}, {t.max_score:g} pt, not checked: "
                        + ("your code did not run through" if t.kind != "fail" else "a value came out wrong first")
                        + "]")
         out += [pad + "  " + line for line in _once(t, named).splitlines()]

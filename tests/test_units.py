@@ -185,13 +185,13 @@ def test_render_shows_scores_bars_categories_and_the_failures_in_order(tmp_path)
     assert lines[1].startswith("isolation: ") and "seccomp" in lines[1] and "not here:" in lines[1]
     assert "\033[" not in text, "no colour when the stream is not a terminal"
     row03 = next(line for line in lines if line.startswith("  03 scores"))
-    assert row03.split()[2:] == ["10.0/10", "██████████", "complete"]
+    assert row03.split()[2:] == ["10/10", "██████████", "complete"]
     row05 = next(line for line in lines if line.startswith("  05 softmax"))
-    assert "3.8/10" in row05 and "████······" in row05
+    assert "3.75/10" in row05 and "████······" in row05
     assert "shapes ✓" in row05 and "fp16 ✗" in row05 and "equivalence ✗" in row05 and "edge –" in row05
     assert text.index("✗ checks fp16") < text.index("✗ checks again") < text.index("– checks edge")
     assert text.count("This looks like a known mistake") == 1 and "Again the known mistake above: no max." in text
-    assert "Total 13.8 / 20" in text
+    assert "Total 13.75 / 20" in text and "[edge, 1.25 pt" in text     # quarter points, exact
     assert "Next: Continue with exercises/05_softmax.py, then run make grade EX=05" in text
     assert lines[-1].startswith("Same inputs again: make grade SEED=42")
 
