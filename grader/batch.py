@@ -321,8 +321,9 @@ def hand_back(reports, name, report, page, cells):
     if report is None:
         page = f"Not graded: {cells['status']}. {cells['error']}"
     else:
+        from .report import dumps_bounded
         with open(reports / f"{name}.json", "w") as f:
-            json.dump(report, f, indent=2)
+            f.write(dumps_bounded(report))          # under the size cap, as --json writes it
     (reports / f"{name}.txt").write_text(page + "\n")
 
 
