@@ -10,14 +10,11 @@ import os
 import re
 import xml.etree.ElementTree as ET
 
-from .report import ONCE as ONCE_IN_JSON
+from .report import ONCE
 from .safe_text import MAX_REPORT_BYTES, capped, fit, inert, one_line
 from .status import TestStatus
 
 ERROR_KINDS = {"timeout", "crashed", "import", "spent", "grader"}   # the code did not run to an answer
-
-
-ONCE = "not counted: this exercise's error is given once, in its first failed check"
 
 
 def _tests(data):
@@ -34,10 +31,10 @@ def _tests(data):
                            "what it computes")
             if ex["error"] and not earned:
                 if not told:
-                    message = ex["error"] if message in (ex["error"], ONCE_IN_JSON) else \
+                    message = ex["error"] if message in (ex["error"], ONCE) else \
                         (ex["error"] + "\n" + message).strip()
                     told = True
-                elif message in ("", ex["error"], ONCE_IN_JSON):
+                elif message in ("", ex["error"]):
                     message = ONCE
             yield ex, t, earned, message
 

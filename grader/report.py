@@ -30,7 +30,7 @@ def isolation_line(layers):
         f"  (not here: {', '.join(missing)})" if missing else "")
 
 
-ONCE = "not run: this exercise's error is given once, in its first failed check"
+ONCE = "not counted: this exercise's error is given once, in its first failed check"
 
 
 def _messages(r):

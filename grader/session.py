@@ -249,7 +249,9 @@ class GraderPlugin:
             hits = [one_line(f"{msg} (line {line})") for line, msg in sub.static_findings]
             hits += [f"reaches the forbidden `{name}` at run time" for name in sub.box.forbidden_hits]
             unlisted = len(hits[MAX_FINDINGS:]) + sub.box.unlisted_hits     # a flood is counted, not listed
-            result.forbidden = hits[:MAX_FINDINGS] + ([f"and {unlisted:,} more findings not listed"] if unlisted else [])
+            result.forbidden = hits[:MAX_FINDINGS]
+            if unlisted:
+                result.forbidden.append(f"and {unlisted:,} more findings not listed")
             result.printed = sub.box.printed() if sub.source is not None else ""
             result.pattern = pattern(sub.outcomes)
             result.layers = list(sub.box.layers)
