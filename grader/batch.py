@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .exercises import UnknownExercise, select
+from .report import ONCE
 from .status import BatchStatus, Status
 
 
@@ -242,7 +243,7 @@ def verdict(report, ids):
             this = (BatchStatus.TAMPERING if "tampering" in t["message"]
                     else BatchStatus.TIMEOUT if kind == "timeout"
                     else BatchStatus.BROKEN if kind in FAULTS else BatchStatus.OK)
-            if this != BatchStatus.OK and t["message"] not in why and kind != "spent":
+            if this != BatchStatus.OK and t["message"] not in why and kind != "spent" and t["message"] != ONCE:
                 why.append(t["message"])
             found = max(found, this, key=lambda s: s.rank)
         status = max(status, found, key=lambda s: s.rank)
