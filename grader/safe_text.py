@@ -11,15 +11,18 @@ import re
 
 MAX_FINDINGS = 20       # findings listed per exercise (watch, static scan, audit); the rest are counted
 
-_AFTER_SPACE = re.compile(r"(^|(?<=\s))::+")      # a run of colons at the start, or after whitespace
+# a run of colons at a line's start, after any whitespace (every character Python splits lines at
+# counts as a line break: more than the runner's \n and \r)
+_AT_LINE_START = re.compile(r"(?:^|(?<=[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]))(\s*)(::+)")
 _LEGACY = re.compile(r"##\[")
 
 
 def inert(text):
-    """`text` with every workflow command broken: colons after whitespace (or at the start) are
-    spaced (`::` becomes `: :`) and `##[` becomes `## [`, so no line of it, however the text is split
-    into lines, starts a command. Applying it twice changes nothing more."""
-    return _LEGACY.sub("## [", _AFTER_SPACE.sub(lambda m: " ".join(m.group()), text))
+    """`text` with every workflow command broken: colons at the start of a line (after any
+    whitespace; the text's own start counts) are spaced, `::` becoming `: :`, and `##[` becomes
+    `## [`, so no line of it starts a command, wherever the text is placed at a line's start.
+    `x[:, ::2]` stays as it is. Applying it twice changes nothing more."""
+    return _LEGACY.sub("## [", _AT_LINE_START.sub(lambda m: m.group(1) + " ".join(m.group(2)), text))
 
 
 def clean(text, limit=2000):

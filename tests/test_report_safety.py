@@ -89,6 +89,11 @@ def test_cleaned_text_holds_no_command_however_it_is_placed(forged):
     assert not LINE_BREAK.search(one_line(forged)) and "\t" not in one_line(forged)
 
 
+def test_code_quoted_mid_line_is_left_as_written():
+    for quoted in ("at line 3: y = x[:, ::2]", "a::b", "std::vector"):
+        assert clean(quoted) == quoted and one_line(quoted) == quoted
+
+
 def test_findings_are_capped_and_counted():
     assert capped(range(5)) == list(range(5))
     shown = capped([f"finding {i}" for i in range(100_000)])

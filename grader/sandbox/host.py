@@ -17,7 +17,7 @@ import tempfile
 import time
 
 from . import wire
-from ..safe_text import MAX_FINDINGS, clean, one_line  # noqa: F401 (the grader cleans all submission text with these)
+from ..safe_text import MAX_FINDINGS, clean, one_line  # noqa: F401 (clean: imported from here elsewhere)
 from .zygote import REPO, Zygote, namespaces_refusal, python_roots  # noqa: F401
 CALL_TIMEOUT = float(os.environ.get("GRADER_TIMEOUT", "10"))            # seconds for one call
 EXERCISE_BUDGET = float(os.environ.get("GRADER_EXERCISE_BUDGET", "60"))  # seconds for one exercise
@@ -231,8 +231,8 @@ class Sandbox:
                 raise ValueError
         except Exception:
             raise self._garbled() from None
-        return {"types": [clean(t, 100) for t in e["types"][:20] if isinstance(t, str)],
-                "message": clean(e["message"], 800), "where": clean(e["where"], 300)}
+        return {"types": [one_line(t, 100) for t in e["types"][:20] if isinstance(t, str)],
+                "message": clean(e["message"], 800), "where": one_line(e["where"], 300)}
 
     def _send(self, data, deadline):
         while data:
