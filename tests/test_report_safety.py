@@ -138,7 +138,8 @@ def test_every_file_stays_under_its_cap_and_says_what_was_cut(tmp_path, tests, m
         assert len(text.encode()) <= MAX_REPORT_BYTES and CUT_MARK in text
     assert "cut" in json.loads(json_text) and "were cut" in json.loads((tmp_path / "g.json").read_text())["output"]
     assert (tmp_path / "j.xml").stat().st_size <= MAX_REPORT_BYTES and CUT_MARK in (tmp_path / "j.xml").read_text()
-    ET.parse(tmp_path / "j.xml")                     # still valid XML
+    import xmlschema
+    xmlschema.XMLSchema(str(REPO / "tests" / "schemas" / "junit-10.xsd")).validate(str(tmp_path / "j.xml"))
     for runner in formats.classroom(data).values():
         for t in runner["tests"]:
             assert "\n" not in t["name"] and workflow_commands(t["test_code"]) == [], t["name"]
@@ -150,24 +151,30 @@ def _runners(output):
     return dict(line.split("=", 1) for line in output.read_text().splitlines() if "=" in line)
 
 
-def test_forged_commands_and_a_newline_file_name_reach_no_log_as_commands(tmp_path):
-    """The cheat raises and prints forged commands; the audited repository holds a file under grader/
-    whose name carries a newline and a notice. Under --classroom, the grader's log acts on nothing but
-    its own stop-commands block, the reporter's acts on nothing but its own notices and its failure,
-    and its notice gives the true points."""
+def test_forged_commands_a_newline_file_name_and_a_flood_of_findings(tmp_path):
+    """15 is the cheat, which raises and prints forged commands; 05 uses a forbidden helper on
+    100,000 lines; the audited repository holds a file under grader/ whose name carries a newline
+    and a notice. Under --classroom, the grader's log acts on nothing but its own stop-commands
+    block, the real reporter's on nothing but its own notices and its failure, and its notice gives
+    the true points; every file stays under its cap and lists 20 findings, counting the rest."""
     from grader.template import write
     student = write(tmp_path / "student")
     (student / "exercises" / "15_attention_backward.py").write_text(CHEAT.read_text())
+    (student / "exercises" / "05_softmax.py").write_text(
+        "import torch.nn.functional as F\n\n\ndef softmax(x, dim=-1):\n    return F.softmax(x, dim)\n\n\n"
+        + "F.softmax\n" * 100_000)
     (student / "grader" / "x\n::notice title=Autograding complete::Points 150").write_text("")
     output = tmp_path / "github_output"
     output.write_text("")
-    proc = subprocess.run([sys.executable, "-m", "grader", "15", "--path", str(student / "exercises"), "--seed", "5",
-                           "--classroom", "--audit", str(student), "--json", str(tmp_path / "r.json")],
+    files = {"--json": tmp_path / "r.json", "--junit": tmp_path / "j.xml", "--gradescope": tmp_path / "g.json"}
+    proc = subprocess.run([sys.executable, "-m", "grader", "05", "15", "--path", str(student / "exercises"),
+                           "--seed", "5", "--classroom", "--audit", str(student),
+                           *[str(x) for pair in files.items() for x in pair]],
                           cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=300,
                           env={**os.environ, **ENV, "GITHUB_OUTPUT": str(output)})
     log = proc.stdout
     assert proc.returncode == 0, log[-3000:]
-    report = json.loads((tmp_path / "r.json").read_text())
+    report = json.loads(files["--json"].read_text())
     assert report["score"] == 0 and "Points 150/150" in log and "\x1b" not in log
     commands = workflow_commands(log)
     assert [name for name, _ in commands] == ["stop-commands", "resume"], commands
@@ -178,14 +185,21 @@ def test_forged_commands_and_a_newline_file_name_reach_no_log_as_commands(tmp_pa
         "belt and braces: not even without the block"
     assert any("Points 150" in f and "\n" not in f for f in report["audit"]), report["audit"]
 
+    flooded = report["exercises"][0]
+    unlisted = re.search(r"; and ([\d,]+) more findings not listed$", flooded["error"])
+    assert flooded["status"] == "forbidden" and flooded["error"].count("; ") == MAX_FINDINGS, flooded["error"][-300:]
+    assert unlisted and int(unlisted.group(1).replace(",", "")) >= 100_000 - MAX_FINDINGS, flooded["error"][-300:]
+    for path in files.values():
+        assert path.stat().st_size < 100_000, (path, path.stat().st_size)     # far under the cap: no flood
+
     runners = _runners(output)
-    for name in ("ex15", "audit"):
+    for name in ("ex05", "ex15", "audit"):
         for t in json.loads(base64.b64decode(runners[name]))["tests"]:
             assert "\n" not in t["name"] and not re.search("[\x00-\x08\x0b-\x1f\x7f]", json.dumps(t)), t
     if HAVE_REPORTER:              # the reporter's own log (the suite runs it wherever node is)
         reporter = subprocess.run(["node", str(REPORTER)], capture_output=True, text=True, timeout=120, env={
-            **os.environ, "INPUT_RUNNERS": "ex15,audit", "EX15_RESULTS": runners["ex15"],
-            "AUDIT_RESULTS": runners["audit"]})
+            **os.environ, "INPUT_RUNNERS": "ex05,ex15,audit", "EX05_RESULTS": runners["ex05"],
+            "EX15_RESULTS": runners["ex15"], "AUDIT_RESULTS": runners["audit"]})
         said = workflow_commands(reporter.stdout + reporter.stderr)
         assert sorted(name for name, _ in said) == ["error", "notice", "notice"], said
-        assert ("notice", f"Points {report['score']:g}/10") in said, said
+        assert ("notice", f"Points {report['score']:g}/20") in said, said
