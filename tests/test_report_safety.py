@@ -79,6 +79,7 @@ def workflow_commands(log):
 
 # -- the text itself ---------------------------------------------------------------------------
 
+@pytest.mark.fast             # in process: no grader run
 @pytest.mark.parametrize("forged", FORGERIES)
 def test_cleaned_text_holds_no_command_however_it_is_placed(forged):
     assert workflow_commands(forged), "the oracle must see the forgery raw"
@@ -89,11 +90,13 @@ def test_cleaned_text_holds_no_command_however_it_is_placed(forged):
     assert not LINE_BREAK.search(one_line(forged)) and "\t" not in one_line(forged)
 
 
+@pytest.mark.fast             # in process: no grader run
 def test_code_quoted_mid_line_is_left_as_written():
     for quoted in ("at line 3: y = x[:, ::2]", "a::b", "std::vector"):
         assert clean(quoted) == quoted and one_line(quoted) == quoted
 
 
+@pytest.mark.fast             # in process: no grader run
 def test_findings_are_capped_and_counted():
     assert capped(range(5)) == list(range(5))
     shown = capped([f"finding {i}" for i in range(100_000)])
@@ -112,6 +115,7 @@ def _data(tests=12, message="wrong", error=""):
                   for i in range(tests)]}]}
 
 
+@pytest.mark.fast             # in process: no grader run
 def test_an_exercise_error_is_stated_once_in_every_format(tmp_path):
     error = "your file could not be loaded: SyntaxError: the one reason " + "x" * 300
     data = _data(tests=8, message=error, error=error)
@@ -127,6 +131,7 @@ def test_an_exercise_error_is_stated_once_in_every_format(tmp_path):
     assert sum(error in ET.tostring(case, encoding="unicode") for case in cases) == 1
 
 
+@pytest.mark.fast             # in process: no grader run
 @pytest.mark.parametrize("tests,message", [(40, "m" * 200_000), (40, "\x1b[31m::notice::x\n" * 20_000)])
 def test_every_file_stays_under_its_cap_and_says_what_was_cut(tmp_path, tests, message):
     data = _data(tests=tests, message=message, error="e" * 100_000)
