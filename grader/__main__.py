@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from . import report
+from .safe_text import capped, one_line
 from .exercises import REPO, UnknownExercise, select as exercises_named
 
 
@@ -65,6 +66,28 @@ def bound_the_grader():
             pass
 
 
+def stop_workflow_commands():
+    """--classroom: GitHub Actions reads no line of this run as a workflow command. The runner
+    skips every command between `::stop-commands::TOKEN` and `::TOKEN::`; the token is fresh and
+    random, so nothing a submission writes can end the block early. stderr joins stdout, so the
+    runner sees every line in the order written, inside the block (the runner's state is per step,
+    so a run killed before the end leaves no later step affected). Returns what ends the block."""
+    import secrets
+    token = secrets.token_hex(16)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(1, 2)
+    print(f"::stop-commands::{token}", flush=True)
+    mine, done = os.getpid(), []
+
+    def resume():
+        if os.getpid() == mine and not done:    # never from a forked worker, and once
+            done.append(True)
+            sys.stderr.flush()
+            print(f"::{token}::", flush=True)
+    return resume
+
+
 def select(wanted):
     try:
         return exercises_named(wanted)
@@ -82,6 +105,20 @@ def main(argv=None, zygote=None):
         args = parse(argv)
     except SystemExit as e:
         return 2 if e.code else 0
+    if not args.classroom:
+        return grade(args)
+    resume = stop_workflow_commands()
+    try:
+        return grade(args)
+    except Exception:
+        import traceback
+        traceback.print_exc()       # inside the block: an error's text may quote a submission
+        return 1
+    finally:
+        resume()
+
+
+def grade(args):
     try:
         exercises = select(args.exercises)
         directory = Path(args.path)
@@ -89,7 +126,7 @@ def main(argv=None, zygote=None):
             if not args.classroom:
                 raise Usage(f"no such folder: {args.path}")
             # Classroom records a grade whatever happened: every exercise 0, with the reason.
-            print(f"python -m grader: no such folder: {args.path}; every exercise is graded as missing",
+            print(f"python -m grader: no such folder: {one_line(args.path)}; every exercise is graded as missing",
                   file=sys.stderr)
             directory = Path(tempfile.mkdtemp(prefix="grader-empty-"))
     except Usage as e:
@@ -125,18 +162,11 @@ def main(argv=None, zygote=None):
     findings = None
     if args.audit or args.audit_note:
         from .template import audit
-        findings = args.audit_note + (audit(args.audit) if args.audit else [])
+        findings = capped([one_line(f) for f in args.audit_note + (audit(args.audit) if args.audit else [])])
         for f in findings:
-            print(f"audit: {args.audit} differs from the course template: {f}", file=sys.stderr)
+            print(f"audit: {one_line(args.audit or '')} differs from the course template: {f}", file=sys.stderr)
     if args.json:
-        report.write_json(results, seed, args.json)
-        if findings is not None:
-            import json
-            with open(args.json) as f:
-                data = json.load(f)
-            data["audit"] = findings
-            with open(args.json, "w") as f:
-                json.dump(data, f, indent=2)
+        report.write_json(results, seed, args.json, audit=findings)
     if args.classroom or args.gradescope or args.junit:
         from . import formats
         data = report.to_json(results, seed)

@@ -35,6 +35,7 @@ from pathlib import Path
 from .exercises import UnknownExercise, select
 from .gradebook import (SUMMARY_COLUMNS, CourseError, Submission, match_roster, parse_deadline, prepare, read_roster,
                         summary, summary_text)
+from .report import ONCE, dumps_bounded
 from .similarity import COLUMNS, THRESHOLD, similar_pairs
 from .status import BatchStatus, Status
 
@@ -258,7 +259,7 @@ def verdict(report, ids):
             this = (BatchStatus.TAMPERING if "tampering" in t["message"]
                     else BatchStatus.TIMEOUT if kind == "timeout"
                     else BatchStatus.BROKEN if kind in FAULTS else BatchStatus.OK)
-            if this != BatchStatus.OK and t["message"] not in why and kind != "spent":
+            if this != BatchStatus.OK and t["message"] not in why and kind != "spent" and t["message"] != ONCE:
                 why.append(t["message"])
             found = max(found, this, key=lambda s: s.rank)
         status = max(status, found, key=lambda s: s.rank)
@@ -382,7 +383,7 @@ def hand_back(reports, name, report, page, cells, folder=None):
         page = re.sub(r" \(make grade EX=\d+ shows all\)", "", page)      # its make grade has the public tests only
         page += (f"\nGraded by your instructor with the course's hidden tests (seed {report['seed']}{commit}). "
                  "make grade in your repository runs the public tests only.")
-        text = json.dumps(report, indent=2)
+        text = dumps_bounded(report)          # under the size cap, as --json writes it
         for path in sorted(private, key=len, reverse=True):
             text = text.replace(json.dumps(path)[1:-1], "exercises")
         (reports / f"{name}.json").write_text(text)
