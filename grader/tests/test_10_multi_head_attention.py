@@ -212,7 +212,8 @@ MISTAKES = [
             "Transpose (B, H, L, head_dim) back to (B, L, H, head_dim) before reshaping to (B, L, D).",
             wrong(merge_view=True), key="merge_without_transpose"),
     Mistake("mha_forward", "value defaults to query instead of key", STEP_PROJECT,
-            "When only key is given (value=None), the values come from key, as in nn.MultiheadAttention.",
+            "When only key is given (value=None), the values come from key: this module's own default "
+            "(nn.MultiheadAttention has no default for value: it requires query, key and value).",
             wrong(value_from="query"), key="value_defaults_to_query"),
     SHAPES,
 ]
