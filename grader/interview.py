@@ -222,7 +222,7 @@ def interview(follow_up=None, seed=None):
     if outcome == Outcome.FINISHED and quiz_count():
         screen.line()
         screen.line(f"Talking points: {quiz_count()} questions, as an interviewer would ask them. (q skips the rest.)")
-        questions = quiz.draw(random.Random(quiz_seed), quiz_count())
+        questions = quiz.draw(random.Random(quiz_seed), quiz_count(), seen=quiz.seen_keys())
         answers = quiz.ask_all(questions, read=input, write=screen.line)
         if answers:
             quiz.record(answers, source="interview")
