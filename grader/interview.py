@@ -4,7 +4,7 @@
 
 Twenty minutes, hard cap, from blank files (grader/blank.py), graded on every save:
   part one   exercise 10, multi-head attention with causal and padding masks, equal to
-             nn.MultiheadAttention;
+             nn.MultiheadAttention on every query that sees a key (and finite where none is seen);
   part two   if part one reaches full marks with time left: one follow-up drawn at random
              (11 GQA, 12 RoPE, 13 the KV cache or 14 tiled attention), from its blank stub;
 then a few talking-point questions (grader/quiz/), and a scorecard: the time to full marks
