@@ -189,6 +189,16 @@ def half_precision_steps():
     return tuple(steps)
 
 
+def rounding_at_1000():
+    return tuple(f"{float(s) / 2:g}" for s in half_precision_steps())
+
+
+def gqa_70b():
+    gqa, mha = kv_cache_bytes(1, 4096, 80, 8, 128, 2), kv_cache_bytes(1, 4096, 80, 64, 128, 2)
+    assert mha == 8 * gqa
+    return (gqa,)
+
+
 def float16_max():
     return (f"{torch.finfo(torch.float16).max:g}",)
 
@@ -224,6 +234,12 @@ FACTS = [
      + ", {} of {} ({}%) for n = {}", causal_tiles),
     (REPO / "grader" / "tests" / "test_14_flash_attention.py", "with skipping it is about {}%", causal_percent),
     (HINTS / "12_positional_encoding.md", "float16 steps by {} and bfloat16 by {}", half_precision_steps),
+    (REPO / "grader" / "tests" / "test_12_positional_encoding.py", "float16 holds 1000 only to ±{} and bfloat16 to ±{}",
+     rounding_at_1000),
+    (REPO / "grader" / "tests" / "test_11_grouped_query_attention.py",
+     "(80 layers, head_dim 128, 4096 tokens, float16) caches {:,} bytes \" f\"with 8 kv heads and 8 times that with 64",
+     gqa_70b),
+    (EX / "01_project.md", "While the sequence is shorter than about {}", crossover),
     (QUIZ, "sqrt(512) ≈ {}", dot_std_512),
 ]
 

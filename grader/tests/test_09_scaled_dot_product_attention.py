@@ -79,7 +79,7 @@ MISTAKES = [
             lambda q, k, v, mask=None, scale=None: attend(q, k, v, mask, scale, late_scale=True), key="scale_after_mask"),
     Mistake("scaled_dot_product_attention", "a fully masked row turns NaN", STEP_MASK,
             "A query whose keys are all blocked must stay finite: fill blocked scores with torch.finfo(dtype).min, "
-            "not -inf (nor -1e9, which is -inf in float16), so that such a row gets uniform weights instead of "
+            "not -inf (nor -1e9, which float16 cannot hold: masked_fill raises, a cast gives -inf), so that such a row gets uniform weights instead of "
             "exp(-inf - (-inf)) = NaN.",
             lambda q, k, v, mask=None, scale=None: attend(q, k, v, mask, scale, fill="-inf"), key="nan_on_masked_row"),
     Mistake("scaled_dot_product_attention", "no scaling by 1/sqrt(d_k)", STEP_SCORES,
