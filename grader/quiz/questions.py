@@ -550,7 +550,7 @@ choice("flash.exact", "flash", READ["14"] + " § The idea",
        ["Yes: it drops the smallest attention weights",
         "Yes: it uses a low-rank approximation of the scores",
         "It is exact only when a causal mask is used"],
-       "The online softmax rescales running sums whenever the max changes, which gives exactly softmax(Z)V "
+       "The online softmax rescales running sums whenever the max changes, which gives exactly softmax(Q Kᵀ · scale) V "
        "at the end. Sparse and low-rank methods approximate; FlashAttention does not.")
 choice("flash.backward", "flash", READ["14"] + " § The idea",
        "What does FlashAttention's backward pass do about the attention matrix P it did not store?",
