@@ -211,14 +211,15 @@ choice("masking.fp32_min_in_fp16", "masking", READ["04"] + " § The idea",
         "It fills with 0, silently, after the overflow"],
        "-3.4e38 does not fit in float16 (whose range ends at ±65504), and masked_fill refuses the "
        "conversion. Use torch.finfo(scores.dtype).min: finite in every dtype.")
-choice("masking.all_inf_row", "masking", READ["04"] + " § The idea",
-       "A query whose keys are all blocked with -inf goes through the softmax. What comes out?",
+choice("masking.all_inf_row", "masking", CONVENTIONS + " § What a row that sees no key returns",
+       "A query whose keys are all blocked with -inf: its row of scores goes through torch.softmax. What comes out?",
        "NaN in every entry, in every dtype",
        ["Zeros, since exp(-inf) is 0",
         "A uniform row, 1/S each",
         "NaN in float16 only; zeros in float32"],
        "The row max is -inf, x − max is NaN; without the shift, the sum of exps is 0 and 0/0 is NaN. "
-       "nn.MultiheadAttention gives NaN there. The finite fill (finfo.min) keeps such rows finite.")
+       "nn.MultiheadAttention gives NaN there too (F.scaled_dot_product_attention, on CPU, returns zeros). The "
+       "finite fill (finfo.min) keeps such rows finite.")
 choice("masking.finite_fill_row", "masking", READ["04"] + " § The idea",
        "Blocked scores are filled with torch.finfo(dtype).min. What does the softmax give for a query whose keys are ALL blocked?",
        "Uniform weights, 1/S each: finite",
@@ -300,7 +301,8 @@ choice("complexity.time", "complexity", READ["10"] + " § Complexity",
        "QKᵀ is (L, d) @ (d, L): L²·d multiply-adds; PV is (L, L) @ (L, d): L²·d again, 2·L²·d in all. The four "
        "projections (Q, K, V, out) add 4·L·d², so they dominate while L < 2d, and attention takes over beyond.")
 choice("complexity.memory", "complexity", READ["10"] + " § Complexity",
-       "What memory does standard multi-head attention need for its attention weights, per batch item?",
+       "Self-attention over L tokens: what memory does standard multi-head attention need for its attention "
+       "weights, per batch item?",
        "O(H·L²)",
        ["O(L·d)",
         "O(H·d²)",
