@@ -193,6 +193,11 @@ def rounding_at_1000():
     return tuple(f"{float(s) / 2:g}" for s in half_precision_steps())
 
 
+def stub_11_example():
+    gqa, mha = kv_cache_bytes(1, 8192, 32, 8, 128, 2), kv_cache_bytes(1, 8192, 32, 32, 128, 2)
+    return f"{gqa:,}".replace(",", " "), gib(gqa), gib(mha)
+
+
 def gqa_70b():
     gqa, mha = kv_cache_bytes(1, 4096, 80, 8, 128, 2), kv_cache_bytes(1, 4096, 80, 64, 128, 2)
     assert mha == 8 * gqa
@@ -240,6 +245,8 @@ FACTS = [
      "(80 layers, head_dim 128, 4096 tokens, float16) caches {:,} bytes \" f\"with 8 kv heads and 8 times that with 64",
      gqa_70b),
     (EX / "01_project.md", "While the sequence is shorter than about {}", crossover),
+    (EX / "11_grouped_query_attention.py", "at batch 1, 8192 tokens give {} bytes ({} GiB); with 32 kv heads (no GQA) "
+                                           "it would be {} GiB", stub_11_example),
     (QUIZ, "sqrt(512) ≈ {}", dot_std_512),
 ]
 
