@@ -11,18 +11,19 @@ given the same weights, with per-head weights (average_attn_weights=False), on e
 sees at least one key. Where nn.MultiheadAttention gives NaN (a query that sees no key) yours must be finite:
 fill blocked scores with torch.finfo(dtype).min, not -inf.
 
-Masks are bool and True means blocked, as in nn.MultiheadAttention (F.scaled_dot_product_attention's
-bool mask means the opposite). key_padding_mask hides keys (the last axis of the
-scores), never queries. Several masks combine with OR: a key is blocked if any mask blocks it.
+Masks are bool and True means blocked, as in nn.MultiheadAttention
+(F.scaled_dot_product_attention's bool mask means the opposite). key_padding_mask hides keys (the
+last axis of the scores), never queries. Several masks combine with OR: a key is blocked if any mask blocks it.
 is_causal adds the bottom-right causal mask (key j blocked when j > i + (S - L)).
 
 Which conventions are PyTorch's and which are this module's: the scale 1/sqrt(head_dim), bool
 masks with True = blocked and key_padding_mask are nn.MultiheadAttention's. This module's own:
-key defaults to query and value to key (PyTorch requires all three); is_causal builds the
-bottom-right mask by itself (PyTorch's is only a hint that needs attn_mask, and
-F.scaled_dot_product_attention(is_causal=True) aligns top-left); weights per head (PyTorch
-averages them by default); finite rows where no key is seen (nn.MultiheadAttention gives NaN).
-All of PyTorch's conventions, side by side: exercises/conventions.md.
+key defaults to query and value to key (nn.MultiheadAttention requires all three); is_causal
+builds the bottom-right mask by itself (nn.MultiheadAttention's is only a hint that needs
+attn_mask, and F.scaled_dot_product_attention(is_causal=True) aligns top-left); weights per
+head (nn.MultiheadAttention averages them by default); finite rows where no key is seen
+(nn.MultiheadAttention gives NaN). All of PyTorch's conventions, side by side:
+exercises/conventions.md.
 
 This file is self-contained: it may not import the other exercises; rewrite the few lines you
 need. Forbidden: torch.nn.MultiheadAttention, torch.nn.functional.scaled_dot_product_attention,

@@ -79,8 +79,8 @@ def combined_mask(B, H, L, S, key_padding_mask=None, attn_mask=None, is_causal=F
 def oracle(query, weights, num_heads, bias=True, key=None, value=None, key_padding_mask=None, attn_mask=None,
            is_causal=False, need_weights=False):
     """nn.MultiheadAttention(D, H, bias, batch_first=True) in eval mode, float64, its in_proj split in three.
-    The masks are spelled as PyTorch wants them: one bool attn_mask (B·H, L, S), True = not allowed, holding
-    attn_mask, the bottom-right causal mask (built by hand: PyTorch's is_causal is only a hint) and the key
+    The masks are spelled as nn.MultiheadAttention wants them: one bool attn_mask (B·H, L, S), True = not allowed, holding
+    attn_mask, the bottom-right causal mask (built by hand: nn.MultiheadAttention's is_causal is only a hint) and the key
     padding (ORed in here rather than passed as key_padding_mask, whose check imports sympy: a second of
     grading time for the same True = ignore semantics). Returns (out, weights (B, H, L, S)); rows that see
     no key are NaN here."""
