@@ -231,7 +231,7 @@ def test_never_holds_the_score_matrix(ex, rng):
 
 @graded("masking", 1.5, checks="work")
 def test_causal_skips_masked_blocks(ex, rng):
-    """under causal, key blocks that are wholly masked are skipped: about half the work"""
+    """under causal, key blocks that are wholly masked are skipped: a little over half the work remains"""
     L, block = 256, 32
     q, k, v = qkv(rng, 1, 1, L, L, 32)
     check(ex, ex.flash_attention(q, k, v, causal=True, block_size=block), q, k, v, causal=True)
