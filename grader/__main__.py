@@ -106,10 +106,10 @@ def main(argv=None, zygote=None):
     except SystemExit as e:
         return 2 if e.code else 0
     if not args.classroom:
-        return grade(args)
+        return grade(args, zygote)
     resume = stop_workflow_commands()
     try:
-        return grade(args)
+        return grade(args, zygote)
     except Exception:
         import traceback
         traceback.print_exc()       # inside the block: an error's text may quote a submission
@@ -118,7 +118,7 @@ def main(argv=None, zygote=None):
         resume()
 
 
-def grade(args):
+def grade(args, zygote=None):
     try:
         exercises = select(args.exercises)
         directory = Path(args.path)
