@@ -164,7 +164,9 @@ def install_audit(filename, watch, readable, tracing):
         raise exc(f"the grader does not allow this: {what}")
 
     def asked_by_harness():
-        return getframe(2).f_code.co_filename.startswith(HARNESS_DIR)
+        """The harness's own code asked (or, in the narration call alone, its tracer)."""
+        asker = getframe(2).f_code.co_filename
+        return asker.startswith(HARNESS_DIR) or tracing[0] and asker.startswith("<grader probe")
 
     def submission_on_stack():
         f = getframe(2)
