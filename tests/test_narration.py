@@ -126,7 +126,7 @@ def test_record_shapes_follows_methods_self_attributes_loops_and_helpers(tmp_pat
     rec = record_shapes(lambda: module.Cache(2, 3, 11, 5).run(torch.zeros(2, 4)), (), {}, path)
     assert rec["lines"][line_of(src, "self.k = torch.zeros")] == [["self.k", [2, 3, 11, 5]]]
     assert rec["lines"][line_of(src, "u = t.sum")] == [["u", [2]]]
-    assert rec["lines"][line_of(src, "part = x")] == [["part", [2, 1]]]     # its first run
+    assert rec["lines"][line_of(src, "part = x")] == [["part", [2, 3]]]     # its last run
     result = check_narration(src, rec, known_sizes(B=2, H=3))
     assert result["wrong"] == [] and result["right"] == result["annotated"] == 4, result
 
@@ -274,7 +274,7 @@ EXERCISES = sorted(p.stem for p in (REPO / "solutions").glob("[0-9][0-9]_*.py"))
 
 def annotate(source, record, known):
     """The source with a correct shape comment on every line that assigned a tensor."""
-    cover, _ = narration._statements(source)
+    cover, _, _ = narration._statements(source)
     by_value = {}
     for name, value in known.items():
         by_value.setdefault(value, name)
