@@ -360,3 +360,246 @@ def test_the_grader_reports_narration_from_the_sandbox_and_only_when_asked(tmp_p
     code, plain, text = grade(folder, "07", seed=3)
     assert "narration" not in plain["exercises"][0] and "narration:" not in text
     assert plain["exercises"][0]["score"] == 10.0
+
+
+# -- the record is untrusted data (issue 19): it is made in the submission's process ---------------
+def a_record(**changes):
+    record = {"lines": {5: [["y", [2, 5]]]}, "sizes": {}, "returns": {6: [2, 5]}, "order": [5, 6],
+              "executed": [5, 6], "error": None, "error_line": None}
+    record.update(changes)
+    return record
+
+
+SMALL = "import torch\n\n\ndef f(x):\n    y = x * 2    # (B, L)\n    return y\n"
+
+
+@pytest.mark.parametrize("why, record", [
+    ("a shape of bytes", a_record(lines={5: [["y", [b"\x00", b"ab"]]]})),
+    ("a shape of strings (ANSI)", a_record(lines={5: [["y", ["\x1b[2K\rTotal 150.0 / 150"]]]})),
+    ("a size that is a float", a_record(returns={6: [2.0, 5]})),
+    ("a size that is a bool", a_record(returns={6: [True, 5]})),
+    ("a negative size", a_record(returns={6: [-1, 5]})),
+    ("a huge size", a_record(returns={6: [10 ** 30, 5]})),
+    ("a rank past the cap", a_record(returns={6: [1] * (narration.MAX_RANK + 1)})),
+    ("a line number of bytes", a_record(order=[b"5"])),
+    ("a line number that is a string", a_record(lines={"5": [["y", [2, 5]]]})),
+    ("a name with escapes", a_record(lines={5: [["\x1b[31my", [2, 5]]]})),
+    ("an error that is not a class name", a_record(error="Error\r\nTotal 150.0 / 150")),
+    ("too many lines", a_record(executed=list(range(1, narration.MAX_RECORD_LINES + 2)))),
+    ("too many tensors on a line", a_record(lines={5: [["y", [2, 5]]] * (narration.MAX_NAMES_PER_LINE + 1)})),
+    ("a field of its own", a_record(extra=1)),
+    ("not a table", [1, 2, 3]),
+])
+def test_a_record_that_is_not_plain_bounded_data_is_refused(why, record):
+    with pytest.raises(narration.BadRecord):
+        check_narration(SMALL, record, known_sizes(B=2, L=5))
+
+
+def test_a_plain_record_passes_the_schema_unchanged():
+    assert check_narration(SMALL, a_record(), known_sizes(B=2, L=5))["right"] == 1
+    tuples = a_record(lines={5: (("y", (2, 5)),)}, order=(5, 6))          # the wire keeps tuples as tuples
+    assert check_narration(SMALL, tuples, known_sizes(B=2, L=5))["right"] == 1
+
+
+def test_many_ellipses_are_matched_in_polynomial_steps():
+    # Twelve `...` against a rank-30 shape: 30+12 choose 12 (11 billion) ways to split the shape,
+    # which the old matcher enumerated; the runs between them are placed left to right instead.
+    dims = ["..."] * 12 + ["7"]
+    steps = narration._Steps()
+    ok, _, _ = narration._match(dims, [1] * 29 + [7], {}, steps)
+    assert ok and steps.n <= len(dims) * 30
+    steps = narration._Steps()
+    ok, _, _ = narration._match(["...", "N", "...", "N", "..."] * 6 + ["9"], [1] * 31 + [8], {}, steps)
+    assert not ok and steps.n <= 31 * 32 * 2
+    # 10,000 `...` in one comment: not a shape (past MAX_DIMS), and fast to say so.
+    assert parse_shape("# (" + ", ".join(["..."] * 10_000) + ", 7)") is None
+    assert narration._match(["..."] * 10_000 + ["7"], [1] * 31 + [7], {}, narration._Steps())[0]
+
+
+def test_several_ellipses_still_mean_what_they_say():
+    m = narration._match
+    assert m(["...", "1", "..."], [2, 1, 3], {}, None)[0]
+    assert not m(["...", "1", "..."], [2, 3], {}, None)[0]
+    assert m(["B", "...", "N", "...", "S"], [2, 4, 9, 7], {"B": 2, "S": 7, "N": 9}, None)[0]
+    assert m(["...", "L", "...", "S"], [2, 5, 3, 7], {"L": 5, "S": 7}, None)[0]        # L placed where it fits
+    assert not m(["...", "S", "...", "L"], [2, 5, 3, 7], {"L": 5, "S": 7}, None)[0]
+
+
+def test_a_check_past_its_step_cap_is_a_bad_record_not_a_hang():
+    steps = narration._Steps(most=10)
+    with pytest.raises(narration.BadRecord):
+        narration._match(["..."] + ["N"] * 5 + ["..."] + ["M"] * 5, [1] * 30, {}, steps)
+
+
+def test_a_comment_of_escapes_or_a_flood_is_not_a_shape():
+    assert parse_shape("# (B, \x1b[31mL)") is None
+    assert parse_shape("# (B, L\r\nTotal 150.0 / 150)") is None
+    assert parse_shape("# (" + "a" * 10_000 + ", L)") is None
+    assert parse_shape("# (" + "*".join(["H"] * 100) + ", L)") is None          # past MAX_FACTORS
+    assert parse_shape("# (B, L, " + " " * 100_000 + "x)") is None
+
+
+def test_the_printed_line_is_one_printable_line_cut_to_its_cap():
+    text = narration.printable("narration: \x1b[2K\r\nTotal 150.0 / 150\u202e\x07" + "x" * 5000)
+    assert "\x1b" not in text and "\r" not in text and "\n" not in text and "\u202e" not in text
+    assert len(text) <= narration.MAX_LINE_CHARS and text.endswith("[cut]")
+    many = "".join(f"    y{i} = x * 2    # (B, L, {i})\n" for i in range(200))
+    src = "import torch\n\n\ndef f(x):\n" + many + "    return x\n"
+    record = {"lines": {5 + i: [[f"y{i}", [2, 5]]] for i in range(200)}, "order": list(range(5, 205)),
+              "executed": list(range(5, 206))}
+    result = check_narration(src, record, known_sizes(B=2, L=5))
+    assert result["wrong_count"] == 200 and len(result["wrong"]) == narration.MAX_WRONG_KEPT
+    assert len(result["line"]) <= narration.MAX_LINE_CHARS and "197 more wrong" in result["line"]
+
+
+def odd_tensor_in(source, function, shape_expr, comment):
+    """The reference with a local tensor whose `shape` is whatever the submission says: the grade
+    never looks at it; only narration's tracer does."""
+    import ast
+    fn = next(n for n in ast.walk(ast.parse(source)) if isinstance(n, ast.FunctionDef) and n.name == function)
+    at = fn.body[1].lineno                                      # after the docstring
+    lines = source.split("\n")
+    indent = " " * fn.body[1].col_offset
+    lines.insert(at - 1, f"{indent}odd = torch.zeros(1).as_subclass(_Odd)    # {comment}")
+    lines.insert(fn.lineno - 1, f"class _Odd(torch.Tensor):\n    @property\n    def shape(self):\n"
+                                f"        return {shape_expr}\n\n")
+    return "\n".join(lines)
+
+
+def test_hostile_records_cost_the_narration_line_never_the_grade(tmp_path):
+    """The three attacks of issue 19 through the sandbox: a shape of bytes (crashed the whole grade),
+    a shape of ANSI escapes (printed a fake total), twelve `...` against a rank-30 shape (hung)."""
+    from helpers import grade, submission
+    ref = {n: (REPO / "solutions" / f"{n}.py").read_text() for n in ("02_split_heads", "05_softmax",
+                                                                        "07_merge_heads")}
+    files = {
+        "07_merge_heads.py": odd_tensor_in(ref["07_merge_heads"], "merge_heads", "(b'\\x00', b'ab')", "(B, L)"),
+        "02_split_heads.py": odd_tensor_in(ref["02_split_heads"], "split_heads",
+                                           "('\\x1b[2K\\r\\nTotal 150.0 / 150\\x1b[8m',)", "(B, L)"),
+        "05_softmax.py": odd_tensor_in(ref["05_softmax"], "softmax", "(1,) * 30",
+                                       "(" + ", ".join(["..."] * 12) + ", 7)"),
+        "03_scores.py": (REPO / "exercises" / "03_scores.py").read_text(),          # a stub: no comments
+    }
+    folder = submission(tmp_path, files)
+    code, narrated, text = grade(folder, "02", "03", "05", "07", seed=5, extra=["--narrate"], timeout=120)
+    assert narrated is not None, text                     # the bytes shape no longer kills the report
+    code, plain, _ = grade(folder, "02", "05", "07", seed=5, timeout=120)
+    by_id = {e["id"]: e for e in narrated["exercises"]}
+    for e in plain["exercises"]:                           # narration changes nothing in the grade
+        assert {k: v for k, v in by_id[e["id"]].items() if k != "narration"} == e
+    assert [by_id[i]["score"] for i in ("02", "05", "07")] == [10.0, 10.0, 10.0]
+    assert "narration" not in by_id["07"] and "narration" not in by_id["02"]     # bad records: no line
+    assert "\x1b" not in text and "\r" not in text and text.count("Total ") == 1
+    assert by_id["05"]["narration"]["wrong"][0]["line"] == line_of(files["05_softmax.py"], "odd = ")
+    shown = [ln for ln in text.splitlines() if "narration:" in ln]
+    assert len(shown) == 1 and len(shown[0].strip()) <= narration.MAX_LINE_CHARS
+    assert by_id["03"]["narration"]["comments"] == 0     # a file without shape comments: no line shown
+
+
+# -- issue 22: distinct sizes, the learner's own names, crashes ----------------------------------
+def test_14s_query_and_key_tiles_differ_so_a_swapped_tile_name_is_caught(tmp_path):
+    ref = (REPO / "solutions" / "14_flash_attention.py").read_text()
+    says_bk = ref.replace("m_new = torch.maximum(m, s.amax(dim=-1))              # (B, H, Bq)",
+                          "m_new = torch.maximum(m, s.amax(dim=-1))              # (B, H, Bk)")
+    assert says_bk != ref
+    results = {}
+    for name, source in (("ref", ref), ("swapped", says_bk)):
+        module, path = load(tmp_path, source, "flash_" + name)
+        fn, args, kwargs, _ = narration.representative("14", module)
+        record = record_shapes(fn, args, kwargs, path)
+        results[name] = check_narration(source, record, narration.call_sizes("14"))
+    assert results["ref"]["wrong"] == [] and results["ref"]["bindings"]["Bq"] != results["ref"]["bindings"]["Bk"]
+    assert [w["line"] for w in results["swapped"]["wrong"]] == [line_of(says_bk, "# (B, H, Bk)")]
+    assert "says (B, H, Bk), the tensor is (B, H, Bq)" in results["swapped"]["line"]
+
+
+def test_every_exercise_gives_its_sizes_distinct_values_from_the_grader_side():
+    for ex in range(1, 16):
+        sizes = narration.call_sizes(ex)
+        plain = {k: v for k, v in sizes.items() if k not in ("D", "d")}       # D = H * d_head, d = D in 12
+        assert len(set(plain.values())) == len(plain), (ex, sizes)
+
+
+UNPACKED = '''\
+import torch
+
+
+def merge(q):
+    B, H, L, d = q.shape
+    out = q.transpose(1, 2).reshape(B, L, H * d)     # (B, L, H*d)
+    wrong = q.transpose(1, 2)                        # (B, H, L, d)
+    return out
+'''
+
+
+def test_names_the_learner_unpacks_from_a_shape_mean_their_sizes(tmp_path):
+    module, path = load(tmp_path, UNPACKED)
+    record = record_shapes(module.merge, (torch.zeros(4, 6, 5, 11),), {}, path)
+    assert record["sizes"][line_of(UNPACKED, "= q.shape")] == [["B", 4], ["H", 6], ["L", 5], ["d", 11]]
+    # 11's sizes name H_q and H_kv, never H: H is the learner's own, bound by their unpacking.
+    result = check_narration(UNPACKED, record, narration.call_sizes("11") | {"B": 4, "L": 5})
+    assert [w["line"] for w in result["wrong"]] == [line_of(UNPACKED, "wrong = ")], result
+    assert result["right"] == 1 and result["bindings"]["H"] == 6 and result["bindings"]["d"] == 11
+    assert "the tensor is (B, L, H, d)" in result["line"]
+
+
+def test_a_contract_size_wins_over_a_learner_name_that_disagrees(tmp_path):
+    src = UNPACKED.replace("B, H, L, d = q.shape", "B, L, H, d = q.shape")    # H and L swapped
+    module, path = load(tmp_path, src)
+    record = record_shapes(module.merge, (torch.zeros(2, 3, 5, 11),), {}, path)
+    result = check_narration(src, record, known_sizes(B=2, H=3, L=5))
+    assert result["bindings"]["H"] == 3 and result["bindings"]["L"] == 5 and result["bindings"]["d"] == 11
+
+
+CRASHES = '''\
+import torch
+
+
+def f(x):
+    y = x * 2                 # (B, L)
+    z = y.view(3, 7)          # (L, B)
+    w = z + 1                 # (L, B)
+    return w
+'''
+
+
+def test_a_line_that_crashed_is_named_as_such(tmp_path):
+    module, path = load(tmp_path, CRASHES)
+    record = record_shapes(module.f, (torch.zeros(2, 5),), {}, path)
+    assert record["error"] == "RuntimeError" and record["error_line"] == line_of(CRASHES, "y.view")
+    result = check_narration(CRASHES, record, known_sizes(B=2, L=5))
+    assert result["crashed"] == [line_of(CRASHES, "y.view")] and result["not_tensor"] == []
+    assert result["not_run"] == [line_of(CRASHES, "w = z")]
+    assert f"line {line_of(CRASHES, 'y.view')} raised RuntimeError" in result["line"]
+    assert "no tensor is assigned" not in result["line"]
+
+
+def test_an_exception_handled_inside_is_no_crash_and_a_crash_in_a_helper_names_the_helper_line(tmp_path):
+    src = textwrap.dedent('''\
+        import torch
+
+
+        def helper(t):
+            return t.view(3, 7)       # (L, B)
+
+
+        def f(x):
+            try:
+                x.view(3, 7)
+            except RuntimeError:
+                pass
+            y = x * 2                 # (B, L)
+            z = helper(y)             # (L, B)
+            return z
+        ''')
+    module, path = load(tmp_path, src)
+    record = record_shapes(module.f, (torch.zeros(2, 5),), {}, path)
+    assert record["error_line"] == line_of(src, "return t.view")
+    result = check_narration(src, record, known_sizes(B=2, L=5))
+    assert result["right"] == 1 and result["crashed"] == [line_of(src, "return t.view")]
+
+
+def test_make_grade_narrates():
+    out = subprocess.run(["make", "-n", "grade", "EX=07", "STAMP="], cwd=REPO, capture_output=True, text=True)
+    words = out.stdout.split()
+    assert words[1:4] == ["-m", "grader", "07"] and "--narrate" in words[:words.index("||")], out.stdout + out.stderr
