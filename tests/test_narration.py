@@ -603,3 +603,26 @@ def test_make_grade_narrates():
     out = subprocess.run(["make", "-n", "grade", "EX=07", "STAMP="], cwd=REPO, capture_output=True, text=True)
     words = out.stdout.split()
     assert words[1:4] == ["-m", "grader", "07"] and "--narrate" in words[:words.index("||")], out.stdout + out.stderr
+
+
+@pytest.mark.skipif(not __import__("shutil").which("git"), reason="needs git")
+def test_blank_prints_the_blank_stub_not_the_learners_solved_file(tmp_path, capsys):
+    from grader import blank
+    name = "09_scaled_dot_product_attention.py"
+    stub, solved = (REPO / "exercises" / name).read_text(), (REPO / "solutions" / name).read_text()
+    (tmp_path / "exercises").mkdir()
+    (tmp_path / "exercises" / name).write_text(stub)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run([*git, "add", "."], cwd=tmp_path, check=True)
+    subprocess.run([*git, "commit", "-qm", "course"], cwd=tmp_path, check=True)
+    (tmp_path / "exercises" / name).write_text(solved)                  # the learner's work, saved
+    assert blank.main(["09"], repo=tmp_path) == 0
+    assert capsys.readouterr().out == f"# ---- {name} (blank)\n{blank.blank_stub(stub)}\n"
+    subprocess.run([*git, "commit", "-qam", "my solution"], cwd=tmp_path, check=True)   # and committed
+    assert blank.main(["09"], repo=tmp_path) == 0
+    assert capsys.readouterr().out == f"# ---- {name} (blank)\n{blank.blank_stub(stub)}\n"
+    subprocess.run(["rm", "-rf", str(tmp_path / ".git")], check=True)   # no history: say so, print nothing
+    assert blank.main(["09"], repo=tmp_path) == 2
+    out = capsys.readouterr()
+    assert out.out == "" and "no stub of 09_scaled_dot_product_attention.py found" in out.err
