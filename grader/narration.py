@@ -21,9 +21,9 @@ Two pieces, meant to be wired into a grading run by the sandbox:
 A shape comment is a parenthesised list of dimensions, `(B, H, L, d_head)`, optionally followed by
 free text, or a bare list of two or more, `B, L, D`. A dimension is a symbol, a whole number, a
 product such as `H*d_head` or `D//H`, or `...` (any number of dimensions; with several, the
-runs between them are placed left to right at their first fit). Names the learner's code unpacks
-from a shape (`B, H, L, d = x.shape`) mean the sizes they held. Narration earns no points in the
-grade; drills and interviews score it.
+runs between them are placed left to right at their first fit). Names the learner's code gives
+a whole number (`B, H, L, d = x.shape`, `d = D // H`) mean the number they held. Narration earns
+no points in the grade; drills and interviews score it.
 
 In a grading run (`python -m grader NN --narrate`, as watch, drill and interview call it): after an
 exercise's tests, session.py runs the probe `narrate` below in that exercise's sandbox, with the
@@ -295,7 +295,7 @@ def _int(value, low, high, what):
 
 
 def _name(value):
-    if type(value) is not str or not 0 < len(value) <= MAX_NAME or not value.isascii() or \
+    if type(value) is not str or not 0 < len(value) <= MAX_NAME or \
             not all(part.isidentifier() for part in value.split(".")):
         raise BadRecord("a name is not a short identifier")
     return value
@@ -456,24 +456,12 @@ def _looks_like_dim(dim):
     return dim == "..." or dim.isdigit() or dim in CONTRACT_SYMBOLS or dim in ALIASES or _is_product(dim)
 
 
-def _shape_expr(node):
-    """x.shape, x.shape[-1], x.shape[-2:], x.size(), x.size(0), and tuples of these."""
-    import ast
-    if isinstance(node, ast.Tuple):
-        return bool(node.elts) and all(_shape_expr(e) for e in node.elts)
-    if isinstance(node, ast.Subscript):
-        return _shape_expr(node.value)
-    if isinstance(node, ast.Attribute):
-        return node.attr == "shape"
-    return isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "size"
-
-
 def _statements(source):
     """{line: first line of the simple statement covering it}, the assignment statements, and
-    {line: names} of the statements that unpack a shape (`B, H, L, d = x.shape`)."""
+    {line: names} of those that assign plain names (`B, H, L, d = x.shape`, `d = D // H`)."""
     import ast
     tree = ast.parse(source)
-    cover, assigns, unpacks = {}, set(), {}
+    cover, assigns, named = {}, set(), {}
     for node in ast.walk(tree):
         if isinstance(node, ast.stmt) and not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef,
                                                                 ast.If, ast.For, ast.While, ast.With, ast.Try,
@@ -484,12 +472,14 @@ def _statements(source):
                     cover[line] = node.lineno
             if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
                 assigns.add(node.lineno)
-            if isinstance(node, ast.Assign) and _shape_expr(node.value):
-                names = [n.id for t in node.targets for n in ast.walk(t) if isinstance(n, ast.Name)]
-                unpacks[node.lineno] = names
+            if isinstance(node, ast.Assign):
+                names = [n.id for t in node.targets for n in ast.walk(t) if isinstance(n, ast.Name)
+                         and isinstance(n.ctx, ast.Store)]
+                if names:
+                    named[node.lineno] = names
         elif isinstance(node, (ast.For, ast.With, ast.AsyncFor, ast.AsyncWith)):
             cover.setdefault(node.lineno, node.lineno)   # `for i in ...:  # comment` is its header line
-    return cover, assigns, unpacks
+    return cover, assigns, named
 
 
 def shape_comments(source):
@@ -633,14 +623,18 @@ def _render(dims):
     return "(" + ", ".join(dims) + ("," if len(dims) == 1 and dims[0] != "..." else "") + ")"
 
 
-def _name_shape(shape, dims, binding):
-    """The tensor's real shape in symbols where a bound symbol has that size (the comment's first)."""
+def _name_shape(shape, dims, binding, origin=None):
+    """The tensor's real shape in symbols where a bound symbol has that size: the comment's own
+    first, then the contract's, then those other comments bound, then the learner's variables."""
     by_value = {}
     for d in dims:
         name = ALIASES.get(d, d)
         if not d.isdigit() and d != "..." and name in binding:
             by_value.setdefault(binding[name], d)
-    for name, value in binding.items():
+    def rank(name):
+        where = (origin or {}).get(name, "")
+        return 0 if where == "from the inputs" else 2 if where.startswith("from line") else 1
+    for name, value in sorted(binding.items(), key=lambda kv: rank(kv[0])):
         by_value.setdefault(value, name)
     return "(" + ", ".join(by_value.get(s, str(s)) for s in shape) + ("," if len(shape) == 1 else "") + ")"
 
@@ -650,8 +644,8 @@ def check_narration(source, record, known=None, first_line=1, last_line=None):
 
     `known`: the sizes of the call's inputs under the contract's names (see known_sizes); the
     representative call gives every one a distinct size, so a swapped pair cannot pass. Names the
-    learner's code unpacks from a shape (`B, H, L, d = x.shape`) take the sizes they held, unless
-    `known` names them already. Lines outside [first_line, last_line] are ignored (to check one
+    learner's code gives a whole number (`B, H, L, d = x.shape`, `d = D // H`) mean the number
+    they held, unless `known` names them already. Lines outside [first_line, last_line] are ignored (to check one
     function of a file). The record is checked first (checked_record): BadRecord if it is not
     plain, bounded data; the work is bounded too.
     Returns a dict: comments, tensor_lines, annotated, right, wrong (list of {line, says, actual,
@@ -660,7 +654,7 @@ def check_narration(source, record, known=None, first_line=1, last_line=None):
     report's narration line."""
     record = checked_record(record)
     steps = _Steps()
-    cover, assigns, unpacks = _statements(source)
+    cover, assigns, named = _statements(source)
     comments = shape_comments(source)
     last_line = last_line or 10 ** 9
 
@@ -670,10 +664,10 @@ def check_narration(source, record, known=None, first_line=1, last_line=None):
     def stmt(raw):
         return cover.get(raw, raw)
 
-    assigned, returned, order = {}, {}, []
+    assigned, returned, order = {}, {}, {}
     for raw in record["order"]:
-        if stmt(raw) not in order and inside(stmt(raw)):
-            order.append(stmt(raw))
+        if inside(stmt(raw)):
+            order.setdefault(stmt(raw), None)            # a dict keeps the order, and looks up in O(1)
     for raw, items in record["lines"].items():
         if inside(stmt(raw)):
             assigned.setdefault(stmt(raw), []).extend(tuple(s) for _, s in items)
@@ -687,17 +681,19 @@ def check_narration(source, record, known=None, first_line=1, last_line=None):
     tensor_lines = sorted(line for line in assigned if line in assigns or line in comments)
     binding = {ALIASES.get(k, k): int(v) for k, v in (known or {}).items()}
     origin = {name: "from the inputs" for name in binding}
-    # The learner's own names for sizes, from the lines that unpack a shape; a name that held two
-    # different sizes on two such lines is left to bind at its first use.
-    unpacked = {}
+    # The learner's own names for sizes, from the lines that assign them, for the names the
+    # comments use; a name that held two different numbers on two such lines is left to bind at
+    # its first use.
+    used = {ALIASES.get(f, f) for _, dims in comments.values() for d in dims for f in (_factors(d) or ())[::2]}
+    theirs = {}
     for raw, items in record["sizes"].items():
         line = stmt(raw)
-        if line in unpacks and inside(line):
+        if line in named and inside(line):
             for name, value in items:
-                if name in unpacks[line]:
-                    unpacked.setdefault(ALIASES.get(name, name), {})[value] = line
-    for name, values in unpacked.items():
-        if name not in binding and len(values) == 1:
+                if name in named[line]:
+                    theirs.setdefault(ALIASES.get(name, name), {})[value] = line
+    for name, values in theirs.items():
+        if name in used and name not in binding and len(values) == 1:
             (value, line), = values.items()
             binding[name] = value
             origin[name] = f"from line {line}"
@@ -737,7 +733,7 @@ def check_narration(source, record, known=None, first_line=1, last_line=None):
                 if name in binding and binding[name] != size and origin[name] != "from the inputs":
                     why = f"{d} was {binding[name]} {origin[name]}, here it is {size}"
                     break
-        wrong.append({"line": comment_line, "says": _render(dims), "actual": _name_shape(actual, dims, binding),
+        wrong.append({"line": comment_line, "says": _render(dims), "actual": _name_shape(actual, dims, binding, origin),
                       "sizes": list(actual), "why": why})
     result = {"comments": len([line for line in comments if inside(line)]), "tensor_lines": len(tensor_lines),
               "annotated": annotated, "right": right, "wrong": wrong[:MAX_WRONG_KEPT], "wrong_count": len(wrong),

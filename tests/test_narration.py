@@ -543,6 +543,26 @@ def test_names_the_learner_unpacks_from_a_shape_mean_their_sizes(tmp_path):
     assert "the tensor is (B, L, H, d)" in result["line"]
 
 
+def test_a_size_the_learner_computes_means_its_value(tmp_path):
+    src = textwrap.dedent('''\
+        import torch
+
+
+        def f(x, num_heads):
+            D = x.shape[-1]
+            d = D // num_heads
+            y = x.unflatten(-1, (num_heads, d))     # (B, L, H, d)
+            z = y.flatten(-2)                       # (B, L, H*d)
+            bad = x.unflatten(-1, (d, num_heads))   # (B, L, H, d)
+            return z
+        ''')
+    module, path = load(tmp_path, src)
+    result = check_narration(src, record_shapes(module.f, (torch.zeros(2, 5, 33), 3), {}, path),
+                             known_sizes(B=2, L=5, H=3))
+    assert result["bindings"]["d"] == 11 and result["right"] == 2, result
+    assert [w["line"] for w in result["wrong"]] == [line_of(src, "bad = ")]
+
+
 def test_a_contract_size_wins_over_a_learner_name_that_disagrees(tmp_path):
     src = UNPACKED.replace("B, H, L, d = q.shape", "B, L, H, d = q.shape")    # H and L swapped
     module, path = load(tmp_path, src)
