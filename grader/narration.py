@@ -279,7 +279,7 @@ MAX_COMMENT = 300                # characters of a comment read for a shape
 MAX_DIMS = 32                    # dimensions in one shape comment
 MAX_FACTORS = 8                  # factors in one product (H*d_head)
 MAX_COMMENTS = 2000              # shape comments checked in one file
-MAX_STEPS = 1_000_000            # comparisons in one check: a backstop, the caps above keep it far
+MAX_STEPS = 200_000              # comparisons in one check: a real file needs a few hundred
 MAX_LINE_CHARS = 400             # the printed narration line
 MAX_WRONG_KEPT = 50
 
@@ -519,16 +519,18 @@ def known_sizes(**sizes):
     return out
 
 
-def _evaluate(dim, binding):
-    """A product such as H*d_head, or None if a symbol in it is unbound (at most MAX_FACTORS
-    factors of at most MAX_SIZE each, so the number stays small)."""
+def _evaluate(dim, binding, more=None):
+    """A product such as H*d_head, or None if a symbol in it is unbound in `binding` (and `more`);
+    at most MAX_FACTORS factors of at most MAX_SIZE each, so the number stays small."""
+    more = more or {}
     value, op, factor = None, "*", ""
     for part in _factors(dim) or ():
         if part in ("*", "//"):
             op = part
             continue
         factor = part
-        v = int(part) if part.isdigit() else binding.get(ALIASES.get(part, part))
+        name = ALIASES.get(part, part)
+        v = int(part) if part.isdigit() else binding.get(name, more.get(name))
         if v is None:
             return None
         value = v if value is None else (value * v if op == "*" else (value // v if v else None))
@@ -605,7 +607,7 @@ def _match(dims, shape, binding, steps=None):
     if ok:
         for d, size in products:
             steps()
-            if _evaluate(d, {**binding, **new}) != size:
+            if _evaluate(d, binding, new) != size:
                 ok = False
                 break
     if ok:
@@ -623,9 +625,10 @@ def _render(dims):
     return "(" + ", ".join(dims) + ("," if len(dims) == 1 and dims[0] != "..." else "") + ")"
 
 
-def _name_shape(shape, dims, binding, origin=None):
+def _name_shape(shape, dims, binding, origin=None, steps=None):
     """The tensor's real shape in symbols where a bound symbol has that size: the comment's own
     first, then the contract's, then those other comments bound, then the learner's variables."""
+    (steps or _Steps())(len(binding) + len(dims))
     by_value = {}
     for d in dims:
         name = ALIASES.get(d, d)
@@ -678,7 +681,7 @@ def check_narration(source, record, known=None, first_line=1, last_line=None):
     crash = stmt(record["error_line"]) if record["error_line"] is not None else None
 
     # A tensor line: an assignment that stored a tensor (a return counts once annotated).
-    tensor_lines = sorted(line for line in assigned if line in assigns or line in comments)
+    tensor_lines = {line for line in assigned if line in assigns or line in comments}
     binding = {ALIASES.get(k, k): int(v) for k, v in (known or {}).items()}
     origin = {name: "from the inputs" for name in binding}
     # The learner's own names for sizes, from the lines that assign them, for the names the
@@ -710,8 +713,8 @@ def check_narration(source, record, known=None, first_line=1, last_line=None):
                 (not_tensor if line in executed else not_run).append(comment_line)
             continue
         annotated += 1
-        if line in returned and line not in tensor_lines:
-            tensor_lines.append(line)
+        if line in returned:
+            tensor_lines.add(line)
         verdicts = []
         for s in shapes:
             verdicts.append(_match(dims, s, binding, steps))
@@ -733,8 +736,11 @@ def check_narration(source, record, known=None, first_line=1, last_line=None):
                 if name in binding and binding[name] != size and origin[name] != "from the inputs":
                     why = f"{d} was {binding[name]} {origin[name]}, here it is {size}"
                     break
-        wrong.append({"line": comment_line, "says": _render(dims), "actual": _name_shape(actual, dims, binding, origin),
-                      "sizes": list(actual), "why": why})
+        if len(wrong) >= MAX_WRONG_KEPT:
+            wrong.append(None)                          # counted, not kept
+            continue
+        wrong.append({"line": comment_line, "says": _render(dims), "sizes": list(actual), "why": why,
+                      "actual": _name_shape(actual, dims, binding, origin, steps)})
     result = {"comments": len([line for line in comments if inside(line)]), "tensor_lines": len(tensor_lines),
               "annotated": annotated, "right": right, "wrong": wrong[:MAX_WRONG_KEPT], "wrong_count": len(wrong),
               "crashed": crashed, "not_tensor": sorted(not_tensor), "not_run": sorted(not_run),

@@ -466,7 +466,7 @@ def odd_tensor_in(source, function, shape_expr, comment):
     return "\n".join(lines)
 
 
-def test_hostile_records_cost_the_narration_line_never_the_grade(tmp_path):
+def test_the_grader_reports_no_line_for_a_hostile_record_and_the_same_grade(tmp_path):
     """The three attacks of issue 19 through the sandbox: a shape of bytes (crashed the whole grade),
     a shape of ANSI escapes (printed a fake total), twelve `...` against a rank-30 shape (hung)."""
     from helpers import grade, submission
@@ -646,3 +646,26 @@ def test_blank_prints_the_blank_stub_not_the_learners_solved_file(tmp_path, caps
     assert blank.main(["09"], repo=tmp_path) == 2
     out = capsys.readouterr()
     assert out.out == "" and "no stub of 09_scaled_dot_product_attention.py found" in out.err
+
+
+def test_a_flood_of_comments_and_symbols_is_bounded_work():
+    # 1000 lines bind 20 fresh symbols each (20,000 in all), then 1000 lines are wrong, with
+    # products: the work stays bounded (a step cap past which the check gives up).
+    rows, record = [], {"lines": {}, "order": [], "executed": []}
+    for i in range(2000):
+        if i < 1000:
+            dims, shape = ", ".join(f"s{20 * i + j}" for j in range(20)), [1] * 20
+        else:
+            dims, shape = ", ".join(f"s{j}*s{j + 1}" for j in range(20)), [2] * 20
+        rows.append(f"    y{i} = x    # ({dims})\n")
+        record["lines"][2 + i] = [[f"y{i}", shape]]
+        record["order"].append(2 + i)
+    src = "def f(x):\n" + "".join(rows) + "    return x\n"
+    assert len(narration.shape_comments(src)) == 2000
+    try:
+        result = check_narration(src, record, {})
+    except narration.BadRecord as e:
+        assert "steps" in str(e)
+        return
+    assert result["right"] == 1000 and result["wrong_count"] == 1000
+    assert len(result["wrong"]) == narration.MAX_WRONG_KEPT and len(result["bindings"]) <= 64
