@@ -774,8 +774,8 @@ def narration_line(result, most=3):
                      f"tensor was made, so its shape was not seen")
     elif result.get("error") and result.get("not_run"):
         where = f" at line {result['error_line']}" if result.get("error_line") else ""
-        notes.append(f"the call raised {result['error']}{where}: {len(result['not_run'])} annotated "
-                     f"line{'s' * (len(result['not_run']) > 1)} after it did not run")
+        notes.append(f"the call raised {result['error']}{where}; {len(result['not_run'])} annotated "
+                     f"line{'s' * (len(result['not_run']) > 1)} did not run")
     if result["not_tensor"]:
         lines = ", ".join(map(str, result["not_tensor"][:5])) + (", ..." if len(result["not_tensor"]) > 5 else "")
         notes.append(f"line{'s' * (len(result['not_tensor']) > 1)} {lines}: a shape comment where no tensor is "

@@ -669,3 +669,12 @@ def test_a_flood_of_comments_and_symbols_is_bounded_work():
         return
     assert result["right"] == 1000 and result["wrong_count"] == 1000
     assert len(result["wrong"]) == narration.MAX_WRONG_KEPT and len(result["bindings"]) <= 64
+
+
+def test_a_crash_on_a_line_without_a_comment_is_still_told(tmp_path):
+    src = CRASHES.replace("    z = y.view(3, 7)          # (L, B)", "    z = y.view(3, 7)")
+    module, path = load(tmp_path, src)
+    result = check_narration(src, record_shapes(module.f, (torch.zeros(2, 5),), {}, path), known_sizes(B=2, L=5))
+    assert result["crashed"] == [] and result["not_run"] == [line_of(src, "w = z")]
+    assert result["line"].endswith(f"the call raised RuntimeError at line {line_of(src, 'y.view')}; "
+                                   f"1 annotated line did not run")
