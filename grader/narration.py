@@ -35,7 +35,7 @@ checked against are the grader's own (call_sizes), the matching is polynomial wi
 its steps, and the line is made printable and cut. Any failure there means no narration, never a
 lost point.
 
-One module on purpose (about 500 lines): the probe travels to the sandbox as source together with
+One module on purpose (about 800 lines): the probe travels to the sandbox as source together with
 the functions of its own module that it uses (`host.probe_source`), so the tracer and the probe
 live here beside the checker that reads their record.
 """

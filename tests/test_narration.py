@@ -619,6 +619,7 @@ def test_an_exception_handled_inside_is_no_crash_and_a_crash_in_a_helper_names_t
     assert result["right"] == 1 and result["crashed"] == [line_of(src, "return t.view")]
 
 
+@pytest.mark.skipif(not __import__("shutil").which("make"), reason="needs make")
 def test_make_grade_narrates():
     out = subprocess.run(["make", "-n", "grade", "EX=07", "STAMP="], cwd=REPO, capture_output=True, text=True)
     words = out.stdout.split()
