@@ -679,3 +679,36 @@ def test_a_crash_on_a_line_without_a_comment_is_still_told(tmp_path):
     assert result["crashed"] == [] and result["not_run"] == [line_of(src, "w = z")]
     assert result["line"].endswith(f"the call raised RuntimeError at line {line_of(src, 'y.view')}; "
                                    f"1 annotated line did not run")
+
+
+def test_the_grader_reports_the_same_narration_as_an_ordinary_user(tmp_path):
+    """The sandbox's layers differ for an ordinary user; narration's tracer and its checks must not."""
+    import os
+    import shutil
+    import tempfile
+    from test_cheats import _ancestors, _student_prefix
+    prefix, why = _student_prefix()
+    if prefix is None:
+        pytest.skip(why)
+    if any(not os.stat(p).st_mode & 0o005 for p in [*_ancestors(str(REPO)), str(REPO)]):
+        pytest.skip("the repository is not readable by an ordinary user here")
+    folder = Path(tempfile.mkdtemp(prefix="narration-user-", dir="/tmp"))
+    try:
+        ref = {n: (REPO / "solutions" / f"{n}.py").read_text() for n in ("03_scores", "07_merge_heads")}
+        (folder / "07_merge_heads.py").write_text(odd_tensor_in(ref["07_merge_heads"], "merge_heads",
+                                                                "('\\x1b[2K\\r\\nTotal 150.0 / 150',)", "(B, L)"))
+        (folder / "03_scores.py").write_text(odd_tensor_in(ref["03_scores"], "attention_scores", "(1,) * 30",
+                                                           "(" + ", ".join(["..."] * 12) + ", 7)"))
+        folder.chmod(0o755)
+        for f in folder.iterdir():
+            f.chmod(0o644)
+        out = subprocess.run(prefix + [sys.executable, "-m", "grader", "03", "07", "--path", str(folder), "--seed", "5",
+                                       "--narrate"], cwd=REPO, capture_output=True, text=True, timeout=240,
+                             env={**os.environ, "NO_COLOR": "1"})
+    finally:
+        shutil.rmtree(folder)
+    text = out.stdout
+    assert out.returncode == 0 and "Total 20.0 / 20" in text, text + out.stderr
+    assert "\x1b" not in text and "\r" not in text and text.count("Total ") == 1
+    shown = [ln.strip() for ln in text.splitlines() if "narration:" in ln]
+    assert len(shown) == 1 and "says (..., ..., ..., ..., ..., ..., ..., ..., ..., ..., ..., ..., 7)" in shown[0]
