@@ -45,6 +45,7 @@ import tokenize
 
 # -- 1. the tracer (standard library and torch only: it runs inside the sandbox) ----------------
 _SKIP_FRAMES = {"<lambda>", "<genexpr>", "<listcomp>", "<dictcomp>", "<setcomp>", "<module>"}
+_MOST = 1 << 40                  # the largest whole number recorded (the checker's MAX_SIZE)
 
 
 def record_shapes(fn, args=(), kwargs=None, filename=None):
@@ -87,7 +88,8 @@ def record_shapes(fn, args=(), kwargs=None, filename=None):
         snap = {}
         for name, value in frame.f_locals.items():
             if type(value) is int:
-                snap[name] = ("int", value)
+                if -_MOST <= value <= _MOST:            # a size, not a sentinel such as -2**63
+                    snap[name] = ("int", value)
                 continue
             shape = shape_of(value)
             if shape is not None:
@@ -272,7 +274,7 @@ _OPS = ("*", "//", "·", "×")
 MAX_RECORD_LINES = 5000          # entries in each of the record's tables
 MAX_NAMES_PER_LINE = 64          # tensors (or whole numbers) one line may assign
 MAX_RANK = 32
-MAX_SIZE = 1 << 40
+MAX_SIZE = _MOST
 MAX_LINENO = 1_000_000
 MAX_NAME = 120
 MAX_COMMENT = 300                # characters of a comment read for a shape

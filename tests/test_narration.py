@@ -712,3 +712,10 @@ def test_the_grader_reports_the_same_narration_as_an_ordinary_user(tmp_path):
     assert "\x1b" not in text and "\r" not in text and text.count("Total ") == 1
     shown = [ln.strip() for ln in text.splitlines() if "narration:" in ln]
     assert len(shown) == 1 and "says (..., ..., ..., ..., ..., ..., ..., ..., ..., ..., ..., ..., 7)" in shown[0]
+
+
+def test_a_sentinel_number_in_the_learners_code_costs_nothing(tmp_path):
+    src = "import torch\n\n\ndef f(x):\n    big = -2 ** 63\n    B, L = x.shape\n    y = x * 2    # (B, L)\n    return y\n"
+    module, path = load(tmp_path, src)
+    record = record_shapes(module.f, (torch.zeros(2, 5),), {}, path)
+    assert check_narration(src, record, {})["right"] == 1 and "big" not in str(record["sizes"])
