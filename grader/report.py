@@ -92,7 +92,7 @@ def render(results, seed, directory, selection_args="", stream=None, max_failure
         head = f"  {r.exercise.id} {r.exercise.name:<{width}}{r.score:>5g}/{r.max_score:g}  {paint(bar)}  "
         lines.append(head + (paint(STATUS_WORDS[r.status]) if r.status != Status.IN_PROGRESS else cats))
         lines += _details(r, style, max_failures)
-        if r.narration and r.narration.get("line"):
+        if r.narration and r.narration.get("line") and r.narration.get("comments", 1):   # none: no line
             lines.append("       " + style.dim(one_line(r.narration["line"], 400)))
     total = sum(r.score for r in results)
     top = sum(r.max_score for r in results)
