@@ -14,8 +14,9 @@ GRADE_ARGS := $(EX) $(if $(SEED),--seed $(SEED))
 
 # Exit 1 (not every exercise at full marks) is a grade, not a failure of make: no "Error 1" line.
 # Scripts that need the status call python -m grader, which still exits 0, 1 or 2.
+# --narrate: a file with shape comments gets its narration line (no points).
 grade: $(STAMP)
-	@$(PY) -m grader $(GRADE_ARGS) || [ $$? -eq 1 ]
+	@$(PY) -m grader $(GRADE_ARGS) --narrate || [ $$? -eq 1 ]
 
 setup: $(STAMP)
 

@@ -1,7 +1,9 @@
 """Checklist step 4: Mask before softmax.
 
-Masks are bool and True means blocked: that key is not attended to (the convention of
-scores.masked_fill(mask, ...)). Two kinds:
+In this course masks are bool and True means blocked: that key is not attended to (the
+convention of scores.masked_fill(mask, ...) and of nn.MultiheadAttention;
+F.scaled_dot_product_attention's bool mask means the opposite, see exercises/conventions.md).
+Two kinds:
 
 - causal: a query may not look at later keys. Query i may see itself, so the diagonal stays
   open. When there are more keys than queries (S > L, decoding with a KV cache), the L queries

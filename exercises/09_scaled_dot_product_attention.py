@@ -33,7 +33,7 @@ def scaled_dot_product_attention(q, k, v, mask=None, scale=None):
         k: (..., S, d_k) keys.
         v: (..., S, d_v) values (d_v may differ from d_k).
         mask: bool broadcastable to (..., L, S), True = blocked; or None.
-        scale: number or None (None: 1 / sqrt(d_k)).
+        scale: number or None (None: 1 / sqrt(d_k); any number, 0.0 included, is used as given).
 
     Returns:
         (out, probs): out (..., L, d_v) and probs (..., L, S), both in q's dtype. Rows whose keys

@@ -8,19 +8,22 @@ d_model)); use them in forward (nn.Linear is allowed here). Write forward.
 
 Your module must match nn.MultiheadAttention(d_model, num_heads, batch_first=True) in eval mode
 given the same weights, with per-head weights (average_attn_weights=False), on every query that
-sees at least one key. Where PyTorch gives NaN (a query that sees no key) yours must be finite:
+sees at least one key. Where nn.MultiheadAttention gives NaN (a query that sees no key) yours must be finite:
 fill blocked scores with torch.finfo(dtype).min, not -inf.
 
-Masks are bool and True means blocked. key_padding_mask hides keys (the last axis of the
-scores), never queries. Several masks combine with OR: a key is blocked if any mask blocks it.
+Masks are bool and True means blocked, as in nn.MultiheadAttention
+(F.scaled_dot_product_attention's bool mask means the opposite). key_padding_mask hides keys (the
+last axis of the scores), never queries. Several masks combine with OR: a key is blocked if any mask blocks it.
 is_causal adds the bottom-right causal mask (key j blocked when j > i + (S - L)).
 
 Which conventions are PyTorch's and which are this module's: the scale 1/sqrt(head_dim), bool
 masks with True = blocked and key_padding_mask are nn.MultiheadAttention's. This module's own:
-key defaults to query and value to key (PyTorch requires all three); is_causal builds the
-bottom-right mask by itself (PyTorch's is only a hint that needs attn_mask, and
-F.scaled_dot_product_attention(is_causal=True) aligns top-left); weights per head (PyTorch
-averages them by default); finite rows where no key is seen.
+key defaults to query and value to key (nn.MultiheadAttention requires all three); is_causal
+builds the bottom-right mask by itself (nn.MultiheadAttention's is only a hint that needs
+attn_mask, and F.scaled_dot_product_attention(is_causal=True) aligns top-left); weights per
+head (nn.MultiheadAttention averages them by default); finite rows where no key is seen
+(nn.MultiheadAttention gives NaN). All of PyTorch's conventions, side by side:
+exercises/conventions.md.
 
 This file is self-contained: it may not import the other exercises; rewrite the few lines you
 need. Forbidden: torch.nn.MultiheadAttention, torch.nn.functional.scaled_dot_product_attention,
@@ -59,12 +62,17 @@ class MultiHeadAttention(nn.Module):
             value: (B, S, D); None means value = key.
             key_padding_mask: bool (B, S), True = padding key; or None.
             attn_mask: bool (L, S), or 4-D broadcastable to (B, H, L, S), True = blocked; or None.
-            is_causal: add the bottom-right causal mask (L, S), with or without attn_mask.
+                Masks combine with OR: a key is blocked if any of them blocks it.
+            is_causal: add the bottom-right causal mask (L, S), key j blocked when j > i + (S - L),
+                with or without attn_mask.
             need_weights: also return the attention weights.
 
         Returns:
             out (B, L, D), or (out, weights) with weights (B, H, L, S) per head (not averaged)
-            when need_weights. Take B, L, S from the tensors: any batch size, L != S.
+            when need_weights. Take B, L, S from the tensors: any batch size, L != S. On every
+            query that sees a key, equal to nn.MultiheadAttention(batch_first=True) in eval mode
+            with the same weights; every row is finite, also a query that sees no key (fill
+            blocked scores with torch.finfo(dtype).min, not -inf), in float16 and bfloat16 too.
 
         Steps (H = self.num_heads, d = self.head_dim, D = H * d):
             key, value              key defaults to query, value to key; B, L from query, S from key

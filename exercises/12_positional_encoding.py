@@ -12,7 +12,7 @@ processing tokens one after another; attention sees them all at once and must be
   and PE[p + k] is a fixed linear function (a rotation) of PE[p].
 - Rotary embedding (RoPE, used by Llama, GPT-NeoX, Mistral): instead of adding, rotate q and k.
   Each feature pair is a 2-D vector turned by an angle proportional to the position, so the dot
-  product q_m · k_n depends only on the offset m - n: relative position for free.
+  product q_m · k_n depends only on the signed offset m - n: relative position for free.
 
 This exercise uses the "rotate-half" pairing of Hugging Face's GPT-NeoX and Llama: feature i is
 paired with feature i + d/2 (not with its neighbour 2i + 1 as in the original RoFormer paper).

@@ -97,7 +97,9 @@ def cached_attention(q_new, k_new, v_new, cache, scale=None):
         scale: None means 1 / sqrt(d_k); any number, 0.0 included, is used as given.
 
     Returns:
-        (B, H, T, d_v) attention output for the new tokens, in q_new's dtype and device.
+        (B, H, T, d_v) attention output for the new tokens, in q_new's dtype and device. The
+        causal mask is aligned bottom-right: with `before` tokens cached on entry, new token t
+        sees every key j <= before + t (all cached keys, and the new ones up to itself).
 
     Raises:
         ValueError from `cache.update` (overflow, mismatched shapes, dtype or device).

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from . import report
+from .safe_text import capped, one_line
 from .exercises import REPO, UnknownExercise, select as exercises_named
 
 
@@ -88,6 +89,28 @@ def _repository_of(directory, audited):
     return None
 
 
+def stop_workflow_commands():
+    """--classroom: GitHub Actions reads no line of this run as a workflow command. The runner
+    skips every command between `::stop-commands::TOKEN` and `::TOKEN::`; the token is fresh and
+    random, so nothing a submission writes can end the block early. stderr joins stdout, so the
+    runner sees every line in the order written, inside the block (the runner's state is per step,
+    so a run killed before the end leaves no later step affected). Returns what ends the block."""
+    import secrets
+    token = secrets.token_hex(16)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(1, 2)
+    print(f"::stop-commands::{token}", flush=True)
+    mine, done = os.getpid(), []
+
+    def resume():
+        if os.getpid() == mine and not done:    # never from a forked worker, and once
+            done.append(True)
+            sys.stderr.flush()
+            print(f"::{token}::", flush=True)
+    return resume
+
+
 def select(wanted):
     try:
         return exercises_named(wanted)
@@ -95,7 +118,8 @@ def select(wanted):
         raise Usage(str(e)) from None
 
 
-def main(argv=None):
+def main(argv=None, zygote=None):
+    """python -m grader; `zygote`: a warm zygote's fresh channels to grade with (grader/warm.py)."""
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["batch"]:
         from .batch import main as batch
@@ -104,6 +128,20 @@ def main(argv=None):
         args = parse(argv)
     except SystemExit as e:
         return 2 if e.code else 0
+    if not args.classroom:
+        return grade(args, zygote)
+    resume = stop_workflow_commands()
+    try:
+        return grade(args, zygote)
+    except Exception:
+        import traceback
+        traceback.print_exc()       # inside the block: an error's text may quote a submission
+        return 1
+    finally:
+        resume()
+
+
+def grade(args, zygote=None):
     try:
         exercises = select(args.exercises)
         directory = Path(args.path)
@@ -114,7 +152,7 @@ def main(argv=None):
             if not args.classroom:
                 raise Usage(f"no such folder: {args.path}")
             # Classroom records a grade whatever happened: every exercise 0, with the reason.
-            print(f"python -m grader: no such folder: {args.path}; every exercise is graded as missing",
+            print(f"python -m grader: no such folder: {one_line(args.path)}; every exercise is graded as missing",
                   file=sys.stderr)
             directory = Path(tempfile.mkdtemp(prefix="grader-empty-"))
     except Usage as e:
@@ -129,7 +167,8 @@ def main(argv=None):
     if args.device == "cpu":
         bound_the_grader()
     jobs = min(len(exercises), int(os.environ.get("GRADER_JOBS", min(2, os.cpu_count() or 1))))
-    zygote = Zygote(max(jobs, 1), args.device)    # imports torch while this process does the same
+    if zygote is None or args.device != "cpu":
+        zygote = Zygote(max(jobs, 1), args.device)    # imports torch while this process does the same
     own = not linked and directory.resolve() == (REPO / "exercises").resolve()
     if own:
         from .study.drill import recover
@@ -153,20 +192,14 @@ def main(argv=None):
         from .paths import Refused
         from .template import audit
         try:
-            findings = args.audit_note + (audit(args.audit) if args.audit else [])
+            found = audit(args.audit) if args.audit else []
         except (Refused, OSError) as e:     # a link in the repository's own path: nothing is read
-            findings = args.audit_note + [f"not audited: {e}"]
+            found = [f"not audited: {e}"]
+        findings = capped([one_line(f) for f in args.audit_note + found])
         for f in findings:
-            print(f"audit: {args.audit} differs from the course template: {f}", file=sys.stderr)
+            print(f"audit: {one_line(args.audit or '')} differs from the course template: {f}", file=sys.stderr)
     if args.json:
-        report.write_json(results, seed, args.json)
-        if findings is not None:
-            import json
-            with open(args.json) as f:
-                data = json.load(f)
-            data["audit"] = findings
-            with open(args.json, "w") as f:
-                json.dump(data, f, indent=2)
+        report.write_json(results, seed, args.json, audit=findings)
     if args.classroom or args.gradescope or args.junit:
         from . import formats
         data = report.to_json(results, seed)

@@ -1,16 +1,20 @@
 """python -m grader batch SUBMISSIONS_DIR --csv grades.csv [NN ...] [--seed N] [--jobs N] [--timeout S]
-                                                              [--reports DIR]
+                 [--reports DIR] [--roster FILE] [--deadline TIME] [--summary FILE] [--similarity FILE]
 
 Grades every folder in SUBMISSIONS_DIR (one per student: a copy of exercises/, or a whole student
 repository as `gh classroom clone student-repos` makes them, whose exercises/ is graded) and writes a
-gradebook: one row per student, a column per exercise, the total, a status (ok, broken, tampering,
-timeout), the errors, and an audit of the repository's grader/ and .github/ against the course
-template. The batch imports torch and starts the sandbox's zygote once; each submission is graded
+gradebook: one row per student, a column per exercise, the total, a status (ok, broken, timeout,
+tampering; missing, not submitted, not attempted), the errors, and an audit of the repository's
+grader/ and .github/ against the course template. The batch imports torch and starts the sandbox's zygote once; each submission is graded
 by a fresh fork of the batch (one worker each when several run at once; more for one that would
 leave cores idle) over fresh channels to that zygote, whose children end with them. One that outlives --timeout is killed with everything it
 started, and its row says so; one graded while the zygote died is graded again on a new one.
 Every student gets the same seed, so the same inputs. With --reports, each student's own report
 (the page `python -m grader` prints, and its JSON) is written beside the gradebook, to hand back.
+A git repository is graded at a commit, never in its working tree: HEAD's, or with --deadline the
+last one at or before it (grader/gradebook.py). --roster gives every student of the class a row;
+the summary (each exercise's statistics) is printed and written beside the gradebook; --similarity
+writes the pairs of near-identical submissions (grader/similarity.py).
 """
 import argparse
 import csv
@@ -18,6 +22,7 @@ import io
 import json
 import os
 import random
+import re
 import signal
 import stat
 import sys
@@ -29,7 +34,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .exercises import UnknownExercise, select
+from .gradebook import (SUMMARY_COLUMNS, CourseError, Submission, match_roster, parse_deadline, prepare, read_roster,
+                        summary, summary_text)
 from .paths import Refused, lstat, open_folder, shown
+from .report import ONCE, dumps_bounded
+from .similarity import COLUMNS, THRESHOLD, similar_pairs
 from .status import BatchStatus, Status
 
 
@@ -45,6 +54,14 @@ def parse(argv):
                         help="seconds one submission may take in all (default: $GRADER_SUBMISSION_TIMEOUT or 900)")
     parser.add_argument("--reports", metavar="DIR", help="also write each student's report there: STUDENT.txt "
                         "(the page python -m grader prints) and STUDENT.json (its --json report)")
+    parser.add_argument("--roster", metavar="FILE", help="the class: one student per line, or GitHub Classroom's "
+                        "roster CSV; every student gets a row, those with no folder as missing")
+    parser.add_argument("--deadline", metavar="TIME", help="grade each git repository's last commit at or before "
+                        "TIME (ISO 8601 with a time zone, e.g. 2026-12-01T23:59:00+01:00)")
+    parser.add_argument("--summary", metavar="FILE", help="where to write each exercise's statistics "
+                        "(default: beside --csv, NAME-summary.csv)")
+    parser.add_argument("--similarity", metavar="FILE", help="also write the pairs of submissions whose code is "
+                        "near-identical once names and layout are normalised")
     return parser.parse_intermixed_args(argv)
 
 
@@ -270,7 +287,7 @@ def verdict(report, ids):
             this = (BatchStatus.TAMPERING if "tampering" in t["message"]
                     else BatchStatus.TIMEOUT if kind == "timeout"
                     else BatchStatus.BROKEN if kind in FAULTS else BatchStatus.OK)
-            if this != BatchStatus.OK and t["message"] not in why and kind != "spent":
+            if this != BatchStatus.OK and t["message"] not in why and kind != "spent" and t["message"] != ONCE:
                 why.append(t["message"])
             found = max(found, this, key=lambda s: s.rank)
         status = max(status, found, key=lambda s: s.rank)
@@ -285,6 +302,17 @@ def cut(text, limit=ERROR_LIMIT):
     return text[:limit] + f" [... {len(text) - limit} more characters cut]"
 
 
+def nothing_written(report, ids):
+    """Why a graded report counts as not attempted, or '' when some exercise holds work."""
+    found = [ex for ex in report["exercises"] if ex["id"] in ids]
+    if any(ex["status"] not in (Status.MISSING, Status.NOT_STARTED) for ex in found):
+        return ""
+    if all(ex["status"] == Status.MISSING for ex in found):
+        return "no exercise file"
+    return "nothing written: " + ", ".join(f"{ex['id']} " + ("no file" if ex["status"] == Status.MISSING
+                                                             else "the stub") for ex in found)
+
+
 def row(name, report, status, error, ids, audit=""):
     cells = {"student": cell(shown_name(name)), "status": status, "error": cell(cut(error)), "audit": cell(audit)}
     if report is not None:
@@ -293,6 +321,8 @@ def row(name, report, status, error, ids, audit=""):
             cells[i] = float(scores[i]["score"])
         cells["total"] = float(report["score"])
         cells["status"], error = verdict(report, ids)
+        if cells["status"] == BatchStatus.OK and nothing_written(report, ids):
+            cells["status"], error = BatchStatus.NOT_ATTEMPTED, nothing_written(report, ids)
         cells["error"] = cell(cut(error))
     return cells
 
@@ -311,8 +341,9 @@ def audit_of(folder):
     return "; ".join(findings) if findings else "clean"
 
 
-def grade_all(folders, exercises, seed, jobs, timeout, ids, reports=None):
-    """One row per folder, `jobs` at a time; progress on stderr; each student's report in `reports`."""
+def grade_all(folders, exercises, seed, jobs, timeout, ids, reports=None, students=None):
+    """One row per folder, `jobs` at a time; progress on stderr; each student's report in `reports`;
+    `students` ({folder: Submission}) names each folder's student and its commit."""
     rows, start, waiting = [], time.monotonic(), deque((f, 1) for f in folders)
     require = course_minimum_here()
     with tempfile.TemporaryDirectory(prefix="grade-batch-") as tmp:
@@ -331,26 +362,59 @@ def grade_all(folders, exercises, seed, jobs, timeout, ids, reports=None):
                         continue
                     report, status, error = None, BatchStatus.BROKEN, f"the sandbox died each of the {MAX_TRIES} times " \
                                                             "this submission was graded"
-                rows.append(row(job.folder.name, report, status, error, ids, job.audit))
+                sub = (students or {}).get(job.folder)
+                name = sub.student if sub else job.folder.name
+                rows.append(row(name, report, status, error, ids, job.audit))
+                if sub:
+                    annotate(rows[-1], sub, seed)
                 if reports is not None:
-                    hand_back(reports, shown_name(job.folder.name), report, job.page, rows[-1])
+                    hand_back(reports, name, report, job.page, rows[-1], job.folder)
                 score = f"{report['score']:g}" if report else status
                 end = "\r" if sys.stderr.isatty() and len(rows) < len(folders) else "\n"
-                print(f"[{len(rows)}/{len(folders)}] {time.monotonic() - start:5.0f} s  {shown_name(job.folder.name)}: {score}"
+                print(f"[{len(rows)}/{len(folders)}] {time.monotonic() - start:5.0f} s  {shown_name(name)}: {score}"
                       [:100].ljust(60), end=end, file=sys.stderr, flush=True)
         finally:
             pool.close()
     return rows
 
 
-def hand_back(reports, name, report, page, cells):
+def annotate(cells, sub, seed):
+    """The row's commit, its time and the seed; what the batch noted about the submission, first."""
+    cells.update(sub.cells(), seed=seed)
+    cells["error"] = cut("; ".join(filter(None, [sub.note, cells.get("error", "")])))
+
+
+def absent_row(sub, ids, seed):
+    """The row of a student with nothing graded: 0 everywhere for one missing or not submitted."""
+    cells = row(sub.student, None, sub.status, "", ids)
+    if sub.status in (BatchStatus.MISSING, BatchStatus.NOT_SUBMITTED):
+        cells.update({i: 0.0 for i in ids}, total=0.0)
+    annotate(cells, sub, seed)
+    return cells
+
+
+def hand_back(reports, name, report, page, cells, folder=None):
     """STUDENT.txt, the page the student would see, and STUDENT.json; a submission that could not be
-    graded gets its row's reason instead."""
+    graded gets its row's reason instead. Neither names the instructor's folders, nor offers a replay
+    of tests the student does not have."""
+    name = shown_name(name).replace("/", "_")
+    name = "_" + name if name.startswith(".") else name
     if report is None:
         page = f"Not graded: {cells['status']}. {cells['error']}"
     else:
-        with open(reports / f"{name}.json", "w") as f:
-            json.dump(report, f, indent=2)
+        private = {text for p in (folder, exercises_of(folder)) for text in (str(p), shown(str(p), 1000))
+                   } if folder is not None else []
+        for path in sorted(private, key=len, reverse=True):
+            page = page.replace(path + "/", "exercises/").replace(path, "exercises")
+        commit = f", commit {cells['commit'][:12]} of {cells['commit_time']}" if cells.get("commit") else ""
+        page = "\n".join(line for line in page.splitlines() if "SEED=" not in line and "--seed" not in line)
+        page = re.sub(r" \(make grade EX=\d+ shows all\)", "", page)      # its make grade has the public tests only
+        page += (f"\nGraded by your instructor with the course's hidden tests (seed {report['seed']}{commit}). "
+                 "make grade in your repository runs the public tests only.")
+        text = dumps_bounded(report)          # under the size cap, as --json writes it
+        for path in sorted(private, key=len, reverse=True):
+            text = text.replace(json.dumps(path)[1:-1], "exercises")
+        (reports / f"{name}.json").write_text(text)
     (reports / f"{name}.txt").write_text(page + "\n")
 
 
@@ -372,6 +436,17 @@ def students_in(root):
                           if not e.name.startswith(".") and (e.is_symlink() or e.is_dir(follow_symlinks=False)))
     finally:
         os.close(fd)
+
+
+def prepare_unlinked(sub, deadline, work):
+    """gradebook.prepare, but for a student folder that is a symbolic link: nothing of it is
+    followed, not even its .git; it is graded as it stands, which refuses it with the reason."""
+    if sub.folder is not None:
+        st = lstat(sub.folder)
+        if st is not None and stat.S_ISLNK(st.st_mode):
+            sub.graded = sub.folder
+            return sub
+    return prepare(sub, deadline, work)
 
 
 def main(argv):
@@ -398,6 +473,15 @@ def main(argv):
             reports.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             problem = f"cannot write reports to {reports}: {e.strerror}"
+    try:
+        roster = read_roster(args.roster) if args.roster and not problem else None
+        deadline = parse_deadline(args.deadline) if args.deadline else None
+    except CourseError as e:
+        problem = problem or str(e)
+    summary_file = args.summary or str(Path(args.csv).with_name(Path(args.csv).stem + "-summary.csv"))
+    for out in (args.csv, summary_file, args.similarity):
+        if out and not problem and not Path(out).absolute().parent.is_dir():
+            problem = f"cannot write {out}: no folder {Path(out).absolute().parent}"
     if problem:
         print(f"python -m grader batch: {problem}", file=sys.stderr)
         return 2
@@ -405,19 +489,51 @@ def main(argv):
     jobs = max(1, args.jobs)
     print(f"Grading {len(folders)} submissions in {root} with seed {seed}, {jobs} at a time",
           file=sys.stderr)
-    try:
-        rows = grade_all(folders, exercises, seed, jobs, args.timeout, ids, reports)
-    except IsolationRefused as e:
-        print(f"\npython -m grader batch: stopped, no gradebook written. python -m grader: {e}", file=sys.stderr)
-        return 3
-    except SandboxLost as e:
-        print(f"\npython -m grader batch: stopped, no gradebook written. {e}", file=sys.stderr)
-        return 1
-    rows.sort(key=lambda r: r["student"])
-    with open(args.csv, "w", newline="") as f:
-        writer = csv.DictWriter(f, ["student", *ids, "total", "status", "error", "audit"], extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-    print(f"Wrote {args.csv}: {len(rows)} students, seed {seed}" +
+    with tempfile.TemporaryDirectory(prefix="grade-commits-") as work:
+        subs = [prepare_unlinked(sub, deadline, Path(work)) for sub in
+                (match_roster(folders, roster) if roster else [Submission(f.name, f) for f in folders])]
+        graded = {sub.graded: sub for sub in subs if not sub.status}
+        try:
+            rows = grade_all(list(graded), exercises, seed, jobs, args.timeout, ids, reports, graded)
+        except IsolationRefused as e:
+            print(f"\npython -m grader batch: stopped, no gradebook written. python -m grader: {e}", file=sys.stderr)
+            return 3
+        except SandboxLost as e:
+            print(f"\npython -m grader batch: stopped, no gradebook written. {e}", file=sys.stderr)
+            return 1
+        for sub in subs:
+            if sub.status:
+                rows.append(absent_row(sub, ids, seed))
+                if reports is not None:
+                    hand_back(reports, sub.student, None, "", rows[-1])
+        rows.sort(key=lambda r: r["student"])
+        write_csv(args.csv, ["student", *ids, "total", "status", "error", "audit", "commit", "commit_time", "seed"],
+                  rows)
+        lines = summary(rows, {**{ex.id: ex.points for ex in exercises}, "total": sum(ex.points for ex in exercises)})
+        write_csv(summary_file, SUMMARY_COLUMNS, lines)
+        print(summary_text(lines, rows))
+        if args.similarity:
+            pairs = similar_pairs({sub.student: exercises_of(sub.graded) for sub in graded.values()}, exercises,
+                                  *given_and_reference(exercises))
+            write_csv(args.similarity, COLUMNS, pairs)
+            print(f"{len(pairs)} pair{'s' * (len(pairs) != 1)} of near-identical submissions "
+                  f"(similarity {THRESHOLD:g} or more): {args.similarity}")
+    print(f"Wrote {args.csv}: {len(rows)} students, seed {seed}; the summary in {summary_file}" +
           (f"; their reports in {reports}/" if reports is not None else ""), file=sys.stderr)
     return 0
+
+
+def write_csv(path, columns, rows):
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def given_and_reference(exercises):
+    """({id: the stub's source}, {id: the reference's source}), from this repository."""
+    from .exercises import REPO
+    def text(folder, ex):
+        path = REPO / folder / ex.filename
+        return path.read_text() if path.is_file() else None
+    return ({ex.id: text("exercises", ex) for ex in exercises}, {ex.id: text("solutions", ex) for ex in exercises})

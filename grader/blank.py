@@ -3,7 +3,8 @@
     python -m grader.blank NN            print exercise NN's blank stub
     python -m grader.blank --out DIR     write every blank stub to DIR
 
-The narrated stub (exercises/NN_name.py) is the one source. Its blank twin keeps the signatures,
+The narrated stub (exercises/NN_name.py, or its committed version once the learner has worked in
+it) is the one source. Its blank twin keeps the signatures,
 any code the stub gives (10's __init__), and the contract: each docstring's summary, Args,
 Returns, Raises and Forbidden sections (and 14's memory and work rules), and the module
 docstring's title and rules. It drops what says how: the module docstring's explanations, every `Steps` block, and the hint in each
@@ -118,12 +119,31 @@ def _exercise_files(repo=None):
     return sorted((root / "exercises").glob("[0-9][0-9]_*.py"))
 
 
-def main(argv=None):
+def fresh_stub(path, repo=None):
+    """The untouched stub of an exercise file, as text: the file itself while it is still a stub,
+    else the committed version with the most `raise NotImplementedError` (a learner's commits only
+    remove them), else the copy a drill kept in .grade/pristine/; None if there is none."""
+    from .study.stubs import git_versions, todo_count
+    best = path.read_text(encoding="utf-8", errors="replace") if path.is_file() else None
+    best_n = todo_count(best) if best is not None else 0
+    candidates = git_versions(f"exercises/{path.name}", repo=repo)
+    if repo is None:
+        from .study.state import cached_stub
+        candidates = [*candidates, cached_stub(path.name) or b""]
+    for content in candidates:                  # newest first: keep the newest of the most-TODO versions
+        text = content.decode("utf-8", "replace")
+        n = todo_count(text)
+        if n > best_n:
+            best, best_n = text, n
+    return best if best_n else None
+
+
+def main(argv=None, repo=None):
     parser = argparse.ArgumentParser(prog="python -m grader.blank", description=__doc__.split("\n\n")[0])
     parser.add_argument("exercise", nargs="*")
     parser.add_argument("--out", help="write the blank stubs to this folder")
     args = parser.parse_args(argv)
-    files = _exercise_files()
+    files = _exercise_files(repo)
     if args.exercise:
         want = {e.zfill(2) for e in args.exercise}
         files = [f for f in files if f.name[:2] in want]
@@ -131,7 +151,12 @@ def main(argv=None):
             print(f"blank: no exercise {', '.join(sorted(want))}", file=sys.stderr)
             return 2
     for f in files:
-        text = blank_stub(f.read_text())
+        stub = fresh_stub(f, repo)
+        if stub is None:
+            print(f"blank: no stub of {f.name} found: the file has no TODO left and no committed version "
+                  f"has one (clone the course with git, or fetch that file again)", file=sys.stderr)
+            return 2
+        text = blank_stub(stub)
         if args.out:
             out = Path(args.out)
             out.mkdir(parents=True, exist_ok=True)

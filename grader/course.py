@@ -145,13 +145,36 @@ def computed_keys():
     return {key.value for key in fixes.keys}
 
 
+def _calls(tree, name):
+    return [node for node in ast.walk(tree) if isinstance(node, ast.Call)
+            and getattr(node.func, "id", getattr(node.func, "attr", None)) == name]
+
+
+def emitted_keys(test_module):
+    """({key: what emits it}, [problem]): every mistake key a report of this exercise can carry. Each
+    Mistake's key (a literal, so that it can be read here), and, where the module hands `close` an
+    attention_errors.Attending, every computed error shape's key."""
+    tree = ast.parse(test_module.read_text())
+    keys, problems = {}, []
+    for call in _calls(tree, "Mistake"):
+        key = next((kw.value for kw in call.keywords if kw.arg == "key"), None)
+        if isinstance(key, ast.Constant) and isinstance(key.value, str):
+            keys.setdefault(key.value, "a Mistake")
+        else:
+            problems.append(f"the Mistake on line {call.lineno} of {rel(test_module)} has no literal key=\"...\": "
+                            f"name its key, so that its hint section can be checked")
+    if _calls(tree, "Attending"):
+        for key in sorted(computed_keys()):
+            keys.setdefault(key, "a computed error shape (attention_errors.FIXES)")
+    return keys, problems
+
+
 def triggers_known(test_module):
     """What a `## when:` may name: each Mistake's key, a computed error shape's key, each test's name,
     the grader's statuses."""
     tree = ast.parse(test_module.read_text())
-    keys = {kw.value.value for node in ast.walk(tree) if isinstance(node, ast.Call)
-            and getattr(node.func, "id", getattr(node.func, "attr", None)) == "Mistake"
-            for kw in node.keywords if kw.arg == "key" and isinstance(kw.value, ast.Constant)}
+    keys = {kw.value.value for call in _calls(tree, "Mistake")
+            for kw in call.keywords if kw.arg == "key" and isinstance(kw.value, ast.Constant)}
     tests = {n.name for n in tree.body if isinstance(n, ast.FunctionDef) and n.name.startswith("test_")}
     return keys | computed_keys() | tests | HINT_STATUSES
 
@@ -195,11 +218,17 @@ def exercise_problems(ex):
         if not whens:
             problems.append(f"{ex.label}: {rel(ex.hints)} has no '## when: key' section for a known mistake")
         known = triggers_known(ex.test_module)
+        named = {t.lower() for when in whens for t in (w.strip() for w in when.split(",")) if t}
         for when in whens:
             for trigger in (w.strip() for w in when.split(",") if w.strip()):
                 if trigger.lower() not in {k.lower() for k in known}:
                     problems.append(f"{ex.label}: `## when: {trigger}` in {rel(ex.hints)} names no Mistake key "
                                     f"or test of {rel(ex.test_module)}")
+        # A report's mistake key picks the hint: every key this exercise's tests can emit needs one.
+        keys, unreadable = emitted_keys(ex.test_module)
+        problems += [f"{ex.label}: {p}" for p in unreadable]
+        problems += [f"{ex.label}: {rel(ex.hints)} has no `## when: {key}` section, and {rel(ex.test_module)} "
+                     f"can report that key ({what})" for key, what in sorted(keys.items()) if key.lower() not in named]
     mutants = variants(MUTANTS, ex, (".py", ".patch"))
     if len(mutants) < MIN_MUTANTS:
         problems.append(f"{ex.label}: {len(mutants)} mutant(s) in {rel(MUTANTS)}/{ex.stem}__*.py or .patch; "

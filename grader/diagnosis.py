@@ -109,7 +109,8 @@ def _dt(dtype):
 
 
 def _nan_hint(dtype, call=None):
-    half = " In float16, anything above 65504 is inf." if dtype in (torch.float16, torch.bfloat16) else ""
+    half = (f" In {_dt(dtype)}, anything beyond ±{torch.finfo(dtype).max:.5g} is inf."
+            if dtype in (torch.float16, torch.bfloat16) else "")
     wide = ""
     if dtype == torch.float64:
         wide = (" Or a float64 input computed in float32 (.float(), dtype=torch.float32): there "

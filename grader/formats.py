@@ -10,14 +10,19 @@ import os
 import re
 import xml.etree.ElementTree as ET
 
+from .report import ONCE
+from .safe_text import MAX_REPORT_BYTES, capped, fit, inert, one_line
 from .status import TestStatus
 
 ERROR_KINDS = {"timeout", "crashed", "import", "spent", "grader"}   # the code did not run to an answer
 
 
 def _tests(data):
-    """(exercise, test, earned, message) for every test; a failed one carries its exercise's error."""
+    """(exercise, test, earned, message) for every test. The exercise's error is given once, in its
+    first test that earned nothing (every platform shows a failed test's message); the others
+    point to it."""
     for ex in data["exercises"]:
+        told = False
         for t in ex["tests"]:
             earned = t["passed"] and t["score"] == t["max_score"]
             message = t["message"] if not t["passed"] else ""
@@ -25,7 +30,12 @@ def _tests(data):
                 message = ("this rule holds, but its points count only once the exercise earns points for "
                            "what it computes")
             if ex["error"] and not earned:
-                message = (ex["error"] + "\n" + message).strip()
+                if not told:
+                    message = ex["error"] if message in (ex["error"], ONCE) else \
+                        (ex["error"] + "\n" + message).strip()
+                    told = True
+                elif message in ("", ex["error"]):
+                    message = ONCE
             yield ex, t, earned, message
 
 
@@ -66,22 +76,23 @@ def classroom_runner(ex, seed, cap=MESSAGE_LIMIT):
     tests = []
     for _, t, earned, message in rows:
         k = round(t["max_score"] / unit)
-        label = f"{ex['id']} {ex['name']}: {t['description']} [{t['category']}, {t['max_score']:g} pt]"
+        label = one_line(f"{ex['id']} {ex['name']}: {t['description']} [{t['category']}, {t['max_score']:g} pt]")
+        message = inert(message[:cap])      # the reporter prints it into the log: no command in it
         for j in range(k):
             first = j == 0
             tests.append({
                 "name": label if k == 1 else f"{label} {j + 1}/{k}",
                 "status": "pass" if earned else "fail",
                 "score": unit if earned else 0.0,
-                "message": message[:cap] if first else "",
+                "message": message if first else "",
                 # the reporter prints test_code (and not message) under a failed test
                 "test_code": "" if earned or not first else
-                f"python -m grader {ex['id']} --seed {seed}\n{message[:cap]}",
+                f"python -m grader {ex['id']} --seed {inert(str(seed))}\n{message}",
                 "filename": f"exercises/{ex['file']}",
                 "line_no": 0,   # the reporter prints "- line N" unless this is 0
             })
     if not tests:           # the exercise produced no tests at all: 0, with the reason
-        reason = ex.get("error") or "the grader could not run this exercise's tests"
+        reason = inert((ex.get("error") or "the grader could not run this exercise's tests")[:cap])
         tests = [{"name": f"{ex['id']} {ex['name']}: not graded ({j + 1}/{n})", "status": "fail", "score": 0.0,
                   "message": reason if j == 0 else "", "test_code": reason if j == 0 else "",
                   "filename": f"exercises/{ex['file']}", "line_no": 0} for j in range(n)]
@@ -94,6 +105,7 @@ def classroom_runner(ex, seed, cap=MESSAGE_LIMIT):
 def audit_runner(findings):
     """The audit as a runner worth 0 points: the reporter lists it, Classroom's total ignores it,
     and any finding marks the run failed."""
+    findings = [one_line(f) for f in capped(findings)]      # the reporter prints each: one line, no command
     if findings:
         tests = [{"name": f"changed from the course template: {f}", "status": "fail", "score": 0,
                   "message": f, "test_code": "Only exercises/ is yours to edit; the course's grader graded this "
@@ -170,12 +182,12 @@ def gradescope(data, execution_time=None):
     for ex, t, earned, message in _tests(data):
         index[ex["id"]] = index.get(ex["id"], 0) + 1
         tests.append({
-            "name": f"{ex['id']} {ex['name']}: {t['description']}",
+            "name": one_line(f"{ex['id']} {ex['name']}: {t['description']}"),
             "number": f"{int(ex['id'])}.{index[ex['id']]}",
             "score": t["score"],
             "max_score": t["max_score"],
             "status": TestStatus.PASSED if earned else TestStatus.FAILED,     # Gradescope's words too
-            "output": message,
+            "output": inert(message),
             "tags": [t["category"]],
             "visibility": "visible",
         })
@@ -190,8 +202,12 @@ def gradescope(data, execution_time=None):
 
 
 def write_gradescope(data, path, execution_time=None):
+    """results.json of at most MAX_REPORT_BYTES: what was cut says so, and so does the top output."""
+    def note(smaller, n):
+        smaller["output"] += (f"\nMessages over {n} characters were cut to keep this file under "
+                              f"{MAX_REPORT_BYTES >> 20} MiB.")
     with open(path, "w") as f:
-        json.dump(gradescope(data, execution_time), f, indent=2)
+        f.write(fit(gradescope(data, execution_time), lambda d: json.dumps(d, indent=2), note=note))
 
 
 # --- JUnit XML ------------------------------------------------------------------------------
@@ -224,7 +240,7 @@ def junit(data):
         counts = {"tests": 0, "failures": 0, "errors": 0, "time": 0.0}
         for _, t, earned, message in _tests({"exercises": [ex]}):
             seconds = float(t.get("time") or 0.0)
-            case = ET.SubElement(suite, "testcase", classname=suite.get("name"), name=t["name"],
+            case = ET.SubElement(suite, "testcase", classname=suite.get("name"), name=one_line(t["name"]),
                                  time=_seconds(seconds))
             kind = outcome(ex, t, earned)
             counts["tests"] += 1
@@ -251,9 +267,13 @@ def junit(data):
 
 
 def write_junit(data, path):
-    tree = junit(data)
-    ET.indent(tree)
-    tree.write(path, encoding="utf-8", xml_declaration=True)
+    """JUnit XML of at most MAX_REPORT_BYTES; every message cut to fit ends with CUT_MARK."""
+    def render(d):
+        tree = junit(d)
+        ET.indent(tree)
+        return ET.tostring(tree.getroot(), encoding="utf-8", xml_declaration=True)
+    with open(path, "wb") as f:
+        f.write(fit(data, render))
 
 
 if __name__ == "__main__":

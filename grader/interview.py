@@ -4,7 +4,7 @@
 
 Twenty minutes, hard cap, from blank files (grader/blank.py), graded on every save:
   part one   exercise 10, multi-head attention with causal and padding masks, equal to
-             nn.MultiheadAttention;
+             nn.MultiheadAttention on every query that sees a key (and finite where none is seen);
   part two   if part one reaches full marks with time left: one follow-up drawn at random
              (11 GQA, 12 RoPE, 13 the KV cache or 14 tiled attention), from its blank stub;
 then a few talking-point questions (grader/quiz/), and a scorecard: the time to full marks
@@ -222,7 +222,7 @@ def interview(follow_up=None, seed=None):
     if outcome == Outcome.FINISHED and quiz_count():
         screen.line()
         screen.line(f"Talking points: {quiz_count()} questions, as an interviewer would ask them. (q skips the rest.)")
-        questions = quiz.draw(random.Random(quiz_seed), quiz_count())
+        questions = quiz.draw(random.Random(quiz_seed), quiz_count(), seen=quiz.seen_keys())
         answers = quiz.ask_all(questions, read=input, write=screen.line)
         if answers:
             quiz.record(answers, source="interview")

@@ -50,12 +50,13 @@ def _system_link(dirfd, st):
     return st.st_uid == 0 and os.path.samestat(os.fstat(dirfd), os.stat("/"))
 
 
-def _link_refused(dirfd, name, where):
+def _link_refused(dirfd, name):
+    # Named by its own name: the folders above it may be the instructor's, not for a report
     try:
         target = os.readlink(name, dir_fd=dirfd)
     except OSError:
         target = "?"
-    return Refused(f"{shown(where)} is a symbolic link (to {shown(target)}): a submission is a folder of "
+    return Refused(f"{shown(name)} is a symbolic link (to {shown(target)}): a submission is a folder of "
                    "regular files, and the grader follows no link")
 
 
@@ -71,7 +72,7 @@ def _enter(dirfd, name, where, listing=False):
     if not stat.S_ISLNK(st.st_mode):
         raise NotADirectoryError(errno.ENOTDIR, "not a folder", where)
     if not _system_link(dirfd, st):
-        raise _link_refused(dirfd, name, where)
+        raise _link_refused(dirfd, name)
     return os.open(name, flags, dir_fd=dirfd)
 
 

@@ -4,6 +4,7 @@ import os
 import sys
 
 from .exercises import CATEGORIES
+from .safe_text import MAX_REPORT_BYTES, fit, one_line
 from .status import Status, TestStatus
 
 STATUS_WORDS = {Status.COMPLETE: "complete", Status.IN_PROGRESS: "in progress",
@@ -29,6 +30,21 @@ def isolation_line(layers):
         f"  (not here: {', '.join(missing)})" if missing else "")
 
 
+ONCE = "not counted: this exercise's error is given once, in its first failed check"
+
+
+def _messages(r):
+    """Each test's message, with the exercise's error (which every test that could not run repeats)
+    given once: in the first test that carries it."""
+    error, told = r.import_error, False
+    for t in r.tests:
+        if error and t.message == error:
+            yield ONCE if told else t.message
+            told = True
+        else:
+            yield t.message
+
+
 def to_json(results, seed):
     return {
         "score": round(sum(r.score for r in results), 2),
@@ -43,8 +59,8 @@ def to_json(results, seed):
             **({"narration": r.narration} if r.narration else {}),
             "tests": [{"name": t.name, "description": t.doc, "category": t.category, "passed": t.passed,
                        "status": t.status, "mistake": t.mistake,
-                       "score": r.earned(t), "max_score": t.max_score, "message": t.message, "kind": t.kind}
-                      for t in r.tests],
+                       "score": r.earned(t), "max_score": t.max_score, "message": message, "kind": t.kind}
+                      for t, message in zip(r.tests, _messages(r))],
         } for r in results],
     }
 
@@ -65,7 +81,7 @@ class Style:
 def render(results, seed, directory, selection_args="", stream=None, max_failures=3):
     """The learner's page: one line per exercise, then what went wrong where, then what next."""
     style = Style(stream or sys.stdout)
-    lines = [style.bold(f"Grading {directory}/  (seed {seed})"), style.dim(isolation_line(isolation(results))), ""]
+    lines = [style.bold(f"Grading {one_line(directory)}/  (seed {seed})"), style.dim(isolation_line(isolation(results))), ""]
     width = max(len(r.exercise.name) for r in results) + 4
     for r in results:
         frac = r.score / r.max_score if r.max_score else 0
@@ -73,14 +89,14 @@ def render(results, seed, directory, selection_args="", stream=None, max_failure
         paint = style.ok if r.status == Status.COMPLETE else (style.dim if r.status in NOTHING_WRITTEN
                                                               else style.bad)
         cats = " ".join(_category_mark(r, c, style) for c in CATEGORIES if any(t.category == c for t in r.tests))
-        head = f"  {r.exercise.id} {r.exercise.name:<{width}}{r.score:5.1f}/{r.max_score:g}  {paint(bar)}  "
+        head = f"  {r.exercise.id} {r.exercise.name:<{width}}{r.score:>5g}/{r.max_score:g}  {paint(bar)}  "
         lines.append(head + (paint(STATUS_WORDS[r.status]) if r.status != Status.IN_PROGRESS else cats))
         lines += _details(r, style, max_failures)
-        if r.narration and r.narration.get("line"):
-            lines.append("       " + style.dim(r.narration["line"]))
+        if r.narration and r.narration.get("line") and r.narration.get("comments", 1):   # none: no line
+            lines.append("       " + style.dim(one_line(r.narration["line"], 400)))
     total = sum(r.score for r in results)
     top = sum(r.max_score for r in results)
-    lines += ["", style.bold(f"Total {total:.1f} / {top:g}"), _next_step(results, style),
+    lines += ["", style.bold(f"Total {round(total, 2):g} / {top:g}"), _next_step(results, style),
               style.dim(_replay(selection_args, seed))]
     return "\n".join(lines)
 
@@ -117,9 +133,9 @@ def _details(r, style, max_failures):
     named = set()
     for t in failed[:max_failures]:
         if t.status == TestStatus.FAILED:
-            out.append(pad + style.bad("✗ ") + f"{t.doc}  [{t.category}, {t.max_score:.1f} pt]")
+            out.append(pad + style.bad("✗ ") + f"{t.doc}  [{t.category}, {t.max_score:g} pt]")
         else:
-            out.append(pad + style.dim("– ") + f"{t.doc}  [{t.category}, {t.max_score:.1f} pt, not checked: "
+            out.append(pad + style.dim("– ") + f"{t.doc}  [{t.category}, {t.max_score:g} pt, not checked: "
                        + ("your code did not run through" if t.kind != "fail" else "a value came out wrong first")
                        + "]")
         out += [pad + "  " + line for line in _once(t, named).splitlines()]
@@ -161,6 +177,16 @@ def _next_step(results, style):
     return style.ok("Every exercise is complete. Try them again from a blank file, against the clock.")
 
 
-def write_json(results, seed, path):
+def write_json(results, seed, path, audit=None):
+    data = to_json(results, seed)
+    if audit is not None:
+        data["audit"] = audit
     with open(path, "w") as f:
-        json.dump(to_json(results, seed), f, indent=2)
+        f.write(dumps_bounded(data))
+
+
+def dumps_bounded(data):
+    """The report as JSON of at most MAX_REPORT_BYTES; what was cut says so, and "cut" says why."""
+    def note(smaller, n):
+        smaller["cut"] = f"strings over {n} characters were cut to keep this report under {MAX_REPORT_BYTES >> 20} MiB"
+    return fit(data, lambda d: json.dumps(d, indent=2), note=note)

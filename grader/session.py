@@ -18,6 +18,7 @@ from .exercises import GRADER_DIR, POINTS_PER_EXERCISE, all_exercises, share
 from .forbidden import PYTORCH_ONLY
 from .guards import scan_source
 from .points import on_grid
+from .safe_text import MAX_FINDINGS, one_line
 from .sandbox import IsolationError, Sandbox, SubmissionError, Zygote, call_function, clean
 from .sandbox.host import DISABLED
 from .status import Status, TestStatus
@@ -276,9 +277,12 @@ class GraderPlugin:
             if sub is None:
                 continue
             result.import_error = sub.box.import_error or ""
-            hits = [f"{msg} (line {line})" for line, msg in sub.static_findings]
+            hits = [one_line(f"{msg} (line {line})") for line, msg in sub.static_findings]
             hits += [f"reaches the forbidden `{name}` at run time" for name in sub.box.forbidden_hits]
-            result.forbidden = hits
+            unlisted = len(hits[MAX_FINDINGS:]) + sub.box.unlisted_hits     # a flood is counted, not listed
+            result.forbidden = hits[:MAX_FINDINGS]
+            if unlisted:
+                result.forbidden.append(f"and {unlisted:,} more findings not listed")
             result.printed = sub.box.printed() if sub.source is not None else ""
             result.pattern = pattern(sub.outcomes)
             result.layers = list(sub.box.layers)
@@ -290,11 +294,11 @@ class GraderPlugin:
 def _narration(sub):
     """The learner's shape comments against the real shapes of one representative call, traced in
     the sandbox; None when that call cannot be made. It earns no points."""
-    from .narration import check_narration, narrate
+    from .narration import call_sizes, check_narration, narrate
     try:
-        record, known = sub.box.call_unwatched(narrate, sub.exercise.id, sub.box.filename)
-        return check_narration(sub.source, record, known)
-    except Exception:
+        record = sub.box.call_unwatched(narrate, sub.exercise.id, sub.box.filename)
+        return check_narration(sub.source, record, call_sizes(sub.exercise.id))
+    except Exception:      # a failed call, or a record that is not plain bounded data (BadRecord)
         return None
 
 

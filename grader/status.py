@@ -45,7 +45,11 @@ class Outcome(_Word):
 
 
 class BatchStatus(_Word):
-    """A student's row in the batch gradebook, worst first: tampering > timeout > broken > ok."""
+    """A student's row in the batch gradebook: first those with nothing graded, then the graded ones,
+    whose worst wins: tampering > timeout > broken > ok."""
+    MISSING = "missing"                  # on the roster, with no repository
+    NOT_SUBMITTED = "not submitted"      # a repository with no commit (before the deadline)
+    NOT_ATTEMPTED = "not attempted"      # graded: no exercise file, or only the stubs
     OK = "ok"
     BROKEN = "broken"
     TIMEOUT = "timeout"

@@ -1,9 +1,9 @@
 """Step 4: masks, applied to the scores before the softmax (reference).
 
-A mask is bool, True = blocked. Blocked scores are filled with the dtype's most negative finite
-value: exp of it is 0 after the softmax, so the remaining weights still sum to 1. Zeroing
-probabilities after the softmax would leave rows that no longer sum to 1. A finite fill rather
-than -inf keeps a row with every key blocked finite: in float16 an all -inf row gives NaN.
+A mask is bool, True = blocked (as in nn.MultiheadAttention; SDPA's bool True means attend: see
+exercises/conventions.md). Blocked scores get the dtype's most negative finite value: exp of it is
+0 after the softmax, so the remaining weights still sum to 1, where zeroing probabilities after it
+would not. A finite fill keeps a fully blocked row finite: an all -inf row is NaN in every dtype.
 """
 import torch
 

@@ -2,7 +2,7 @@
 
 Project, split heads, score, mask, softmax, weight the values, merge heads, project out. Matches
 nn.MultiheadAttention(batch_first=True) in eval mode, except that a query which sees no key
-comes out finite (PyTorch gives NaN there).
+comes out finite (nn.MultiheadAttention gives NaN there).
 """
 import math
 

@@ -1,8 +1,8 @@
 """Grouped-query and multi-query attention (reference).
 
-During decoding the KV cache, not the weights, dominates memory traffic. GQA lets several query
-heads share one key/value head: H_q query heads read H_kv <= H_q kv heads, so the cache shrinks
-by H_q / H_kv. H_kv = 1 is multi-query attention; H_kv = H_q is ordinary multi-head attention.
+At long context and large batch the KV cache, not the weights, dominates decoding's memory
+traffic. GQA lets several query heads share one key/value head: H_q query heads read H_kv <= H_q
+kv heads, so the cache shrinks by H_q / H_kv. H_kv = 1 is multi-query attention; H_kv = H_q is ordinary multi-head attention.
 """
 import math
 

@@ -1,9 +1,9 @@
 """Sinusoidal and rotary positional encodings (reference).
 
-Attention is permutation-invariant: shuffle the tokens and the outputs shuffle the same way.
-Order must be injected. Sinusoidal encodings (Vaswani et al.) are added to the embeddings once;
-rotary embeddings (RoPE) rotate q and k by a position-dependent angle, so q·k depends only on
-the offset between the two positions.
+Self-attention without a causal mask is permutation-equivariant: shuffle the tokens and the
+outputs shuffle the same way. Order must be injected. Sinusoidal encodings (Vaswani et al.) are
+added to the embeddings once; RoPE rotates q and k by a position-dependent angle, so q·k depends
+only on the signed offset m − n between the query's position m and the key's n.
 """
 import torch
 

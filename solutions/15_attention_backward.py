@@ -1,8 +1,8 @@
 """The backward pass of attention, by hand, in NumPy (reference).
 
-Forward: S = Q Kᵀ · scale, P = softmax(S) along keys, O = P V. Backward follows the chain rule
+Forward: Z = Q Kᵀ · scale (the scores), P = softmax(Z) along keys, O = P V. Backward follows the chain rule
 through the two products and the softmax. The softmax Jacobian is diag(p) - p pᵀ per row, which
-applied to dP gives dS = P ⊙ (dP - rowsum(dP ⊙ P)) without ever building a Jacobian.
+applied to dP gives dZ = P ⊙ (dP - rowsum(dP ⊙ P)) without ever building a Jacobian.
 """
 import numpy as np
 
@@ -28,8 +28,8 @@ def attention_backward(dout, cache):
     q, k, v, p, scale = cache
     dv = np.matmul(np.swapaxes(p, -1, -2), dout)               # (..., S, d_v)  O = P V
     dp = np.matmul(dout, np.swapaxes(v, -1, -2))               # (..., L, S)
-    # Softmax backward, row by row: dS_j = P_j (dP_j - sum_i dP_i P_i). Blocked keys have P = 0.
+    # Softmax backward, row by row: dZ_j = P_j (dP_j - sum_i dP_i P_i). Blocked keys have P = 0.
     ds = p * (dp - (dp * p).sum(axis=-1, keepdims=True))       # (..., L, S)
-    dq = np.matmul(ds, k) * scale                              # (..., L, d_k)  S = Q Kᵀ · scale
+    dq = np.matmul(ds, k) * scale                              # (..., L, d_k)  Z = Q Kᵀ · scale
     dk = np.matmul(np.swapaxes(ds, -1, -2), q) * scale         # (..., S, d_k)
     return dq, dk, dv

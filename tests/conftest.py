@@ -23,6 +23,8 @@ FAST = {
     "test_blank": ("test_blank_stub_is_the_contract", "test_every_narrated_stub"),
     "test_reference_and_stubs": ("test_every_exercise_has_a_stub",),
     "test_course_tools": ("test_batch_cuts",),
+    "test_gradebook": ("test_roster_formats", "test_similarity_ignores", "test_a_repository_is_read",
+                       "test_without_a_deadline"),
     "test_mutants": ("test_mutants_cover",),
     "test_cheats": ("test_every_cheat_says",),
     "test_links": ("test_a_link_in_any", "test_only_a_link", "test_names_and", "test_the_audit_"),

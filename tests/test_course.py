@@ -189,3 +189,18 @@ def test_every_family_a_test_module_may_name_is_worded_and_exists():
     worded = {name for name, value in vars(guards).items() if name.isupper() and name.endswith(
         ("_FAMILY", "_LAYER", "_CALLS", "_LIBRARIES"))}
     assert worded == set(forbidden.FAMILIES)
+
+
+def test_check_wants_a_hint_for_every_key_a_test_can_report(copy):
+    # A Mistake's key, and the computed error shapes of a module that hands `close` an Attending.
+    edit(copy / "exercises/hints/10_multi_head_attention.md", "## when: value_defaults_to_query", "## value")
+    edit(copy / "exercises/hints/13_kv_cache.md", "## when: diagonal_blocked, one_key_past_diagonal",
+         "## when: one_key_past_diagonal")
+    edit(copy / "grader/tests/test_14_flash_attention.py", 'key="nan_rows"', "key=NAN_ROWS")
+    out = course(copy, "check").stdout
+    for expected in ("10 multi_head_attention: exercises/hints/10_multi_head_attention.md has no "
+                     "`## when: value_defaults_to_query` section",
+                     "13 kv_cache: exercises/hints/13_kv_cache.md has no `## when: diagonal_blocked` section",
+                     "14 flash_attention: the Mistake on line"):
+        assert expected in out, f"{expected!r} not in:\n{out}"
+    assert "one_key_past_diagonal` section" not in out

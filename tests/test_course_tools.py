@@ -242,7 +242,8 @@ def test_batch_gradebook(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "[6/6]" in proc.stderr
     rows = {r["student"]: r for r in csv.DictReader(out.open())}
-    assert list(next(csv.reader(out.open()))) == ["student", "05", other.id, "total", "status", "error", "audit"]
+    assert list(next(csv.reader(out.open()))) == ["student", "05", other.id, "total", "status", "error",
+                                                 "audit", "commit", "commit_time", "seed"]
     assert set(rows) == {"alice", "bob", "carol", "'=dave", "attention-erin", "frank"}
     cell = {name: (float(r["05"]), float(r[other.id]), float(r["total"]), r["status"]) for name, r in rows.items()}
     assert cell["alice"] == (10.0, 10.0, 20.0, "ok") and rows["alice"]["audit"] == ""
@@ -260,7 +261,7 @@ def test_batch_gradebook(tmp_path):
         report = json.loads((reports / f"{name.lstrip(chr(39))}.json").read_text())
         assert report["seed"] == 9 and report["score"] == float(r["total"]), name
     bob = (reports / "bob.txt").read_text()
-    assert f"Total {cell['bob'][2]:.1f} / 20" in bob and "05 softmax" in bob and "(seed 9)" in bob
+    assert f"Total {cell['bob'][2]:g} / 20" in bob and "05 softmax" in bob and "(seed 9)" in bob
     failing = [t for t in json.loads((reports / "bob.json").read_text())["exercises"][0]["tests"] if not t["passed"]]
     assert failing and failing[0]["message"].splitlines()[0] in bob and "\033[" not in bob
     assert "SyntaxError" in (reports / "carol.txt").read_text()

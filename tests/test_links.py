@@ -58,6 +58,15 @@ def _repository(dest, root):
     return dest
 
 
+def _commit(repo):
+    """Makes `repo` a git repository of one commit, as `gh classroom clone` gives them."""
+    env = {**os.environ, "GIT_AUTHOR_NAME": "s", "GIT_AUTHOR_EMAIL": "s@example.org", "GIT_COMMITTER_NAME": "s",
+           "GIT_COMMITTER_EMAIL": "s@example.org", "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "work"]):
+        subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True)
+    return repo
+
+
 def _unlink_exercises(repo, target):
     shutil.rmtree(repo / "exercises")
     os.symlink(target, repo / "exercises")
@@ -199,7 +208,7 @@ def _layouts(work, repo):
     course = work / "course"
     shutil.copytree(repo / "solutions", course / "solutions")
     cls = work / "class"
-    _repository(cls / "peer", repo)                                          # an honest repository
+    _commit(_repository(cls / "peer", repo))                                 # an honest repository, in git
     _solved(cls / "honest")                                                  # loose files
     _unlink_exercises(_repository(cls / "to-solutions", repo), "../../course/solutions")
     _unlink_exercises(_repository(cls / "to-proc", repo), "/proc/self/cwd/solutions")
@@ -339,7 +348,7 @@ def test_batch_grades_the_honest_beside_them_and_audits_in_the_worker(graded):
     # a name made to be a formula or to rewrite the line: inert in the CSV, the log and the file names
     assert "\r" not in log and "\\r=HYPERLINK(x)" in log
     page = (graded["out"] / "reports" / "\\r=HYPERLINK(x).txt").read_bytes().decode()
-    assert "\r" not in page and "class/\\r=HYPERLINK(x)/" in page, page[:300]
+    assert "\r" not in page and "Total 20" in page, page[:300]
 
 
 def test_batch_refuses_a_class_folder_given_through_a_link(graded):
@@ -361,7 +370,7 @@ def test_classroom_exercises_linked_to_the_course_solutions_scores_zero_and_the_
 def test_path_through_a_linked_folder_above_scores_zero(graded):
     report = _json(graded, "parent.json")
     (ex,) = report["exercises"]
-    assert report["score"] == 0 and "ws/alias is a symbolic link (to real)" in ex["error"], ex
+    assert report["score"] == 0 and "alias is a symbolic link (to real)" in ex["error"], ex
 
 
 def test_gradescope_collect_keeps_a_linked_file_ungraded_and_refuses_a_linked_folder(graded):

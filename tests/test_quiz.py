@@ -347,6 +347,28 @@ def test_results_are_kept_per_topic(tmp_path, monkeypatch):
     assert any("Score: 1/1" in line for line in out)
 
 
+def test_no_question_comes_back_before_its_topic_is_used_up(tmp_path, monkeypatch):
+    monkeypatch.setattr("grader.study.state.QUIZ_STATE", tmp_path / "quiz.json")
+    pool = {k for k, t, *_ in quiz.GENERATORS if t == "gqa"}
+    per_run, rounds, this_round = 3, 0, set()
+    for seed in range(3 * len(pool)):
+        session = quiz.run("gqa", per_run, seed=seed, read=lambda prompt: "1", write=lambda line: None)
+        keys = {q["key"] for q in session["questions"]}
+        assert len(keys) == per_run, "one run never asks a question twice"
+        left = pool - this_round
+        if len(left) > per_run:
+            assert keys <= left, f"run {seed} repeats {sorted(keys - left)} while {sorted(left - keys)} wait"
+            this_round |= keys
+        else:                     # the round ends in this run: what was left, then the first of a new round
+            assert left <= keys, f"run {seed} leaves {sorted(left - keys)} for later and repeats instead"
+            this_round, rounds = keys - left, rounds + 1
+    assert rounds >= 2
+    # A run on every topic draws first what no run has asked in this round either.
+    quiz.run("gqa", 1, seed=0, read=lambda prompt: "1", write=lambda line: None)
+    seen = quiz.seen_keys()
+    assert seen and all(q.key not in seen for q in quiz.draw(random.Random(0), 10, seen=seen))
+
+
 def test_a_topic_alias_and_an_unknown_topic():
     assert quiz.resolve_topic("RoPE") == "positions"
     assert quiz.resolve_topic("mqa") == "gqa"

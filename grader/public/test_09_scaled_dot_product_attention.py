@@ -27,7 +27,7 @@ def test_shapes(ex, rng):
 
 @graded("equivalence", 2)
 def test_matches_pytorch_with_a_mask(ex, rng):
-    """matches F.scaled_dot_product_attention with a boolean mask (True = blocked)"""
+    """with a boolean mask (ours: True = blocked), matches F.scaled_dot_product_attention given its inverse"""
     q, k, v = randn(rng, 2, 4, 6, dtype=F64), randn(rng, 2, 5, 6, dtype=F64), randn(rng, 2, 5, 3, dtype=F64)
     mask = torch.ones(4, 5, dtype=torch.bool).triu(2)
     out, probs = ex.scaled_dot_product_attention(q, k, v, mask=mask)

@@ -19,7 +19,7 @@ def test_shapes(ex, rng):
 
 @graded("equivalence", 2)
 def test_rope_is_a_rotation(ex, rng):
-    """apply_rope keeps each vector's length, leaves position 0 alone, and q·k depends on distance only"""
+    """apply_rope keeps each vector's length, leaves position 0 alone, and q·k depends only on the signed offset"""
     x = randn(rng, 1, 1, 6, 8, dtype=torch.float64)
     out = as_tensor(ex.apply_rope(x))
     if not torch.allclose(out.norm(dim=-1), x.norm(dim=-1), atol=1e-9):
@@ -30,7 +30,7 @@ def test_rope_is_a_rotation(ex, rng):
     seq = torch.stack([q, k, q, k]).reshape(1, 1, 4, 8)
     rot = as_tensor(ex.apply_rope(seq, torch.tensor([2, 5, 10, 13])))[0, 0]
     if not torch.allclose(rot[0] @ rot[1], rot[2] @ rot[3], atol=1e-9):
-        fail("q at 2 with k at 5 and q at 10 with k at 13 should give one dot product (relative positions)")
+        fail("q at 2 with k at 5 and q at 10 with k at 13 should give one dot product (the same signed offset, −3)")
 
 
 @graded("rules", 0.5)

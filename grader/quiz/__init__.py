@@ -5,7 +5,8 @@
 Multiple-choice questions shuffle their choices; numeric ones draw fresh parameters each time and
 are checked by computation (a numeric reply may be a number or arithmetic: 2*32*4096*128*2).
 Every answer shows a short explanation and the reading that covers it. Results are kept per
-topic in .grade/quiz.json; `make progress` and `make quiz` show them.
+topic in .grade/quiz.json; `make progress` and `make quiz` show them. A question is not asked
+again until every question of its topic has been: quiz.json keeps the keys asked since then.
 
 This module imports no torch: every answer is computed with the standard library.
 """
@@ -40,20 +41,46 @@ def resolve_topic(name):
     return key
 
 
-def draw(rng, count, topic=None):
-    """`count` questions (all of the topic's, at most), spread over topics, in a random order."""
-    pool = generators(topic)
-    rng.shuffle(pool)
+def _spread(pool):
+    """The generators in round-robin order over their topics."""
     by_topic = {}
     for g in pool:
         by_topic.setdefault(g[1], []).append(g)
-    picked = []
-    while len(picked) < min(count, len(pool)):          # round-robin over topics
-        for t in list(by_topic):
-            if by_topic[t] and len(picked) < count:
-                picked.append(by_topic[t].pop())
+    order = []
+    while any(by_topic.values()):
+        for t in by_topic:
+            if by_topic[t]:
+                order.append(by_topic[t].pop())
+    return order
+
+
+def draw(rng, count, topic=None, seen=()):
+    """`count` distinct questions (all of the topic's, at most), spread over topics, in a random order.
+    Those whose keys are not in `seen` (asked since their topic was last used up) come first."""
+    pool = generators(topic)
+    rng.shuffle(pool)
+    fresh = [g for g in pool if g[0] not in seen]
+    picked = (_spread(fresh) + _spread([g for g in pool if g[0] in seen]))[:count]
     rng.shuffle(picked)
     return [gen(rng) for _, _, _, gen in picked]
+
+
+def seen_keys(data=None):
+    """The keys asked since their topic's questions were last all asked (.grade/quiz.json)."""
+    data = load_state() if data is None else data
+    seen = data.get("seen", [])
+    return set(seen) if isinstance(seen, list) else set()
+
+
+def _still_seen(seen, asked):
+    """`seen` after a session that asked `asked`: a topic whose every question has now been asked
+    starts over, holding only the questions this session repeated (the first of its new round)."""
+    after = seen | asked
+    for t in TOPICS:
+        keys = {g[0] for g in generators(t)}
+        if keys <= after:
+            after = (after - keys) | (keys & asked & seen)
+    return after
 
 
 _OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
@@ -152,6 +179,7 @@ def record(answers, source="quiz"):
         t["asked"] += 1
         t["right"] += int(bool(ok))
         t["last"] = time.time()
+    data["seen"] = sorted(_still_seen(seen_keys(data), {q.key for q, _ in answers}))
     session = {"time": time.time(), "source": source, "asked": len(answers),
                "right": sum(1 for _, ok in answers if ok),
                "questions": [{"key": q.key, "topic": q.topic, "right": bool(ok)} for q, ok in answers]}
@@ -198,7 +226,7 @@ def ask_all(questions, read=input, write=print):
 def run(topic=None, count=10, seed=None, read=input, write=print, source="quiz"):
     seed = random.SystemRandom().randrange(2 ** 31) if seed is None else seed
     rng = random.Random(seed)
-    questions = draw(rng, count, topic)
+    questions = draw(rng, count, topic, seen_keys())
     what = f"on {topic} ({TOPICS[topic]})" if topic else "on every topic"
     write(f"Quiz {what}: {len(questions)} questions (seed {seed}). Type q to stop early.")
     answers = ask_all(questions, read, write)

@@ -16,7 +16,7 @@ TOPICS = {
     "masking": "masking before softmax, the finite fill in fp16",
     "complexity": "time and memory complexity, the cost of heads",
     "gqa": "MQA and GQA: KV cache size and savings",
-    "positions": "permutation invariance, positional encodings and RoPE",
+    "positions": "permutation equivariance, positional encodings and RoPE",
     "flash": "FlashAttention: memory, tiling, recompute in the backward pass",
     "gradient": "the gradient through softmax and attention",
     "numpy": "NumPy versus PyTorch",
@@ -35,6 +35,7 @@ class _Readings(dict):
 
 
 READ = _Readings({ex.id: ex.reading.relative_to(REPO).as_posix() for ex in with_stubs()})
+CONVENTIONS = (EXERCISES_DIR / "conventions.md").relative_to(REPO).as_posix()     # PyTorch's conventions, once
 
 # Bytes per element and the largest finite value of the dtypes the questions use.
 DTYPES = {"float32": (4, 3.4028234663852886e38), "float16": (2, 65504.0),
@@ -210,14 +211,15 @@ choice("masking.fp32_min_in_fp16", "masking", READ["04"] + " § The idea",
         "It fills with 0, silently, after the overflow"],
        "-3.4e38 does not fit in float16 (whose range ends at ±65504), and masked_fill refuses the "
        "conversion. Use torch.finfo(scores.dtype).min: finite in every dtype.")
-choice("masking.all_inf_row", "masking", READ["04"] + " § The idea",
-       "A query whose keys are all blocked with -inf goes through the softmax. What comes out?",
+choice("masking.all_inf_row", "masking", CONVENTIONS + " § What a row that sees no key returns",
+       "A query whose keys are all blocked with -inf: its row of scores goes through torch.softmax. What comes out?",
        "NaN in every entry, in every dtype",
        ["Zeros, since exp(-inf) is 0",
         "A uniform row, 1/S each",
         "NaN in float16 only; zeros in float32"],
        "The row max is -inf, x − max is NaN; without the shift, the sum of exps is 0 and 0/0 is NaN. "
-       "nn.MultiheadAttention gives NaN there. The finite fill (finfo.min) keeps such rows finite.")
+       "nn.MultiheadAttention gives NaN there too (F.scaled_dot_product_attention, on CPU, returns zeros). The "
+       "finite fill (finfo.min) keeps such rows finite.")
 choice("masking.finite_fill_row", "masking", READ["04"] + " § The idea",
        "Blocked scores are filled with torch.finfo(dtype).min. What does the softmax give for a query whose keys are ALL blocked?",
        "Uniform weights, 1/S each: finite",
@@ -234,15 +236,16 @@ choice("masking.finite_fill_partial", "masking", READ["04"] + " § The idea",
         "1/S each, as if they were not masked"],
        "After subtracting the row max (a real score), the blocked entries are about finfo.min, and exp "
        "of that underflows to exactly 0. The allowed keys get the whole mass.")
-choice("masking.sdpa_bool", "masking", READ["04"] + " § The idea",
+choice("masking.sdpa_bool", "masking", CONVENTIONS + " § What True means in a boolean mask",
        "Boolean masks: in nn.MultiheadAttention's attn_mask True means 'blocked'. What does True mean in "
        "torch.nn.functional.scaled_dot_product_attention's attn_mask?",
        "The opposite: True means the key takes part",
        ["The same: True means the key is blocked",
         "Boolean masks are not accepted there",
         "True means that the query is padding"],
-       "PyTorch has both conventions: nn.MultiheadAttention (and key_padding_mask) use True = not allowed; "
-       "F.scaled_dot_product_attention uses True = allowed. Say which convention you use in an interview.")
+       "PyTorch has both conventions: nn.MultiheadAttention (attn_mask and key_padding_mask) uses True = not "
+       "allowed; F.scaled_dot_product_attention uses True = allowed. A float mask is added to the scores in both. "
+       "Say which convention you use in an interview.")
 choice("masking.padding_axis", "masking", READ["04"] + " § The idea",
        "A key_padding_mask of shape (B, S) marks padded tokens. Which axis of the (B, H, L, S) scores does it block?",
        "The key axis S, as (B, 1, 1, S)",
@@ -295,10 +298,11 @@ choice("complexity.time", "complexity", READ["10"] + " § Complexity",
        ["O(L·d²)",
         "O(L·d)",
         "O(L³)"],
-       "QKᵀ is (L, d) @ (d, L): L²·d multiply-adds; PV is (L, L) @ (L, d): L²·d again. The projections add "
-       "O(L·d²), which dominates only while L < d or so.")
+       "QKᵀ is (L, d) @ (d, L): L²·d multiply-adds; PV is (L, L) @ (L, d): L²·d again, 2·L²·d in all. The four "
+       "projections (Q, K, V, out) add 4·L·d², so they dominate while L < 2d, and attention takes over beyond.")
 choice("complexity.memory", "complexity", READ["10"] + " § Complexity",
-       "What memory does standard multi-head attention need for its attention weights, per batch item?",
+       "Self-attention over L tokens: what memory does standard multi-head attention need for its attention "
+       "weights, per batch item?",
        "O(H·L²)",
        ["O(L·d)",
         "O(H·d²)",
@@ -307,12 +311,13 @@ choice("complexity.memory", "complexity", READ["10"] + " § Complexity",
        "numbers, kept for the backward pass during training. FlashAttention removes exactly this term.")
 choice("complexity.heads_cost", "complexity", READ["10"] + " § Complexity",
        "With d_model fixed, you double the number of heads H. What happens to the attention cost?",
-       "Same FLOPs, twice the score memory",
-       ["Twice the FLOPs, twice the memory",
-        "Twice the FLOPs, the same memory",
-        "The same FLOPs and the same memory"],
-       "QKᵀ costs H·L²·(D/H) = L²·D whatever H is. But each head has its own (L, S) matrix, so memory for "
-       "scores and weights is H·L² and grows with H. Small heads also use the hardware less well.")
+       "The same matmul FLOPs, twice the score memory",
+       ["Twice the matmul FLOPs, twice the score memory",
+        "Twice the matmul FLOPs, the same score memory",
+        "The same matmul FLOPs and the same score memory"],
+       "QKᵀ costs H·L²·(D/H) = L²·D whatever H is, and so does PV. But each head has its own (L, S) matrix, so "
+       "memory for scores and weights is H·L² and grows with H, as does the work of masking and the softmax "
+       "over them. Small heads also use the hardware less well.")
 choice("complexity.double_L", "complexity", READ["10"] + " § Complexity",
        "You double the sequence length. By what factor does the cost of the score matrix grow?",
        "4",
@@ -394,7 +399,8 @@ choice("gqa.cache_quality", "gqa", READ["11"] + " § Say it out loud",
         "MQA cannot be combined with a causal mask in a decoder",
         "GQA needs no KV cache at all, so it saves more memory"],
        "GQA interpolates between MHA (H_kv = H_q) and MQA (H_kv = 1). The cache shrinks by H_q / H_kv, and "
-       "quality stays close to MHA; MHA checkpoints can even be converted by mean-pooling heads.")
+       "quality stays close to MHA; an MHA checkpoint can be converted by mean-pooling its kv heads into groups, "
+       "then training briefly (uptraining).")
 
 
 @numeric("gqa.kv_cache_bytes", "gqa", READ["13"] + " § Complexity")
@@ -457,7 +463,7 @@ def _proj_params_saved(rng):
 
 
 # ============================================================================================
-# positions: permutation invariance, encodings, RoPE
+# positions: permutation equivariance, encodings, RoPE
 # ============================================================================================
 choice("positions.permutation", "positions", READ["12"] + " § The idea",
        "Self-attention without positional information and without a mask: you permute the input tokens. What happens to the output?",
@@ -546,7 +552,7 @@ choice("flash.exact", "flash", READ["14"] + " § The idea",
        ["Yes: it drops the smallest attention weights",
         "Yes: it uses a low-rank approximation of the scores",
         "It is exact only when a causal mask is used"],
-       "The online softmax rescales running sums whenever the max changes, which gives exactly softmax(S)V "
+       "The online softmax rescales running sums whenever the max changes, which gives exactly softmax(Q Kᵀ · scale) V "
        "at the end. Sparse and low-rank methods approximate; FlashAttention does not.")
 choice("flash.backward", "flash", READ["14"] + " § The idea",
        "What does FlashAttention's backward pass do about the attention matrix P it did not store?",
@@ -562,7 +568,8 @@ choice("flash.why_faster", "flash", READ["14"] + " § Complexity",
        ["It does fewer multiplications, thanks to the online softmax",
         "It computes the scores in a lower precision than the inputs",
         "It skips the keys whose attention weights are small"],
-       "Standard attention writes S, reads it for the softmax, writes P, reads it for PV: O(L²) HBM traffic. "
+       "Standard attention writes the scores, reads them for the softmax, writes P, reads it for PV: O(L²) HBM "
+       "traffic. "
        "Tiling keeps each block on chip, so traffic drops to roughly O(L²·d²/M) for SRAM size M.")
 choice("flash.online_rescale", "flash", READ["14"] + " § The idea",
        "Online softmax: the running max goes from m_old to m_new with a new key block. What happens to the running sum l and the accumulator?",
@@ -600,7 +607,8 @@ def _causal_tiles(rng):
                        f"are wholly masked, how many tiles are computed?",
                 answer=n * (n + 1) // 2, params={"L": L, "block": bs}, rel_tol=0.0, abs_tol=0.0,
                 explanation=f"{n} query blocks; query block i needs key blocks 0..i: 1 + 2 + ... + {n} = "
-                            f"{n * (n + 1) // 2} of {n * n} tiles, about half.")
+                            f"{n * (n + 1) // 2} of {n * n} tiles, a fraction (n + 1)/(2n) = "
+                            f"{100 * (n + 1) / (2 * n):.0f}%: a little over half, nearing half as n grows.")
 
 
 # ============================================================================================
@@ -613,11 +621,11 @@ choice("gradient.jacobian", "gradient", READ["15"] + " § The idea",
        "∂p_i/∂x_j = p_i (δ_ij − p_j). The diagonal is p_i(1 − p_i); off-diagonal entries are −p_i p_j: "
        "raising one logit takes mass from all the others.")
 choice("gradient.ds", "gradient", READ["15"] + " § The idea",
-       "Backward through P = softmax(S) row-wise, given dP. What is dS?",
-       "dS = P ⊙ (dP − rowsum(dP ⊙ P))",
-       ["dS = dP ⊙ P, elementwise, no cross terms",
-        "dS = dP − rowsum(dP) · P, without the P factor",
-        "dS = P ⊙ (1 − P) ⊙ dP, the diagonal only"],
+       "Backward through P = softmax(Z) row-wise (Z the scores), given dP. What is dZ?",
+       "dZ = P ⊙ (dP − rowsum(dP ⊙ P))",
+       ["dZ = dP ⊙ P, elementwise, no cross terms",
+        "dZ = dP − rowsum(dP) · P, without the P factor",
+        "dZ = P ⊙ (1 − P) ⊙ dP, the diagonal only"],
        "Apply the Jacobian diag(p) − p pᵀ to each row of dP: p ⊙ dp − p (p·dp). FlashAttention computes "
        "rowsum(dP ⊙ P) as rowsum(dO ⊙ O), which needs no P.")
 choice("gradient.dv", "gradient", READ["15"] + " § The idea",
@@ -636,10 +644,10 @@ choice("gradient.sum_zero", "gradient", READ["15"] + " § The idea",
        "Σ p_i = 1 is constant, so its gradient vanishes: each column of diag(p) − p pᵀ sums to 0. A handy check "
        "for a hand-written softmax backward.")
 choice("gradient.dq", "gradient", READ["15"] + " § The idea",
-       "S = Q Kᵀ · scale. Given dS, what is dQ?",
-       "dS K · scale",
-       ["dSᵀ K · scale", "dS Kᵀ · scale", "Q dS · scale"],
-       "From S = scale · Q Kᵀ: dQ = scale · dS K, shape (L, S) @ (S, d_k) = (L, d_k); and dK = scale · dSᵀ Q.")
+       "The scores are Z = Q Kᵀ · scale, with Q (L, d_k) and K (S, d_k). Given dZ, what is dQ?",
+       "dZ K · scale",
+       ["dZᵀ K · scale", "dZ Kᵀ · scale", "Q dZ · scale"],
+       "From Z = scale · Q Kᵀ: dQ = scale · dZ K, shape (L, S) @ (S, d_k) = (L, d_k); and dK = scale · dZᵀ Q.")
 
 
 @numeric("gradient.softmax_entry", "gradient", READ["15"] + " § The idea")

@@ -15,16 +15,15 @@ import numpy
 import torch
 
 import watch as watching
-BUSY = {"busy": 0}          # > 0 while the harness itself runs: the guards let it by
 FRAME_HOLDERS = {"tb_frame", "gi_frame", "cr_frame", "ag_frame"}      # how Python code reaches a frame
 FRAME_ATTRS = FRAME_HOLDERS | {"f_code", "gi_code", "cr_code", "ag_code", "__code__"}
 
 class GuardedMode:
-    """The watch's torch modes, entered as the harness (so the mode-stack guard lets them by),
-    and checked after each call: still in place, on top."""
+    """The watch's torch modes, entered by the harness (no submission frame on the stack, so the
+    mode-stack guard lets it by), and checked after each call: still in place, on top."""
 
-    def __init__(self, together, harness):
-        self.together, self.harness = together, harness
+    def __init__(self, together):
+        self.together = together
         self.function_len = torch._C._len_torch_function_stack
         self.dispatch_len = torch._C._len_torch_dispatch_stack
         self.function_at = torch._C._get_function_stack_at
@@ -32,31 +31,24 @@ class GuardedMode:
         self.broken = False
 
     def __enter__(self):
-        self.harness["busy"] += 1
-        try:
-            self.together.__enter__()
-        finally:
-            self.harness["busy"] -= 1
+        self.together.__enter__()
         return self
 
     def __exit__(self, *exc):
-        self.harness["busy"] += 1
-        try:
-            ops, functions = self.together.managers
-            self.broken = not (self.function_len() and self.function_at(self.function_len() - 1) is functions
-                               and self.dispatch_len() and self.dispatch_at(self.dispatch_len() - 1) is ops)
-            if not self.broken:
-                self.together.__exit__(*exc)
-        finally:
-            self.harness["busy"] -= 1
+        ops, functions = self.together.managers
+        self.broken = not (self.function_len() and self.function_at(self.function_len() - 1) is functions
+                           and self.dispatch_len() and self.dispatch_at(self.dispatch_len() - 1) is ops)
+        if not self.broken:
+            self.together.__exit__(*exc)
         return False
 
-    def check(self):
+    def check(self, watch):
         if self.broken:
+            watch.note("the grader's watch taken off torch's mode stack (tampering)")
             raise RuntimeError("the grader's watch was taken off torch's mode stack")
 
 
-def poison_library_routes(watch, harness):
+def poison_library_routes(watch):
     """torch._refs, torch._prims and torch._decomp hold Python versions of the forbidden helpers,
     which run as ops the watch would not name: each becomes a refusal that names it."""
     def poisoned(name):
@@ -77,24 +69,28 @@ def poison_library_routes(watch, harness):
                         value[key] = poisoned(f"{modname}.{attr}[{key}]")
 
 
-def guard_mode_stack(watch, harness, filename):
+def guard_mode_stack(watch, filename):
     """Taking the watch's modes off torch's mode stack (popping them, reading them, disabling
-    current modes) is refused when the submission asks for it; torch's own code does it all
-    the time (to call a mode's handler), and is let by."""
+    current modes) is refused unless torch's own code or the harness asks for it: torch does it
+    all the time (to call a mode's handler). The asker is the first frame outside the modules that
+    only pass such calls on; anything else (the submission, or a probe calling a C function the
+    submission put in its place) is refused."""
     torch_dir = os.path.dirname(torch.__file__) + os.sep
     passthrough = (os.path.abspath(__file__), os.path.join(torch_dir, "overrides.py"),
                    os.path.join(torch_dir, "utils", "_python_dispatch.py"), _contextlib_file())
     getframe = sys._getframe
 
+    harness_dir = HARNESS_DIR
+
     def asked_by_submission():
         f = getframe(2)
         while f is not None and f.f_code.co_filename in passthrough:
             f = f.f_back
-        return f is not None and f.f_code.co_filename == filename
+        return f is None or not f.f_code.co_filename.startswith((torch_dir, harness_dir))
 
     def guarded(name, original):
         def call(*args, **kwargs):
-            if not harness["busy"] and asked_by_submission():
+            if asked_by_submission():
                 watch.note(f"{name} (taking the grader's watch off: tampering)")
                 raise RuntimeError("the grader does not allow this: its watch stays on")
             return original(*args, **kwargs)
@@ -138,100 +134,155 @@ _PROCESS_EVENTS = {"os.fork", "os.forkpty", "os.posix_spawn", "os.spawn", "os.ex
                    "subprocess.Popen", "pty.spawn", "_thread.start_new_thread", "os.kill", "os.killpg",
                    "signal.pthread_kill", "os.pidfd_open", "socket.__new__", "socket.socket"}
 _SPYING_EVENTS = {"gc.get_objects", "gc.get_referrers", "gc.get_referents", "sys._current_frames",
-                  "sys.settrace", "sys.setprofile", "sys.addaudithook", "sys.remote_exec",
-                  "sys._getframemodulename", "code.__new__", "function.__new__", "builtins.breakpoint",
-                  "object.__setattr__", "object.__delattr__"}
+                  "sys.addaudithook", "sys.remote_exec", "code.__new__", "function.__new__", "builtins.breakpoint",
+                  "sys.monitoring.register_callback", "sys.monitoring.use_tool_id"}
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
 
 
-def install_audit(filename, watch, harness, readable):
+def install_audit(filename, watch, readable, tracing):
     """Python's audit hooks see what the operating system's layers may not be there to stop on
     every machine: processes, signals, writing or reading files outside Python, frames, gc,
-    ctypes. Each is refused and scored as tampering. Not a sandbox by itself (CPython says so):
-    a layer on top of lockdown.py's."""
+    ctypes, tracing, patching torch's or NumPy's classes. Each is refused and scored as tampering.
+    Not a sandbox by itself (CPython says so): a layer on top of lockdown.py's.
+
+    Whose doing an event is, is read from the whole stack: any frame of the submission's code (or
+    of code compiled at run time) anywhere below makes it the submission's, however the call was
+    laundered (logging, contextlib, weakref, a C function bound in its place). There is no flag to
+    switch the hook off: the harness is recognised by having no such frame on the stack. Patching
+    torch's, NumPy's or Python's own classes is refused whoever asks (a weakref callback or a
+    finaliser runs with no submission frame on the stack). `tracing` is a one-item list the harness
+    sets for the narration call alone, the only call that may trace (in a child that grades nothing
+    after it)."""
     me = os.getpid()
     getframe = sys._getframe
     readable = tuple(os.path.realpath(p).rstrip("/") + ("/" if os.path.isdir(p) else "") for p in readable)
-    busy = []
+    module_of = type.__dict__["__module__"].__get__
+    inside = []        # re-entry: what the hook itself does is not audited again
 
     def refuse(what, exc=PermissionError):
         watch.note(f"{what} (tampering)")
         raise exc(f"the grader does not allow this: {what}")
 
-    def from_submission():
-        """The submission called it, itself or through inspect or ctypes (not through a library
-        that looks at its caller, as namedtuple does)."""
+    def asked_by_harness():
+        """The harness's own code asked (or, in the narration call alone, its tracer)."""
+        asker = getframe(2).f_code.co_filename
+        return asker.startswith(HARNESS_DIR) or tracing[0] and asker.startswith("<grader probe")
+
+    def submission_on_stack():
         f = getframe(2)
-        if f is not None and f.f_code.co_filename != filename and os.path.basename(
-                os.path.dirname(f.f_code.co_filename) if f.f_code.co_filename.endswith("__init__.py")
-                else f.f_code.co_filename) in ("inspect.py", "ctypes", "traceback.py"):
+        while f is not None:
+            name = f.f_code.co_filename
+            if name == filename or name.startswith("<") and not name.startswith("<grader probe"):
+                return True
             f = f.f_back
-        return f is not None and f.f_code.co_filename == filename
+        return False
+
+    def protected_type(obj):
+        if not isinstance(obj, type):
+            return False
+        try:
+            module = module_of(obj)
+        except Exception:
+            return True
+        return type(module) is not str or module.split(".")[0] in PROTECTED_MODULES
 
     def hook(event, args):
-        if busy or harness["busy"]:
+        if inside:
             return
-        busy.append(1)
+        inside.append(1)
         try:
             if event in ("os.kill", "os.killpg"):
-                if args and args[0] not in (me, 0):
+                if args and (type(args[0]) is not int or args[0] not in (me, 0)):
                     refuse(f"{event} on another process")
             elif event in _PROCESS_EVENTS:
                 refuse(f"{event} (starting a process or thread, or a socket)")
             elif event == "open":
-                path, flags = str(args[0]), args[2] if len(args) > 2 and isinstance(args[2], int) else 0
-                mode = args[1] if len(args) > 1 and isinstance(args[1], str) else ""
+                target = args[0] if args else None
+                if type(target) not in (str, bytes, int):
+                    refuse("opening a file named by an object of the submission's")
+                flags = args[2] if len(args) > 2 and type(args[2]) is int else 0
+                mode = args[1] if len(args) > 1 and type(args[1]) is str else ""
+                path = os.fsdecode(target) if type(target) is not int else ""
                 if flags & _WRITE_FLAGS or any(c in mode for c in "wax+"):
                     refuse(f"writing the file {path[:200]}")
-                real = os.path.realpath(path) if not isinstance(args[0], int) else ""
+                real = os.path.realpath(path) if path else ""
                 if real and not real.startswith(readable):
                     refuse(f"reading the file {path[:200]}")
             elif event == "object.__getattr__" and len(args) > 1 and args[1] in FRAME_ATTRS:
-                if args[1] in FRAME_HOLDERS or from_submission():
+                if not asked_by_harness() and submission_on_stack():
                     refuse(f"reaching the interpreter's frames ({args[1]})", RuntimeError)
+            elif event in ("object.__setattr__", "object.__delattr__"):
+                if args and protected_type(args[0]):
+                    refuse(f"patching {module_of(args[0])}.{type.__dict__['__name__'].__get__(args[0])}", RuntimeError)
+                if submission_on_stack() and args and not isinstance(args[0], type):
+                    refuse(f"{event} (reading or changing the grader's memory)", RuntimeError)
+            elif event in ("sys.settrace", "sys.setprofile"):
+                if not tracing[0] or submission_on_stack():
+                    refuse(f"{event} (tracing sees the grader's frames)", RuntimeError)
             elif event in _SPYING_EVENTS:
-                if event.startswith("object.__") and not from_submission():
-                    return
-                if event == "sys.settrace" and getframe(2).f_code.co_filename.startswith("<grader probe"):
-                    return          # narration's tracer
                 refuse(f"{event} (reading or changing the grader's memory)", RuntimeError)
-            elif event.startswith(("ctypes.", "cffi.")) or event in ("sys._getframe", "import") and (
-                    event != "import" or (args and str(args[0]).split(".")[0] in ("ctypes", "_ctypes", "cffi"))):
-                if event == "sys._getframe" and not from_submission():
-                    return
+            elif event == "compile" and len(args) > 1 and (submission_on_stack() or _posing_as_harness(args[1])):
+                name = args[1] if type(args[1]) is str else os.fsdecode(args[1]) if type(args[1]) is bytes else "?"
+                if not name.startswith("<") or name.startswith("<grader"):       # (harness: no submission frame)
+                    refuse(f"compiling code that poses as {name[:100]}", RuntimeError)
+            elif event.startswith(("ctypes.", "cffi.")) or event == "import" and args and type(args[0]) is str \
+                    and args[0].split(".")[0] in ("ctypes", "_ctypes", "cffi"):
+                refuse(f"{event} (reaching into the interpreter)", RuntimeError)
+            elif event in ("sys._getframe", "sys._getframemodulename") and not asked_by_harness() \
+                    and submission_on_stack():
                 refuse(f"{event} (reaching into the interpreter)", RuntimeError)
         finally:
-            busy.clear()
+            inside.clear()
 
     sys.addaudithook(hook)
 
 
-class Untouched:
-    """Notices a submission replacing what the harness itself uses to encode and send replies."""
+HARNESS_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
-    WATCHED = {
-        "torch.Tensor": "__reduce_ex__ __repr__ detach cpu contiguous view reshape numpy as_subclass is_complex "
-                        "tolist item to",
-        "numpy": "asarray ascontiguousarray ndarray",
-        "builtins": "isinstance type len repr str int float bool getattr hasattr list tuple dict __import__ "
-                    "print open",
-        "struct": "pack unpack unpack_from",
-        "json": "dumps loads",
-        "os": "write read _exit",
-    }
+
+def _posing_as_harness(name):
+    """Code compiled under the harness's own file names, which the stack checks trust."""
+    name = name if type(name) is str else os.fsdecode(name) if type(name) is bytes else ""
+    return name.startswith(HARNESS_DIR)
+
+
+# Whose classes no submission may patch (torch, NumPy and Python's own: what probes and replies use).
+PROTECTED_MODULES = {"torch", "numpy", "builtins", "math", "time", "sys", "json", "struct", "os", "types",
+                     "functools", "operator", "collections", "contextlib", "weakref", "abc", "typing", "_io", "io"}
+
+
+class Untouched:
+    """The namespaces the harness and the probes rely on, snapshotted before the submission runs
+    and compared after every call: an entry replaced or deleted is tampering, whatever it is.
+    (Modules gain entries as torch and NumPy load lazily: there additions are fine; in a class an
+    added entry shadows an inherited method, so there it counts.) A probe never reads a patchable
+    entry while a call runs anyway (inside.TRUSTED); this catches the patch itself."""
 
     def __init__(self):
         import builtins
-        spaces = {"torch.Tensor": torch.Tensor, "numpy": numpy, "builtins": builtins, "struct": struct,
-                  "json": json, "os": os, "torch.TensorBase": torch._C.TensorBase}
-        watched = dict(self.WATCHED, **{"torch.TensorBase": self.WATCHED["torch.Tensor"]})
-        self.before = [(name, vars(spaces[name]), key, vars(spaces[name]).get(key, _GONE))
-                       for name, keys in watched.items() for key in keys.split()
-                       if isinstance(spaces[name], type) or key in vars(spaces[name])]
+        import math
+        import time
+        spaces = {"torch": torch, "torch.Tensor": torch.Tensor, "torch.TensorBase": torch._C.TensorBase,
+                  "torch.nn.functional": torch.nn.functional, "torch.nn": torch.nn, "torch.linalg": torch.linalg,
+                  "numpy": numpy, "numpy.ndarray": numpy.ndarray, "math": math, "time": time,
+                  "builtins": builtins, "struct": struct, "json": json, "os": os}
+        self.before = [(name, vars(space), dict(vars(space)), isinstance(space, type))
+                       for name, space in spaces.items()]
 
     def changed(self):
-        return [f"{name}.{key} (replaced by your code: tampering)"
-                for name, space, key, value in self.before if space.get(key, _GONE) is not value][:3]
+        found = []
+        for name, space, before, is_class in self.before:
+            if len(found) >= 3:
+                break
+            for key, value in before.items():
+                if space.get(key, _GONE) is not value:
+                    found.append(f"{name}.{key} (replaced by your code: tampering)")
+                    break
+            else:
+                if is_class and len(space) != len(before):
+                    added = next((k for k in list(space) if k not in before), "?")
+                    found.append(f"{name}.{added} (added by your code: tampering)")
+        return found
 
 
 _GONE = object()

@@ -17,6 +17,7 @@ import tempfile
 import time
 
 from . import wire
+from ..safe_text import MAX_FINDINGS, clean, one_line  # noqa: F401 (clean: imported from here elsewhere)
 from .zygote import REPO, Zygote, namespaces_refusal, python_roots  # noqa: F401
 CALL_TIMEOUT = float(os.environ.get("GRADER_TIMEOUT", "10"))            # seconds for one call
 EXERCISE_BUDGET = float(os.environ.get("GRADER_EXERCISE_BUDGET", "60"))  # seconds for one exercise
@@ -69,7 +70,7 @@ def call_keeping_inputs(module, name, *args, **kwargs):
     return fn(*args, **kwargs), args, kwargs
 
 
-PROBE_SPACE = {"torch", "numpy", "np", "math", "time"}      # what inside.py gives every probe
+PROBE_SPACE = {"torch", "numpy", "np", "math", "time", "trusted"}     # what inside.py gives every probe
 PROBE_MODULES = {"torch", "numpy", "math", "time", "sys", "re", "io", "tokenize", "itertools", "functools",
                  "collections"}                          # what else a probe may import there
 
@@ -112,14 +113,6 @@ def _plain_constant(value):
     return isinstance(value, (tuple, list, set, frozenset)) and all(_plain_constant(v) for v in value)
 
 
-def clean(text, limit=2000):
-    """A string from a submission, safe to show: no control characters (ANSI escapes, carriage
-    returns, bells), cut to `limit` with a visible marker."""
-    text = "".join(c if c in "\n\t" or (c.isprintable() and c not in "\u2028\u2029") else "�"
-                   for c in str(text)[:limit + 1])
-    return text if len(text) <= limit else text[:limit] + " [... cut]"
-
-
 # -- one exercise's sandbox --------------------------------------------------------------------
 _SANDBOXES = [0]
 
@@ -138,8 +131,9 @@ class Sandbox:
         self.spent = None            # why no further call will be tried
         self.import_error = None
         self.forbidden_hits = []     # findings of the watch, over all calls, as sent
+        self.unlisted_hits = 0       # findings beyond the first MAX_FINDINGS distinct ones
         self.layers = []             # the isolation layers the child reported in place
-        self.meta = {}               # the last call's work: largest tensor, matmul flops
+        self.meta = {}               # the last call's work, counted at the aten level: largest, matmul_flops, work, ops
         self.used = 0.0              # seconds of this exercise's budget spent
         self.output = tempfile.TemporaryFile()
         self._probes = {}
@@ -149,8 +143,12 @@ class Sandbox:
         return self._call(probe, True, args, kwargs)
 
     def call_unwatched(self, probe, *args, **kwargs):
-        """A call the grade does not rest on (narration): the watch is off, the audit hook on."""
-        return self._call(probe, False, args, kwargs)
+        """A call the grade does not rest on (narration): the watch is off, the audit hook on, and
+        tracing allowed. Its child grades nothing after it: it is ended with the call."""
+        try:
+            return self._call(probe, False, args, kwargs)
+        finally:
+            self.close()
 
     def _call(self, probe, watched, args, kwargs):
         if self.spent:
@@ -196,9 +194,13 @@ class Sandbox:
         while True:
             kind, payload = self._read_frame(deadline)
             if kind == b"F":
-                what = clean(payload.decode("utf-8", "replace"), 300)
-                if what not in self.forbidden_hits:
+                what = one_line(payload.decode("utf-8", "replace"), 300)
+                if what in self.forbidden_hits:
+                    pass
+                elif len(self.forbidden_hits) < MAX_FINDINGS:
                     self.forbidden_hits.append(what)
+                else:                           # a flood of findings is counted, not kept
+                    self.unlisted_hits += 1
             elif kind in (b"R", b"E", b"L", b"I"):
                 return kind, payload
             else:
@@ -219,7 +221,8 @@ class Sandbox:
         try:
             (n,) = wire.struct.unpack_from("<I", payload)
             meta = wire.decode(payload[4:4 + n])
-            if not (isinstance(meta, dict) and all(isinstance(meta.get(k), int) for k in ("largest", "matmul_flops"))):
+            if not (isinstance(meta, dict) and all(type(meta.get(k)) is int for k in ("largest", "matmul_flops", "work",
+                                                                                        "ops"))):
                 raise ValueError
             return meta, payload[4 + n:]
         except Exception:
@@ -233,8 +236,8 @@ class Sandbox:
                 raise ValueError
         except Exception:
             raise self._garbled() from None
-        return {"types": [clean(t, 100) for t in e["types"][:20] if isinstance(t, str)],
-                "message": clean(e["message"], 800), "where": clean(e["where"], 300)}
+        return {"types": [one_line(t, 100) for t in e["types"][:20] if isinstance(t, str)],
+                "message": clean(e["message"], 800), "where": one_line(e["where"], 300)}
 
     def _send(self, data, deadline):
         while data:

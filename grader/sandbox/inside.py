@@ -102,7 +102,6 @@ def main():
                         _child(req, fds)
                         code = 0
                     except BaseException:
-                        fences.BUSY["busy"] += 1
                         try:
                             traceback.print_exc()      # to the file the grader shows as printed output
                             sys.stderr.flush()
@@ -246,54 +245,59 @@ def _serve(req, requests, send):
     watch = watching.Watch(req["forbidden"], numpy_only=req["numpy_only"], no_numpy=req["no_numpy"],
                            report=report)
     probes = {}
-    harness = fences.BUSY
-    encode = wire.encode          # held here: the submission cannot swap what replies are made with
-    intact = fences.Untouched()
-    mode = fences.GuardedMode(watch.mode(), harness)
+    encode, disguised = wire.encode, wire.disguised   # held here: the submission cannot swap them
+    out, err = sys.stdout, sys.stderr                 # the child's own files, whatever sys.stdout becomes
+    tracing = [False]                                 # only the narration call may trace
+    mode = fences.GuardedMode(watch.mode())
     _hide_harness(report)
-    fences.poison_library_routes(watch, harness)
-    fences.guard_mode_stack(watch, harness, filename)
+    fences.poison_library_routes(watch)
+    fences.guard_mode_stack(watch, filename)
     fences.refuse_threads(watch)
-    fences.install_audit(filename, watch, harness, req["readable"])
+    intact = fences.Untouched()        # after the harness's own patches: from here on, nothing changes
+    fences.install_audit(filename, watch, req["readable"], tracing)
+    lines = []
 
     def reply(ok, payload):
         for what in intact.changed():
             watch.note(what)
-        try:
-            sys.stdout.flush()
-            sys.stderr.flush()
-        except BaseException:
-            pass
-        meta = encode({"largest": watch.largest, "matmul_flops": watch.matmul_flops})
+        for f in (out, err):
+            try:
+                f.flush()
+            except BaseException:
+                pass
+        meta = encode({"largest": watch.largest, "matmul_flops": watch.matmul_flops, "work": watch.work,
+                       "ops": watch.ops})
         send(b"R" if ok else b"E", struct.pack("<I", len(meta)) + meta + payload)
 
     def failure(exc):
-        harness["busy"] += 1
-        try:
-            frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == filename]
-        except BaseException:
-            frames = []
-        finally:
-            harness["busy"] -= 1
-        where = f"line {frames[-1].lineno}: {(frames[-1].line or '').strip()}" if frames else ""
-        if isinstance(exc, SyntaxError) and exc.filename == filename:
-            where = f"line {exc.lineno}: {(exc.text or '').strip()}"
-        types_ = [t.__name__ for t in type(exc).__mro__]
-        try:
-            text = str(exc)
-        except BaseException:
-            text = ""
-        message = f"{type(exc).__name__}: {text}"[:600] if text else type(exc).__name__
-        if isinstance(exc, SystemExit):
+        """What went wrong, read without running any of the submission's code: the exception's
+        type by identity, its text only when its arguments are plain data, its line from the
+        source the grader sent (no linecache, no loader of the submission's)."""
+        kind = type(exc)
+        mro = _type_mro(kind)
+        where, tb = "", exc.__traceback__ if isinstance(exc, BaseException) else None
+        while tb is not None:
+            if tb.tb_frame.f_code.co_filename == filename and 0 < tb.tb_lineno <= len(lines):
+                where = f"line {tb.tb_lineno}: {lines[tb.tb_lineno - 1].strip()}"
+            tb = tb.tb_next
+        if SyntaxError in mro and type(exc.filename) is str and exc.filename == filename:
+            where = f"line {exc.lineno}: {(exc.text or '').strip()}" if type(exc.text) in (str, type(None)) else ""
+        names = [wire.type_name_of(t) for t in mro]
+        plain = all(type(a) in (str, int, float, bool) for a in _exc_args(exc)) and _type_module(kind) in (
+            "builtins", "torch", "numpy") or _type_module(kind).startswith(("torch.", "numpy."))
+        text = str(exc) if plain and all(type(a) in (str, int, float, bool) for a in _exc_args(exc)) else ""
+        message = f"{names[0]}: {text}"[:600] if text else names[0]
+        if SystemExit in mro:
             message = "your code called sys.exit()"
-        elif isinstance(exc, MemoryError) or "can't allocate memory" in text or "not enough memory" in text:
+        elif MemoryError in mro or "can't allocate memory" in text or "not enough memory" in text:
             message = "your code ran out of memory (" + message[:200] + ")"
-        elif isinstance(exc, RuntimeError) and "can't start new thread" in text:
+        elif RuntimeError in mro and "can't start new thread" in text:
             watch.note("a thread started by your code (refused: the grader cannot watch it)")
-        return encode({"types": types_, "message": message, "where": where})
+        return encode({"types": names, "message": message, "where": where})
 
     try:
         text = source.decode(first["encoding"])
+        lines[:] = text.splitlines()
         linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
         code = compile(text, filename, "exec", dont_inherit=True)
         spec = importlib.util.spec_from_loader(module_name, loader=None)
@@ -301,6 +305,8 @@ def _serve(req, requests, send):
         module.__file__ = filename
         with mode:
             exec(code, module.__dict__)
+        mode.check(watch)
+        _quiet(watch)
     except BaseException as exc:
         reply(False, failure(exc))
         return
@@ -312,7 +318,7 @@ def _serve(req, requests, send):
             return
         _, name, probe_source, args, kwargs, watched = request
         if name not in probes:
-            space = {"torch": torch, "numpy": numpy, "np": numpy, "math": math, "time": time}
+            space = {"torch": torch, "numpy": numpy, "np": numpy, "math": math, "time": time, "trusted": TRUSTED}
             exec(compile(probe_source, f"<grader probe {name}>", "exec"), space)
             probes[name] = space[name]
         if req["device"] != "cpu":
@@ -322,16 +328,55 @@ def _serve(req, requests, send):
             if watched:
                 with mode:
                     result = probes[name](module, *args, **kwargs)
-                mode.check()
-            else:       # a call no grade rests on (narration, which traces)
-                result = probes[name](module, *args, **kwargs)
-            for kind in wire.disguised(result):
-                watch.note(f"a {kind} returned in place of a plain tensor (a subclass can lie about its values)")
+                mode.check(watch)
+            else:       # narration: traces, grades nothing, and its child is closed after it
+                tracing[0] = True
+                try:
+                    result = probes[name](module, *args, **kwargs)
+                finally:
+                    tracing[0] = False
+            _quiet(watch)
+            for kind in disguised(result):
+                watch.note(f"a {kind} returned in place of a plain tensor or array (only exact types are data)")
             payload = encode(result)
         except BaseException as exc:
+            _quiet(watch)
             reply(False, failure(exc))
             continue
         reply(True, payload)
+
+
+# Read with type's own descriptors, so that no metaclass or property of the submission's runs.
+_type_mro = type.__dict__["__mro__"].__get__
+_type_module = type.__dict__["__module__"].__get__
+_exc_args = BaseException.__dict__["args"].__get__
+_gettrace, _getprofile, _settrace, _setprofile = sys.gettrace, sys.getprofile, sys.settrace, sys.setprofile
+_function_modes, _dispatch_modes = torch._C._len_torch_function_stack, torch._C._len_torch_dispatch_stack
+_TensorBase, _StorageBase = torch._C.TensorBase, torch._C.StorageBase
+
+
+def _quiet(watch):
+    """After a call, nothing of the submission's may still be hooked in where the harness runs:
+    a tracer, a profiler, a torch mode of its own. Each is a finding, and is removed."""
+    if _gettrace() is not None or _getprofile() is not None:
+        watch.note("a tracer or profiler left running (tracing sees the grader's frames: tampering)")
+        _settrace(None)
+        _setprofile(None)
+    if _function_modes() or _dispatch_modes():
+        watch.note("a torch mode left on torch's mode stack (tampering)")
+        raise RuntimeError("a torch mode was left on torch's mode stack")
+
+
+def _storage(t):
+    """(address, bytes) of the storage under a plain tensor, through torch's C methods captured
+    before any submission ran: a probe measures with these, never with what the submission can patch."""
+    if type(t) is not torch.Tensor:
+        return None, None
+    s = _TensorBase.untyped_storage(t)
+    return _StorageBase.data_ptr(s), _StorageBase.nbytes(s)
+
+
+TRUSTED = types.SimpleNamespace(storage=_storage, Tensor=torch.Tensor)
 
 
 def _read_request(fd, decode=wire.decode_request):

@@ -1,23 +1,65 @@
-"""What a submission reaches while it runs: forbidden helpers, and the work it does.
+"""What a submission reaches while it runs: the operations it dispatches, and the work they do.
 
 Runs inside the sandbox, in the submission's own process (imports only torch), and is also
 used by the grader to name helpers when it reads the source (guards.py). A finding is sent
 to the grader the moment it is made (see inside.py), so code that runs later cannot take it
 back.
+
+The rule is an allow-list: every aten operation that really runs must be an elementary one
+(ELEMENTARY), minus what the exercise forbids. Whatever else runs (a private `_` kernel, a fused
+or masked softmax, a scan, a composite attention kernel, a custom operator from torch.library,
+anything outside the aten namespace) is a finding and is refused before it runs. The deny-list
+below only names a helper in the message. Work and memory are counted here too, at the aten
+level, where every route to an operation passes and nothing of the submission's namespace is
+consulted.
 """
 import torch
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
-# Fused attention, forbidden in every exercise: matched as a part of a name.
+# Fused attention, forbidden in every exercise: matched as a part of a name (to name it).
 FUSED_ATTENTION = ("scaled_dot_product", "multi_head_attention", "multiheadattention",
-                   "fused_sdp", "native_multi_head", "safe_softmax")   # aten._safe_softmax: sdpa's math path
+                   "fused_sdp", "native_multi_head", "safe_softmax", "transformer_encoder", "transformer_decoder",
+                   "flash_attention", "efficient_attention", "cudnn_attention", "masked_softmax")
 
 # Names a test module may forbid in addition (module attribute FORBIDDEN), matched in full
 # after dropping leading underscores and a "special_" prefix, so `softmax` also catches
 # `torch.special.softmax`, `aten._softmax` and `Tensor.softmax`.
 SOFTMAX_FAMILY = ("softmax", "log_softmax", "logsumexp", "Softmax", "LogSoftmax")
 LINEAR_LAYER = ("linear", "Linear")
+
+# Every aten operation an exercise needs, by every elementary route: products (matmul, einsum,
+# baddbmm, addmm and what they decompose into), elementwise arithmetic and comparisons, exp/log
+# in any base, reductions, views and indexing, creation and copies, complex numbers (RoPE), and
+# the library softmax where the exercise allows it. In-place and out= variants count as their op.
+ELEMENTARY = frozenset("""
+    mm bmm addmm baddbmm addbmm dot vdot mv addmv addr outer ger matmul einsum tensordot inner
+    add sub rsub mul div true_divide floor_divide remainder fmod neg negative reciprocal sqrt rsqrt square pow
+    float_power exp exp2 expm1 log log2 log10 log1p logaddexp logaddexp2 xlogy sigmoid tanh
+    abs absolute sign sgn signbit floor ceil round trunc fix frac clamp clamp_min clamp_max clip maximum minimum
+    fmax fmin max min amax amin lerp addcmul addcdiv hypot copysign nextafter
+    sin cos tan sinh cosh asin acos atan atan2 arctan2 deg2rad rad2deg
+    eq ne lt le gt ge equal isclose allclose isnan isinf isposinf isneginf isfinite isreal
+    logical_and logical_or logical_not logical_xor bitwise_and bitwise_or bitwise_not bitwise_xor
+    __and__ __or__ __xor__ __invert__ __iand__ __ior__ __ixor__
+    where masked_fill masked_scatter nan_to_num fill zero zeros ones full empty
+    sum nansum mean prod argmax argmin any all count_nonzero norm linalg_vector_norm var std var_mean std_mean
+    view view_as reshape _reshape_alias _unsafe_view alias permute transpose t swapaxes swapdims movedim moveaxis
+    unsqueeze squeeze expand expand_as flatten unflatten contiguous clone detach split split_with_sizes
+    tensor_split chunk unbind select slice narrow index index_select gather take_along_dim diagonal diag
+    diag_embed flip fliplr flipud roll repeat repeat_interleave tile cat concat concatenate stack hstack
+    vstack triu tril as_strided unfold _unsafe_index index_put _index_put_impl scatter scatter_add masked_select
+    nonzero constant_pad_nd pad
+    empty_like empty_strided zeros_like ones_like full_like arange linspace scalar_tensor
+    new_empty new_empty_strided new_zeros new_ones new_full new_tensor eye lift_fresh lift_fresh_copy
+    _to_copy to copy _local_scalar_dense item type_as _has_compatible_shallow_copy_type promote_types result_type
+    can_cast is_nonzero is_same_size sym_size sym_numel sym_stride sym_storage_offset
+    view_as_complex view_as_real polar complex real imag conj _conj conj_physical resolve_conj resolve_neg
+    _neg_view angle
+    uniform normal bernoulli random randn rand randint randperm
+    softmax _softmax log_softmax _log_softmax logsumexp
+""".split())
+
 
 def _bare(name):
     name = name.lstrip("_")
@@ -36,9 +78,44 @@ def is_forbidden(name, extra):
     return None
 
 
+def op_name(func):
+    """(namespace, name) of an aten OpOverload, an in-place op (`add_`) named as its op (`add`)."""
+    namespace = getattr(func, "namespace", "?")
+    packet = getattr(getattr(func, "overloadpacket", None), "__name__", str(func))
+    if packet.endswith("_") and not packet.endswith("__"):
+        packet = packet[:-1]
+    return namespace, packet
+
+
+def elementary(func, extra):
+    """None when `func` (an aten op as dispatched) is allowed in an exercise forbidding `extra`,
+    else the finding that names it."""
+    namespace, name = op_name(func)
+    named = is_forbidden(f"{namespace}.{name}", extra)
+    if named:
+        return named
+    if namespace != "aten":
+        return f"{namespace}.{name} (a custom or non-aten operator: write the exercise with tensor operations)"
+    if name not in ELEMENTARY:
+        return (f"aten.{name} (not an elementary tensor operation: write it with matmul, elementwise "
+                "arithmetic, exp/log, reductions and indexing)")
+    return None
+
+
+def _matmul_flops(name, args, out):
+    """2·(output elements)·(inner size) for a matrix product as dispatched; 0 for anything else."""
+    a = args[0] if args and isinstance(args[0], torch.Tensor) else None
+    if name in ("addmm", "baddbmm", "addbmm", "addmv", "addr") and len(args) >= 3 and isinstance(args[1], torch.Tensor):
+        a = args[1]
+    elif name not in ("mm", "bmm", "dot", "vdot", "mv"):
+        return 0
+    if a is None or a.dim() == 0:
+        return 0
+    return 2 * max(out.numel(), 1) * a.shape[-1]
+
 
 class Watch:
-    """Runs in the submission's process around every call: forbidden uses and work done.
+    """Runs in the submission's process around every call: what runs, and the work it does.
 
     extra: names this exercise forbids besides fused attention; numpy_only: any torch op is a
     finding (exercise 15); no_numpy: a tensor handed to NumPy is a finding (exercises in
@@ -53,8 +130,10 @@ class Watch:
         self.reset()
 
     def reset(self):
-        self.largest = 0          # elements in the largest tensor any op produced
+        self.largest = 0          # elements in the largest tensor an op allocated (views aside)
         self.matmul_flops = 0     # 2·m·n·k summed over every matrix product
+        self.work = 0             # matmul flops plus the elements every other op produced
+        self.ops = 0              # aten operations dispatched
 
     def note(self, what):
         if what not in self.forbidden:
@@ -70,29 +149,22 @@ class Watch:
     def mode(self):
         """Two watchers, entered together around the submission's code.
 
-        A TorchFunctionMode sees every torch function, Tensor method and torch.ops call by the
-        name the learner used (and counts the work done); a TorchDispatchMode sees every aten
-        op that really runs, also where Python-level handling was switched off
-        (torch._C.DisableTorchFunction) or the op runs below Python (TorchScript).
+        A TorchFunctionMode names a forbidden helper by the name the learner used (F.linear
+        decomposes before dispatch, so only this level sees it). A TorchDispatchMode sees every
+        aten op that really runs, also where Python-level handling was switched off or the op
+        runs below Python (TorchScript): it refuses what is not elementary and counts the work.
         """
         watch = self
         state = {"inside": 0}
 
         class Functions(TorchFunctionMode):
             def __torch_function__(self, func, types, args=(), kwargs=None):
-                name = getattr(func, "__name__", "") or str(func)
-                watch.note_name(name)
+                watch.note_name(getattr(func, "__name__", "") or str(func))
                 state["inside"] += 1
                 try:
-                    out = func(*args, **(kwargs or {}))
+                    return func(*args, **(kwargs or {}))
                 finally:
                     state["inside"] -= 1
-                for t in out if isinstance(out, (tuple, list)) else (out,):
-                    if isinstance(t, torch.Tensor):
-                        watch.largest = max(watch.largest, t.numel())
-                if isinstance(out, torch.Tensor):
-                    watch.matmul_flops += _matmul_flops(name, args, out)
-                return out
 
         class Ops(TorchDispatchMode):
             @classmethod
@@ -100,11 +172,30 @@ class Watch:
                 return False
 
             def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-                if not watch.forbidden:        # one finding is enough; the first is the clearest
-                    watch.note_name(str(func))
-                    if not state["inside"] and not torch._C._is_torch_function_enabled():
-                        watch.note("torch._C.DisableTorchFunction (hides calls from the grader)")
-                return func(*args, **(kwargs or {}))
+                if watch.numpy_only:
+                    watch.note("torch (this exercise is NumPy only): " + str(func))
+                    raise RuntimeError("this exercise is NumPy only")
+                why = elementary(func, watch.extra)
+                if why:
+                    watch.note(why)
+                    raise RuntimeError(f"the grader does not allow {why.split(' (')[0]} here")
+                if not state["inside"] and not torch._C._is_torch_function_enabled():
+                    watch.note("torch._C.DisableTorchFunction (hides calls from the grader)")
+                out = func(*args, **(kwargs or {}))
+                _, name = op_name(func)
+                watch.ops += 1
+                flops = _matmul_flops(name, args, out) if isinstance(out, torch.Tensor) else 0
+                watch.matmul_flops += flops
+                returns = func._schema.returns
+                for i, t in enumerate(out if isinstance(out, (tuple, list)) else (out,)):
+                    if isinstance(t, torch.Tensor):
+                        if not flops:
+                            watch.work += t.numel()
+                        view = i < len(returns) and returns[i].alias_info is not None
+                        if not view:
+                            watch.largest = max(watch.largest, t.numel())
+                watch.work += flops
+                return out
 
         return _Together(Ops(), Functions())
 
@@ -124,25 +215,3 @@ class _Together:
         for m in reversed(self.managers):
             m.__exit__(*exc)
         return False
-
-
-def _matmul_flops(name, args, out):
-    """2·(output elements)·(inner size) for a matrix product; 0 for anything else."""
-    name = name.strip("_")
-    if name in ("matmul", "mm", "bmm", "rmatmul") and len(args) >= 2 and isinstance(args[0], torch.Tensor):
-        a = args[1] if name == "rmatmul" else args[0]
-        return 2 * out.numel() * a.shape[-1]
-    if name in ("addmm", "baddbmm", "addbmm") and len(args) >= 3 and isinstance(args[1], torch.Tensor):
-        return 2 * out.numel() * args[1].shape[-1]
-    if name == "einsum" and args and isinstance(args[0], str):
-        letters = set(args[0].split("->")[0].replace(",", "").replace(" ", ""))
-        operands = args[1:] if len(args) > 2 or not isinstance(args[1], (list, tuple)) else args[1]
-        sizes = {}
-        for spec, t in zip(args[0].split("->")[0].split(","), operands):
-            for letter, size in zip(spec.strip(), getattr(t, "shape", ())):
-                sizes[letter] = size
-        total = 2
-        for letter in letters:
-            total *= sizes.get(letter, 1)
-        return total
-    return 0

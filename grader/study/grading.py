@@ -8,8 +8,8 @@ from . import state
 
 
 def poll_seconds():
-    """Seconds between checks for a save (STUDY_POLL, default 0.5)."""
-    return max(0.02, float(os.environ.get("STUDY_POLL", "0.5")))
+    """Seconds between checks for a save (STUDY_POLL, default 0.1: a stat of each exercise, cheap)."""
+    return max(0.02, float(os.environ.get("STUDY_POLL", "0.1")))
 
 
 def clock(seconds):
@@ -53,11 +53,28 @@ class Screen:
             self.status_shown = True
 
 
+_warm = None
+
+
+def warm():
+    """The warm grader this study session grades with (grader/warm.py), or None (GRADER_WARM=0)."""
+    global _warm
+    if _warm is None and os.environ.get("GRADER_WARM", "1") != "0":
+        from ..warm import Warm
+        _warm = Warm()
+    return _warm
+
+
 def grade(ex, screen):
-    """Runs the grader on one exercise, its report going straight to the screen; returns its JSON."""
+    """Runs the grader on one exercise, its report going straight to the screen; returns its JSON.
+    A warm grader does it when it can (a second, not a fresh torch import); else a cold one."""
+    argv = [ex.id, "--narrate"]
+    on_save = {"GRADER_ON_SAVE": "1"}           # the report says "save", not "make grade"
     with state.report_file() as tmp:
-        subprocess.run([sys.executable, "-m", "grader", ex.id, "--narrate", "--json", tmp], cwd=REPO,
-                       env={**os.environ, "GRADER_ON_SAVE": "1"})    # the report says "save", not "make grade"
+        server = warm()
+        if server is None or server.grade(argv + ["--json", tmp], on_save) is None:
+            subprocess.run([sys.executable, "-m", "grader", *argv, "--json", tmp], cwd=REPO,
+                           env={**os.environ, **on_save})
         report = state.load_json(tmp, None)
     entry = None
     if report:

@@ -49,13 +49,13 @@ def progress():
             done += best >= max_score
         bd = state.best_drill(record) if record else None
         rows.append(f"  {e.id} {e.name:<{width}}  {status:<15} {progress_columns(record)}  "
-                    f"{(f'{best:.1f}' if best is not None else '—'):>6}  "
+                    f"{(f'{best:g}' if best is not None else '—'):>6}  "
                     f"{(clock(bd) if bd is not None else '—'):>10}  {trend(record) if record else ''}".rstrip())
     n = len(known)
     filled = round(20 * done / n) if n else 0
     drills = sum(len(s.get("drills", [])) for s in hist.values())
     print(f"Progress  {'█' * filled}{'·' * (20 - filled)}  {done}/{n} with full marks (best) · "
-          f"{points:.1f}/{top:g} best points · {drills} drill{'s' * (drills != 1)}")
+          f"{round(points, 2):g}/{top:g} best points · {drills} drill{'s' * (drills != 1)}")
     print()
     print("\n".join(rows))
     for line in progress_footer():

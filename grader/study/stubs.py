@@ -29,17 +29,18 @@ def todo_count(source):
     return n
 
 
-def git_versions(relpath, limit=200):
+def git_versions(relpath, limit=200, repo=None):
     """The committed versions of a file, newest first (empty without git)."""
+    repo = repo or REPO
     env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_PAGER": "cat", "LC_ALL": "C"}
     try:
-        log = subprocess.run(["git", "log", f"-n{limit}", "--format=%H", "--", relpath], cwd=REPO, env=env,
+        log = subprocess.run(["git", "log", f"-n{limit}", "--format=%H", "--", relpath], cwd=repo, env=env,
                              capture_output=True, text=True, timeout=20)
         commits = log.stdout.split() if log.returncode == 0 else []
         if not commits:
             return []
         query = "".join(f"{c}:./{relpath}\n" for c in commits).encode()
-        cat = subprocess.run(["git", "cat-file", "--batch"], cwd=REPO, env=env, input=query,
+        cat = subprocess.run(["git", "cat-file", "--batch"], cwd=repo, env=env, input=query,
                              capture_output=True, timeout=20)
     except (OSError, subprocess.SubprocessError):
         return []

@@ -61,7 +61,7 @@ def watch(start):
                     seen[e.id] = sig
                     changed.append(e)
             if changed:
-                time.sleep(min(poll, 0.2))                     # let the editor finish writing
+                time.sleep(min(poll, 0.05))                    # let the editor finish writing
                 for e in changed:
                     seen[e.id] = signature(e.stub)
                 show(current if current in changed else changed[0])

@@ -23,7 +23,8 @@ def _64(t):
 # -- the right answer: PyTorch's own fused attention, in float64 -------------------------------
 def oracle(q, k, v, mask=None, scale=None):
     """(out, probs) in float64. PyTorch's bool mask means "may attend", ours "blocked": it is inverted.
-    Rows that see no key come out NaN here; the tests only ask those to be finite."""
+    Rows that see no key come out as zeros from SDPA (torch 2.13, CPU) and NaN in the probabilities here;
+    the tests only ask those to be finite."""
     q, k, v = _64(q), _64(k), _64(v)
     s = 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
     out = F.scaled_dot_product_attention(q, k, v, attn_mask=None if mask is None else ~mask, scale=s)
@@ -78,7 +79,7 @@ MISTAKES = [
             lambda q, k, v, mask=None, scale=None: attend(q, k, v, mask, scale, late_scale=True), key="scale_after_mask"),
     Mistake("scaled_dot_product_attention", "a fully masked row turns NaN", STEP_MASK,
             "A query whose keys are all blocked must stay finite: fill blocked scores with torch.finfo(dtype).min, "
-            "not -inf (nor -1e9, which is -inf in float16), so that such a row gets uniform weights instead of "
+            "not -inf (nor -1e9, which float16 cannot hold: masked_fill raises, a cast gives -inf), so that such a row gets uniform weights instead of "
             "exp(-inf - (-inf)) = NaN.",
             lambda q, k, v, mask=None, scale=None: attend(q, k, v, mask, scale, fill="-inf"), key="nan_on_masked_row"),
     Mistake("scaled_dot_product_attention", "no scaling by 1/sqrt(d_k)", STEP_SCORES,

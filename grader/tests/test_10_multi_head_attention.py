@@ -79,8 +79,8 @@ def combined_mask(B, H, L, S, key_padding_mask=None, attn_mask=None, is_causal=F
 def oracle(query, weights, num_heads, bias=True, key=None, value=None, key_padding_mask=None, attn_mask=None,
            is_causal=False, need_weights=False):
     """nn.MultiheadAttention(D, H, bias, batch_first=True) in eval mode, float64, its in_proj split in three.
-    The masks are spelled as PyTorch wants them: one bool attn_mask (B·H, L, S), True = not allowed, holding
-    attn_mask, the bottom-right causal mask (built by hand: PyTorch's is_causal is only a hint) and the key
+    The masks are spelled as nn.MultiheadAttention wants them: one bool attn_mask (B·H, L, S), True = not allowed, holding
+    attn_mask, the bottom-right causal mask (built by hand: nn.MultiheadAttention's is_causal is only a hint) and the key
     padding (ORed in here rather than passed as key_padding_mask, whose check imports sympy: a second of
     grading time for the same True = ignore semantics). Returns (out, weights (B, H, L, S)); rows that see
     no key are NaN here."""
@@ -212,7 +212,8 @@ MISTAKES = [
             "Transpose (B, H, L, head_dim) back to (B, L, H, head_dim) before reshaping to (B, L, D).",
             wrong(merge_view=True), key="merge_without_transpose"),
     Mistake("mha_forward", "value defaults to query instead of key", STEP_PROJECT,
-            "When only key is given (value=None), the values come from key, as in nn.MultiheadAttention.",
+            "When only key is given (value=None), the values come from key: this module's own default "
+            "(nn.MultiheadAttention has no default for value: it requires query, key and value).",
             wrong(value_from="query"), key="value_defaults_to_query"),
     SHAPES,
 ]

@@ -196,7 +196,7 @@ def test_rope_far_positions_in_half_precision(ex, rng):
 
 
 def rotated(ex, rng):
-    """q (4, d) and k (5, d) at random positions, their rotations checked; the shift the distance test uses."""
+    """q (4, d) and k (5, d) at random positions, their rotations checked; the shift the offset test uses."""
     d = 2 * randint(rng, 2, 8)
     q, k = randn(rng, 4, d, dtype=torch.float64), randn(rng, 5, d, dtype=torch.float64)
     pq, pk = torch.randint(0, 50, (4,), generator=rng), torch.randint(0, 50, (5,), generator=rng)
@@ -219,14 +219,14 @@ def test_rope_keeps_norms(ex, rng):
 
 @graded("equivalence", 0.75, checks="distance")
 def test_rope_scores_depend_only_on_distance(ex, rng):
-    """a rotated q·k depends only on the distance between the positions, not on where they are"""
+    """a rotated q·k depends only on the signed offset p_q − p_k between the positions, not on where they are"""
     q, k, pq, pk, rq, rk = rotated(ex, rng)
     shift = randint(rng, 1, 200)
     rq2, rk2 = ex.apply_rope(q, pq + shift), ex.apply_rope(k, pk + shift)
     before, after = rq @ rk.T, rq2 @ rk2.T
     if not torch.allclose(before, after, rtol=1e-4, atol=1e-4 * (1 + shift / 20)):
         fail(f"Shifting every query and key position by {shift} changed the scores q·k (by up to "
-             f"{float((before - after).abs().max()):.3g}). With RoPE a score depends only on the distance p_q − p_k: "
+             f"{float((before - after).abs().max()):.3g}). With RoPE a score depends only on the signed offset p_q − p_k: "
              "both vectors must be rotated by the same rule, angle p·base^(−2i/d).")
 
 

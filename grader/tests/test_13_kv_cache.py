@@ -24,10 +24,7 @@ def decode(module, q, k, v, chunks, max_len, scale=None):
 
 
 def _storage(t):
-    if not isinstance(t, torch.Tensor):
-        return None, None
-    s = t.untyped_storage()
-    return s.data_ptr(), s.nbytes()
+    return trusted.storage(t)       # the sandbox's own measure: nothing the submission can patch
 
 
 def fill(module, k, v, chunks, max_len):

@@ -1,6 +1,5 @@
 """Hidden tests for exercise 14: tiled attention with an online softmax (FlashAttention-style)."""
 import math
-import time
 
 import torch
 
@@ -230,32 +229,20 @@ def test_never_holds_the_score_matrix(ex, rng):
              mistake=FULL_MATRIX_MISTAKE if full else None)
 
 
-def timed(module, q, k, v):
-    """Probe: the best of two wall times for the non-causal and the causal call."""
-    best = [math.inf, math.inf]
-    for causal in (False, True, False, True):
-        start = time.perf_counter()
-        module.flash_attention(q, k, v, causal=causal, block_size=32)
-        best[causal] = min(best[causal], time.perf_counter() - start)
-    return best
-
-
 @graded("masking", 1.5, checks="work")
 def test_causal_skips_masked_blocks(ex, rng):
-    """under causal, key blocks that are wholly masked are skipped: about half the work"""
+    """under causal, key blocks that are wholly masked are skipped: a little over half the work remains"""
     L, block = 256, 32
     q, k, v = qkv(rng, 1, 1, L, L, 32)
     check(ex, ex.flash_attention(q, k, v, causal=True, block_size=block), q, k, v, causal=True)
-    causal = ex.box.meta.get("matmul_flops", 0)
+    causal = ex.box.meta.get("work", 0)
     check(ex, ex.flash_attention(q, k, v, block_size=block), q, k, v)
-    full = ex.box.meta.get("matmul_flops", 0)
-    if full > 0:
-        ratio, measure = causal / full, "matrix-product work"
-    else:   # no matrix product the watcher counts (e.g. products written elementwise): time it
-        t_full, t_causal = ex.run(timed, q, k, v)
-        ratio, measure = t_causal / max(t_full, 1e-9), "time"
+    full = ex.box.meta.get("work", 0)
+    # work: every matrix product's flops and every other operation's elements, counted by the
+    # sandbox at the aten level, whatever route the code took to them
+    ratio = causal / max(full, 1)
     if ratio > 0.75:
-        fail(f"At L = S = {L} with block_size {block}, causal attention took {ratio:.0%} of the non-causal {measure}; "
+        fail(f"At L = S = {L} with block_size {block}, causal attention did {ratio:.0%} of the non-causal work; "
              f"with skipping it is about 56%.", mistake=NO_SKIP_MISTAKE)
 
 

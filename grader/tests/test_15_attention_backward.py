@@ -72,10 +72,10 @@ def _slip(**slip):
 
 MISSING_ROWSUM = "softmax Jacobian wrong (missing the row-sum term)"
 NO_SCALE = "scale missing from dQ or dK"
-ROWSUM_FIX = ("The softmax Jacobian is diag(p) − p pᵀ per row: dS = P ⊙ (dP − rowsum(dP ⊙ P)), the row sum taken "
+ROWSUM_FIX = ("The softmax Jacobian is diag(p) − p pᵀ per row: dZ = P ⊙ (dP − rowsum(dP ⊙ P)), the row sum taken "
               "over keys with keepdims. P ⊙ dP alone drops the −p pᵀ part.")
-SCALE_FIX = ("S = Q Kᵀ · scale, so the chain rule passes the scale on: dQ = dS K · scale and dK = dSᵀ Q · scale, "
-             "with scale = 1/sqrt(d_k).")
+SCALE_FIX = ("The scores are Z = Q Kᵀ · scale, so the chain rule passes the scale on: dQ = dZ K · scale and "
+             "dK = dZᵀ Q · scale, with scale = 1/sqrt(d_k).")
 
 MISTAKES = [
     Mistake("forward_backward", MISSING_ROWSUM, STEP, ROWSUM_FIX, _slip(rowsum=False), key="no_rowsum_term"),
@@ -92,7 +92,7 @@ MISTAKES = [
             STEP, "Subtract each row's max from the scores before np.exp: softmax is unchanged by the shift, and "
             "every exponent is then at most 0.", _slip(stable=False), key="no_max_subtracted"),
     Mistake("forward_backward", "forward scores not scaled by 1/sqrt(d_k)", STEP,
-            "S = Q Kᵀ / sqrt(d_k) in the forward pass, and the same scale flows back into dQ and dK.",
+            "The scores are Z = Q Kᵀ / sqrt(d_k) in the forward pass, and the same scale flows back into dQ and dK.",
             lambda q, k, v, dout, causal=False: oracle(q * math.sqrt(q.shape[-1]), k, v, dout, causal), key="forward_not_scaled"),
 ]
 
