@@ -387,7 +387,7 @@ def annotate(cells, sub, seed):
 def absent_row(sub, ids, seed):
     """The row of a student with nothing graded: 0 everywhere for one missing or not submitted."""
     cells = row(sub.student, None, sub.status, "", ids)
-    if sub.status in (BatchStatus.MISSING, BatchStatus.NOT_SUBMITTED):
+    if sub.status in (BatchStatus.MISSING, BatchStatus.NOT_SUBMITTED, BatchStatus.BROKEN):   # broken: e.g. .git a link
         cells.update({i: 0.0 for i in ids}, total=0.0)
     annotate(cells, sub, seed)
     return cells

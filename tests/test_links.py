@@ -214,6 +214,7 @@ def _layouts(work, repo):
     _unlink_exercises(_repository(cls / "to-proc", repo), "/proc/self/cwd/solutions")
     _unlink_exercises(_repository(cls / "to-peer", repo), "../peer/exercises")
     (cls / "linked-student").symlink_to("peer")
+    (_solved(cls / "linked-git") / ".git").symlink_to("../peer/.git")      # a repository's history, borrowed
     (_solved(cls / "link-inside") / "notes").symlink_to("/etc")
     in_repo = _repository(cls / "link-in-repo", repo)          # a repository holding a link, not in exercises/
     shutil.rmtree(in_repo / "grader" / "tests")
@@ -311,6 +312,7 @@ def _json(graded, name):
 REFUSED = {"to-solutions": "(to ../../course/solutions)", "to-proc": "(to /proc/self/cwd/solutions)",
            "to-peer": "(to ../peer/exercises)", "linked-student": "linked-student is a symbolic link (to peer)",
            "link-inside": "notes in the submission is a symbolic link (to /etc)",
+           "linked-git": ".git is not a folder (a link",
            "link-in-repo": "grader/tests in the submission is a symbolic link (to ../../peer/grader/tests)"}
 
 
@@ -320,7 +322,7 @@ def test_batch_a_link_in_the_path_or_inside_scores_zero_with_its_reason(graded, 
     assert row is not None, graded["runs"]["batch"][1][-3000:]
     assert float(row["total"]) == 0 and float(row["01"]) == float(row["02"]) == 0, row
     assert row["status"] == "broken" and REFUSED[student] in row["error"], row
-    assert "follows no link" in row["error"]
+    assert "follow" in row["error"]        # "follows no link", "not followed"
     page = (graded["out"] / "reports" / f"{student}.txt").read_text()
     assert REFUSED[student] in page
 
