@@ -95,6 +95,8 @@ gradescope:
 	@rm -rf dist/gradescope dist/gradescope.zip && mkdir -p dist/gradescope
 	@tar -c --exclude=__pycache__ --exclude='*.pyc' grader requirements.txt | tar -x -C dist/gradescope
 	@cp gradescope/setup.sh gradescope/run_autograder dist/gradescope/
+	@# Gradescope has no secrets: a salt for the course seed (README, "One seed") goes into the zip.
+	@if [ -n "$$COURSE_SEED_SALT" ]; then echo "COURSE_SEED_SALT=$$COURSE_SEED_SALT" >> dist/gradescope/grader/course.cfg; fi
 	@cd dist/gradescope && $(PYTHON) -m zipfile -c ../gradescope.zip setup.sh run_autograder requirements.txt grader
 	@echo "Wrote dist/gradescope.zip: upload it as the assignment's autograder (Ubuntu base image)."
 

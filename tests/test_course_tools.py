@@ -140,7 +140,8 @@ def test_run_autograder_finds_a_submission_nested_at_any_depth(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     gs = json.loads((root / "results" / "results.json").read_text())
     assert gs["score"] == 20.0 and all(t["status"] == "passed" for t in gs["tests"]), gs["output"]
-    assert "Seed 5" in gs["output"] and gs["tests"][0]["number"] == f"{int(PICK[0].id)}.1"
+    assert gs["extra_data"]["seed"] == 5 and gs["tests"][0]["number"] == f"{int(PICK[0].id)}.1"
+    assert gs["stdout_visibility"] == "hidden" and "--seed" not in gs["output"]    # nothing students cannot act on
     # Two different files with one exercise's name: refused, and the message says which.
     (root / "submission" / PICK[0].filename).write_text(PARTIAL_SOFTMAX)
     proc = run([str(root / "source" / "run_autograder")], cwd=tmp_path, env=env)
