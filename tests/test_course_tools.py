@@ -188,7 +188,7 @@ def test_student_template_ships_public_tests_and_no_hidden_ones(tmp_path):
     readme = (dest / "README.md").read_text()
     for command in ("make solution", "make bench", "make mutants", "--path solutions", "## For instructors"):
         assert command not in readme, command
-    assert "GitHub Classroom" in readme and "public subset" in readme
+    assert "GitHub Classroom" in readme and "public tests only" in readme
     # The public tests: full marks for the references, nothing for the stubs.
     for ex in SOLVED:
         shutil.copy(REPO / "solutions" / ex.filename, dest / "exercises")
