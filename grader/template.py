@@ -73,13 +73,14 @@ def without_near_code(text):
 def files(root=REPO, self_study=False):
     """{path in the template: bytes} for the whole student repository."""
     root = Path(root)
-    public = not self_study and has_public_tests(root)
+    graded_copy = (root / PUBLIC_MARKER).is_file()      # root is a graded template itself (trial mode)
+    public = not self_study and (graded_copy or has_public_tests(root))
     out = {}
     for top in ("exercises", "grader", "Makefile", "requirements.txt", ".gitignore", ".github"):
         for rel, path in _walk(root, top):
-            if rel.startswith("grader/public/") or rel in COURSE_ONLY:
+            if rel.startswith("grader/public/") or rel in COURSE_ONLY or (self_study and rel == PUBLIC_MARKER):
                 continue
-            if public and re.fullmatch(r"grader/tests/test_\d\d_\w+\.py", rel):
+            if public and not graded_copy and re.fullmatch(r"grader/tests/test_\d\d_\w+\.py", rel):
                 continue
             data = path.read_bytes()
             if public and re.fullmatch(r"exercises/hints/\d\d_\w+\.md", rel):
@@ -89,7 +90,8 @@ def files(root=REPO, self_study=False):
         for rel, path in _walk(root, "grader/public"):
             out["grader/tests/" + rel.removeprefix("grader/public/")] = path.read_bytes()
         out[PUBLIC_MARKER] = PUBLIC_MARKER_TEXT.encode()
-    out["README.md"] = student_readme(root, self_study or not public).encode()
+    if (root / README_SOURCE).is_file():       # the course's repository and its export have it
+        out["README.md"] = student_readme(root, self_study or not public).encode()
     return out
 
 
@@ -117,6 +119,8 @@ def write(dest, self_study=False, root=REPO):
     dest = Path(dest)
     if dest.exists() and any(dest.iterdir()):
         raise SystemExit(f"{dest} exists and is not empty")
+    if not (Path(root) / README_SOURCE).is_file():
+        raise SystemExit(f"{Path(root) / README_SOURCE} is missing: the student README is built from it")
     for rel, data in files(root, self_study).items():
         target = dest / rel
         target.parent.mkdir(parents=True, exist_ok=True)
