@@ -14,7 +14,7 @@ import pytest
 
 from helpers import REPO
 from test_classroom import ENV, PARTIAL_SOFTMAX, commit, emulate, needs_node, student_repo
-from test_course_tools import autograder_tree, run
+from test_course_tools import run
 from workflow_emulator import reporter_figures
 
 from grader.course import export_grader
@@ -32,8 +32,28 @@ def git(repo, *args):
                           check=True, capture_output=True, text=True).stdout
 
 
+def only(repo, keep):
+    """Leaves only the exercise file `keep` in the repository's exercises/ (one exercise per grade)."""
+    for stub in (repo / "exercises").glob("[0-9][0-9]_*.py"):
+        if stub.name != keep:
+            stub.unlink()
+
+
 def grade_log(job):
     return next(text for name, _, _, text in job.log if name == "Grade every exercise")
+
+
+def autograder_tree(tmp_path, env=None):
+    """/autograder as Gradescope makes it from `make gradescope`'s zip (built in tmp_path)."""
+    import zipfile
+    proc = run(["make", "-s", "gradescope", f"PYTHON={sys.executable}", f"DIST={tmp_path / 'dist'}"], env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    root = tmp_path / "autograder"
+    with zipfile.ZipFile(tmp_path / "dist" / "gradescope.zip") as z:
+        z.extractall(root / "source")
+    for script in ("run_autograder", "setup.sh"):
+        (root / "source" / script).chmod(0o755)
+    return root
 
 
 # --- one seed, one grade ------------------------------------------------------------------------
@@ -58,12 +78,19 @@ def test_the_course_seed_is_set_in_one_place_and_salted_only_by_the_course(tmp_p
     assert not [line for line in commands if "--seed" in line]     # the grader takes the course's seed
 
 
+def test_make_gradescope_carries_the_salt_so_gradescope_draws_the_classroom_seed(tmp_path):
+    root = autograder_tree(tmp_path, env={"COURSE_SEED_SALT": "org secret"})
+    baked = course_seed(root / "source" / "grader" / "course.cfg", environ={})
+    assert baked == course_seed(environ={"COURSE_SEED_SALT": "org secret"}) != COURSE_SEED
+
+
 @needs_node
 @pytest.mark.skipif(not HAS_05, reason="needs the reference for 05")
 def test_one_submission_gets_one_grade_in_classroom_gradescope_and_batch(tmp_path):
     course = tmp_path / "attention-grader"
     export_grader(course)
     student = student_repo(tmp_path, {"05_softmax.py": PARTIAL_SOFTMAX})
+    only(student, "05_softmax.py")
     # An edit of the workflow in one commit, undone in the next: the final tree is the template's.
     workflow = student / ".github" / "workflows" / "classroom.yml"
     original = workflow.read_text()
@@ -122,6 +149,8 @@ def test_without_a_course_grader_every_exercise_records_zero_with_the_reason(tmp
 @pytest.mark.skipif(not HAS_05, reason="needs the reference for 05")
 def test_trial_mode_grades_with_the_repositorys_own_grader_and_says_so(tmp_path):
     student = student_repo(tmp_path, {"05_softmax.py": REPO / "solutions" / "05_softmax.py"})
+    only(student, "05_softmax.py")
+    commit(student, "only 05")
     job, outcomes, text = emulate(tmp_path / "trial", student, course=None, secrets={},
                                   variables={"COURSE_GRADER_TRIAL": "1"})
     assert outcomes["Grade every exercise"] == "success", job.log
