@@ -354,6 +354,9 @@ def test_a_graded_template_never_says_complete_or_full_marks(tmp_path):
     assert json.loads((dest / "r.json").read_text())["score"] == 10.0, proc.stdout + proc.stderr
     assert "public tests only: your course grade comes from Classroom" in proc.stdout
     assert "complete" not in proc.stdout and "Full marks" not in proc.stdout, proc.stdout
+    proc = run([sys.executable, "-m", "grader.study", "progress"], cwd=dest)
+    assert "public tests only" in proc.stdout and "public tests pass" in proc.stdout, proc.stdout + proc.stderr
+    assert "complete" not in proc.stdout and "full marks" not in proc.stdout.lower()
     alone = write(tmp_path / "alone", self_study=True)
     shutil.copy(REPO / "solutions" / "05_softmax.py", alone / "exercises")
     proc = run([sys.executable, "-m", "grader", "05"], cwd=alone, env=ENV)
