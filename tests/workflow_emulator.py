@@ -161,6 +161,10 @@ class Job:
             else:
                 source = self.student
             if (source / ".git").is_dir():    # a repository: its HEAD, with all history only at fetch-depth 0
+                dirty = subprocess.run(["git", "-C", str(source), "status", "--porcelain"], capture_output=True,
+                                       text=True, timeout=60).stdout
+                if dirty:       # a test that forgot to commit would grade files no push ever sent
+                    return "failure", {}, f"{source} has uncommitted changes (a checkout gets HEAD): {dirty[:300]}"
                 depth = [] if str(args.get("fetch-depth", "1")) == "0" else ["--depth", "1"]
                 proc = subprocess.run(["git", "clone", "-q", *depth, f"file://{source}", str(dest)],
                                       capture_output=True, text=True, timeout=120)
