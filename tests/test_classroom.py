@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from helpers import EXERCISES, REPO, grade, run_grader
+from grader.seeds import course_seed
 from mutation import MUTANTS, variants
 from workflow_emulator import REPORTER, Job, emulated_venv, reporter_figures
 
@@ -26,7 +27,7 @@ MAX = 10 * len(EXERCISES)          # every exercise is worth 10
 ENV = {"GRADER_ALLOW_WEAK_ISOLATION": "1", "NO_COLOR": "1"}
 SHA = "1c0ffee5d2"
 COURSE_REF = "0123456789abcdef0123456789abcdef01234567"
-SEED = __import__("grader.seeds").seeds.course_seed()       # the workflow grades with the course's seed
+SEED = course_seed()             # the workflow grades with the course's seed (grader/course.cfg)
 needs_node = pytest.mark.skipif(
     not shutil.which("node") or not REPORTER.is_file(),
     reason=f"node or the reporter bundle is missing ({REPORTER}): the reporter checks need both")
