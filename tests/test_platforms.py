@@ -328,6 +328,7 @@ def test_the_graded_template_ships_no_near_code_and_self_study_keeps_it():
         assert sorted(levels) == [1, 2] and 3 in full_levels, name
         assert whens == full_whens and levels == {n: full_levels[n] for n in (1, 2)}, name
         assert alone[name] == (REPO / name).read_bytes()
+        assert b"```" not in graded[name], f"{name}: a code block is left in the graded template's hints"
     assert "grader/course.cfg" not in graded and "grader/course.cfg" not in alone
 
 
