@@ -14,8 +14,8 @@ run only once this check passes, with the runner's own Python (setup-python's, n
   no file goes unrecorded (a sitecustomize.py or a .pth dropped in would run at start-up);
 - bytecode is deleted (--purge-bytecode): RECORD gives .pyc files no hash, and a stale-looking
   .pyc beside a good .py would run instead of it;
-- the distributions the course pins (requirements.txt: name==V, name>=V) are installed at those
-  versions;
+- the distributions the course requires (requirements.txt, -r followed) are installed at versions
+  its specifiers allow;
 - with --digest, the sha256 over every recorded (path, hash) pair equals the one the course
   trusts (COURSE_GRADER_VENV_DIGEST; a fresh install prints it with --print-digest).
 
@@ -53,17 +53,30 @@ def _release(version):
     return tuple(int(x) for x in re.findall(r"\d+", version.split("+")[0].split("rc")[0].split("a")[0])[:4])
 
 
+OPERATORS = {"==": lambda a, b: a == b, ">=": lambda a, b: a >= b, "~=": lambda a, b: a >= b,
+             "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, "<": lambda a, b: a < b, "!=": lambda a, b: a != b}
+
+
 def pins(requirements):
-    """{normalised name: (operator, version)} from a requirements file: name==V or name>=V per line."""
+    """{normalised name: [(operator, version), ...]} from a requirements file. Options (--index-url,
+    --hash) and environment markers are set aside; -r FILE is followed."""
     found = {}
-    for n, line in enumerate(Path(requirements).read_text().splitlines(), 1):
-        line = line.split("#", 1)[0].strip()
+    path = Path(requirements)
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        line = re.sub(r"\s--hash=\S+", "", line.split("#", 1)[0]).split(";", 1)[0].strip()
         if not line:
             continue
-        m = re.fullmatch(r"([A-Za-z0-9][A-Za-z0-9._-]*)\s*(==|>=)\s*([0-9][0-9A-Za-z.+]*)", line)
+        m = re.fullmatch(r"-r\s*(\S+)", line)
+        if m:
+            found.update(pins(path.parent / m.group(1)))
+            continue
+        if line.startswith("-"):
+            continue
+        m = re.fullmatch(r"([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?\s*((?:[=<>!~]=?\s*[0-9][0-9A-Za-z.+*]*\s*,?\s*)*)",
+                         line)
         if not m:
-            raise Untrusted(f"{requirements}:{n}: cannot check {line!r} (only name==V and name>=V lines)")
-        found[_name(m.group(1))] = (m.group(2), m.group(3))
+            raise Untrusted(f"{requirements}:{n}: cannot read the requirement {line!r}")
+        found[_name(m.group(1))] = re.findall(r"([=<>!~]=?)\s*([0-9][0-9A-Za-z.+*]*)", m.group(2))
     return found
 
 
@@ -168,13 +181,13 @@ def verify(venv, requirements=None, digest=None, purge_bytecode=False):
     for meta in site.glob("*.dist-info/METADATA"):
         fields = dict(re.findall(r"^(Name|Version): (.+)$", meta.read_text(errors="replace"), re.M))
         installed[_name(fields.get("Name", ""))] = fields.get("Version", "")
-    for name, (op, version) in (pins(requirements) if requirements else {}).items():
+    for name, specs in (pins(requirements) if requirements else {}).items():
         have = installed.get(name)
         if have is None:
-            raise Untrusted(f"{name} is not installed (the course pins {op}{version})")
-        ok = _release(have) == _release(version) if op == "==" else _release(have) >= _release(version)
-        if not ok:
-            raise Untrusted(f"{name} {have} is installed; the course pins {op}{version}")
+            raise Untrusted(f"{name} is not installed (the course requires it)")
+        for op, version in specs:
+            if op not in OPERATORS or not OPERATORS[op](_release(have), _release(version.rstrip(".*"))):
+                raise Untrusted(f"{name} {have} is installed; the course pins {op}{version}")
     found = venv_digest(site, recorded)
     if digest and found != digest:
         raise Untrusted(f"its digest is {found}, not the course's {digest}")
