@@ -283,6 +283,20 @@ def test_the_history_audit_flags_an_edit_undone_later_and_allows_classroom_own_f
         shutil.copytree(repo, theirs, symlinks=True)
         subprocess.run(["chown", "-R", "65534:65534", str(theirs)], check=True)
         assert history_findings(theirs) == history_findings(repo)
+    # An edit made in a merge commit itself (in neither parent), undone after: the merge is named.
+    git(repo, "checkout", "-q", "-b", "side")
+    (repo / "exercises" / "notes.txt").write_text("side work\n")
+    commit(repo, "side work")
+    git(repo, "checkout", "-q", "main")
+    git(repo, "merge", "-q", "--no-ff", "--no-commit", "side")
+    workflow = repo / ".github" / "workflows" / "classroom.yml"
+    workflow.write_text(workflow.read_text() + "# merged in\n")
+    commit(repo, "merge")
+    merge = git(repo, "rev-parse", "--short=12", "HEAD").strip()
+    workflow.write_bytes(template_files()[".github/workflows/classroom.yml"])
+    commit(repo, "undo in the merge")
+    assert f"history: .github/workflows/classroom.yml differs from the course template in commit {merge}" in \
+        history_findings(repo)
     shallow = tmp_path / "shallow"
     subprocess.run(["git", "clone", "-q", "--depth", "1", f"file://{repo}", str(shallow)], check=True)
     assert history_findings(shallow)[0].startswith("history not audited: a shallow clone")
