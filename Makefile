@@ -92,12 +92,16 @@ solution: $(STAMP)
 # For instructors (README "For instructors"): make gradescope, make student-template DEST=path
 .PHONY: gradescope student-template
 
+# DIST=folder writes the zip elsewhere (the tests build theirs in a folder of their own).
+DIST ?= dist
 gradescope:
-	@rm -rf dist/gradescope dist/gradescope.zip && mkdir -p dist/gradescope
-	@tar -c --exclude=__pycache__ --exclude='*.pyc' grader requirements.txt | tar -x -C dist/gradescope
-	@cp gradescope/setup.sh gradescope/run_autograder dist/gradescope/
-	@cd dist/gradescope && $(PYTHON) -m zipfile -c ../gradescope.zip setup.sh run_autograder requirements.txt grader
-	@echo "Wrote dist/gradescope.zip: upload it as the assignment's autograder (Ubuntu base image)."
+	@rm -rf $(DIST)/gradescope $(DIST)/gradescope.zip && mkdir -p $(DIST)/gradescope
+	@tar -c --exclude=__pycache__ --exclude='*.pyc' grader requirements.txt | tar -x -C $(DIST)/gradescope
+	@cp gradescope/setup.sh gradescope/run_autograder $(DIST)/gradescope/
+	@# Gradescope has no secrets: a salt for the course seed (README, "One seed") goes into the zip.
+	@if [ -n "$$COURSE_SEED_SALT" ]; then echo "COURSE_SEED_SALT=$$COURSE_SEED_SALT" >> $(DIST)/gradescope/grader/course.cfg; fi
+	@cd $(DIST)/gradescope && $(PYTHON) -m zipfile -c ../gradescope.zip setup.sh run_autograder requirements.txt grader
+	@echo "Wrote $(DIST)/gradescope.zip: upload it as the assignment's autograder (Ubuntu base image)."
 
 student-template:
 	@test -n "$(DEST)" || { echo "usage: make student-template DEST=path [SELF_STUDY=1]" >&2; exit 2; }
