@@ -28,10 +28,13 @@ SETUP = @command -v $(PYTHON) >/dev/null || { echo "No $(PYTHON) here: this proj
 	$(PYTHON) grader/setup_venv.py --venv $(VENV) --python-name '$(PYTHON)' --goal $(or $(firstword $(MAKECMDGOALS)),grade) \
 	$(if $(filter command line environment environment override,$(origin PYTHON)),--explicit-python) $(if $(TORCH),--torch '$(TORCH)')
 
-$(STAMP): FORCE
+# A dry run (make -n) shows the target's own commands: it checks nothing.
+CHECK := $(if $(findstring n,$(firstword -$(MAKEFLAGS))),,FORCE)
+
+$(STAMP): $(CHECK)
 	$(SETUP) requirements.txt
 
-$(DEVSTAMP): FORCE
+$(DEVSTAMP): $(CHECK)
 	$(SETUP) --dev requirements-dev.txt requirements.txt
 
 .PHONY: FORCE

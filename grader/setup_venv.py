@@ -340,7 +340,7 @@ def build(venv, requirements, python_exe, version, torch, builder):
     except BaseException:
         remove(tmp)
         raise
-    say("Set up %s in %.0f s: Python %s%s." % (venv, time.time() - started, version_text(version),
+    say("Set up %s in %.0f s: Python %s%s." % (os.path.relpath(venv), time.time() - started, version_text(version),
                                                ", torch %s" % installed if installed else ""))
     return record
 
