@@ -292,7 +292,7 @@ def relocate(tmp, final):
                 f.write(data.replace(old, new))
 
 
-def build(venv, requirements, python_exe, version, torch, builder):
+def build(venv, requirements, python_exe, version, torch, builder, system_torch=None):
     """Builds the venv in a sibling folder and renames it into place; returns the stamp's record."""
     lines = requirement_lines(requirements)
     torch_req = torch_requirement(lines)
@@ -322,8 +322,8 @@ def build(venv, requirements, python_exe, version, torch, builder):
             say("Installing %s..." % ", ".join(re.split(r"[=<>!~;\[ ]", line)[0] for line in rest))
             builder.run([py] + PIP + ["-r", listing])
             os.unlink(listing)
-        installed = None
-        if torch_req:
+        installed = system_torch
+        if torch_req and not system_torch:
             installed = subprocess.check_output(
                 [py, "-c", "import importlib.metadata as m; print(m.version('torch'))"],
                 universal_newlines=True).strip()
@@ -370,6 +370,7 @@ def check_system_torch(python_exe, python_name):
         raise SetupError("TORCH=system: %s has torch %s; the grader needs %d.%d or newer. Leave TORCH= out to "
                          "install PyTorch's CPU build into .venv." % ((python_name, version) + MIN_SYSTEM_TORCH))
     say("TORCH=system: reusing torch %s from %s." % (version, python_name))
+    return version
 
 
 def ensure(args, builder):
@@ -400,15 +401,14 @@ def ensure(args, builder):
             (python_exe, version), name = found, stamp["python"]
     check_version(name, version, args.goal)     # before anything is created
     torch = resolve_torch(args.torch, stamp.get("torch"))
-    if torch == "system":
-        check_system_torch(python_exe, name)
+    system_torch = check_system_torch(python_exe, name) if torch == "system" else None
     say(announce)
     if sys.platform.startswith("linux") and shutil.which("nvidia-smi"):
         say("nvidia-smi found (an NVIDIA GPU): " + (
             "installing PyTorch's CUDA build (TORCH=cuda)." if torch == "cuda" else
             "installing CPU-only PyTorch, all the exercises need; `make setup TORCH=cuda` installs the CUDA "
             "build instead." if torch == "cpu" else "TORCH=system reuses the torch %s has." % name))
-    build(venv, args.requirements, python_exe, version, torch, builder)
+    build(venv, args.requirements, python_exe, version, torch, builder, system_torch)
 
 
 def ensure_dev(args, builder):

@@ -271,6 +271,33 @@ def test_a_failed_or_interrupted_setup_leaves_nothing_and_the_next_run_starts_ov
     assert stamp(course)["torch_source"] == index.url + "/cpu"
 
 
+def test_torch_system_reuses_a_recent_torch_and_refuses_an_old_one(course, index, tmp_path):
+    # The base interpreter, given a torch of our own on PYTHONPATH (a venv's Python is refused:
+    # a new venv cannot see its packages).
+    base = os.path.realpath(sys.executable)
+    site = tmp_path / "site"
+    (site / "torch").mkdir(parents=True)
+    (site / "torch" / "__init__.py").write_text("__version__ = '2.1.0'\n")
+    env = dict(pip_env(index), PYTHONPATH=str(site))
+
+    def run():
+        return subprocess.run([base, str(SCRIPT), "--torch", "system"], cwd=course, env=env, capture_output=True,
+                              text=True, timeout=120)
+    proc = run()
+    assert proc.returncode == 2
+    assert "TORCH=system: python3 has torch 2.1.0; the grader needs 2.5 or newer." in proc.stdout
+    assert left_behind(course) == []
+    (site / "torch" / "__init__.py").write_text("__version__ = '2.6.0+cpu'\n")
+    proc = run()
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "TORCH=system: reusing torch 2.6.0+cpu from python3." in proc.stdout
+    assert {k: stamp(course)[k] for k in ("torch", "torch_installed")} == {"torch": "system",
+                                                                           "torch_installed": "2.6.0+cpu"}
+    assert not list((course / ".venv").glob("lib/*/site-packages/torch")), "pip installed a torch of its own"
+    assert list((course / ".venv").glob("lib/*/site-packages/tinydep"))
+    assert "include-system-site-packages = true" in (course / ".venv" / "pyvenv.cfg").read_text()
+
+
 def python_wrapper(venv):
     (venv / "bin").mkdir(parents=True)
     wrapper = venv / "bin" / "python"
