@@ -24,8 +24,9 @@ setup: $(STAMP)
 # The stamps' recipes run every time (FORCE): the script keeps .venv in milliseconds when its stamp
 # matches, and rebuilds it when made for other requirements, or with another PYTHON= or TORCH= given
 # on the command line; left out, those keep the venv's own choices.
-SETUP = @command -v $(PYTHON) >/dev/null || { echo "No $(PYTHON) here: this project needs Python 3.10 or newer. Run: make $(or $(firstword $(MAKECMDGOALS)),grade) PYTHON=/path/to/python3"; exit 2; }; \
-	$(PYTHON) grader/setup_venv.py --venv $(VENV) --python-name '$(PYTHON)' --goal $(or $(firstword $(MAKECMDGOALS)),grade) \
+GOAL  = $(patsubst repository-tests,test,$(patsubst fast-tests,test-fast,$(or $(firstword $(MAKECMDGOALS)),grade)))
+SETUP = @command -v $(PYTHON) >/dev/null || { echo "No $(PYTHON) here: this project needs Python 3.10 or newer. Run: make $(GOAL) PYTHON=/path/to/python3"; exit 2; }; \
+	$(PYTHON) grader/setup_venv.py --venv $(VENV) --python-name '$(PYTHON)' --goal $(GOAL) \
 	$(if $(filter command line environment environment override,$(origin PYTHON)),--explicit-python) $(if $(TORCH),--torch '$(TORCH)')
 
 # A dry run (make -n) shows the target's own commands: it checks nothing.
