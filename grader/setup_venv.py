@@ -209,7 +209,7 @@ def adopt(venv, requirements):
 
 
 def write_stamp(path, record):
-    tmp = path + ".tmp"
+    tmp = "%s.tmp-%d" % (path, os.getpid())
     with open(tmp, "w") as f:
         json.dump(record, f, indent=1)
     os.replace(tmp, path)
@@ -433,6 +433,28 @@ def ensure_dev(args, builder):
     write_stamp(path, {"requirements": want})
 
 
+def lock(venv):
+    """Locks the folder that holds the venv for the rest of the process (flock on the folder itself:
+    no file is made): a second make run (another terminal, make -j) waits for a setup under way
+    instead of building beside it."""
+    try:
+        import fcntl
+    except ImportError:     # Windows: no lock
+        return None
+    fd = os.open(os.path.dirname(venv), os.O_RDONLY)
+    deadline = time.time() + 1
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except OSError:
+            if time.time() > deadline:
+                say("Waiting for another setup of %s to finish..." % os.path.basename(venv))
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                return fd
+            time.sleep(0.05)
+
+
 def interrupted(signum, frame):
     raise KeyboardInterrupt
 
@@ -456,6 +478,7 @@ def main(argv=None):
             signal.signal(sig, interrupted)
     builder = Builder()
     try:
+        held = lock(os.path.abspath(args.venv))  # noqa: F841 (released when the process ends)
         ensure(args, builder)
         if args.dev:
             ensure_dev(args, builder)
