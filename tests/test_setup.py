@@ -205,12 +205,21 @@ def test_a_real_old_python_runs_the_check_itself(course):
 UNREACHABLE = "http://127.0.0.1:9/whl/cpu"
 
 
-def test_without_pytorchs_cpu_index_setup_says_so_and_torch_cuda_rebuilds(course, index):
-    # A .venv the earlier Makefile left half-made (no stamp) is started over.
+def test_without_pytorchs_cpu_index_setup_says_so_and_torch_cuda_rebuilds(course, index, tmp_path):
+    # A .venv the earlier Makefile left half-made (no stamp) is started over; an NVIDIA GPU is named.
     (course / ".venv" / "bin").mkdir(parents=True)
-    proc = setup(course, pip_env(index, cpu_index=UNREACHABLE))
+    gpu = tmp_path / "gpu"
+    gpu.mkdir()
+    (gpu / "nvidia-smi").write_text("#!/bin/sh\necho 'NVIDIA-SMI 550.54'\n")
+    (gpu / "nvidia-smi").chmod(0o755)
+    env = dict(pip_env(index, cpu_index=UNREACHABLE), PATH=f"{gpu}{os.pathsep}{os.environ['PATH']}")
+    proc = setup(course, env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Rebuilding .venv: an earlier setup left it unfinished." in proc.stdout
+    if sys.platform.startswith("linux"):
+        assert [line for line in proc.stdout.splitlines() if "nvidia-smi" in line] == [
+            "nvidia-smi found (an NVIDIA GPU): installing CPU-only PyTorch, all the exercises need; "
+            "`make setup TORCH=cuda` installs the CUDA build instead."]
     assert f"PyTorch's CPU index ({UNREACHABLE}) cannot be reached: installing torch==2.13.0 " \
            "from pip's configured index instead" in proc.stdout
     assert {k: stamp(course)[k] for k in ("torch", "torch_installed", "torch_source")} == \
