@@ -16,10 +16,8 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 import urllib.parse
 import zipfile
-from pathlib import Path
 
 import pytest
 
