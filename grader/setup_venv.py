@@ -13,12 +13,16 @@ too old for the grader still gets a message naming its version rather than pip's
 - The stamp records the interpreter (path and version), the hash of the requirements and the
   PyTorch choice. A venv set up for other requirements is rebuilt; so is one made with another
   Python or another TORCH, when PYTHON= or TORCH= is given. Left out, the venv's own choices stand:
-  after `make grade PYTHON=python3.11`, a plain `make grade` keeps that venv.
+  after `make grade PYTHON=python3.11`, a plain `make grade` keeps that venv. A venv the earlier
+  Makefile set up (an empty stamp) is kept, and stamped, when it has every requirement.
 - PyTorch: on Linux the CPU-only build from PyTorch's CPU wheel index (PyPI's Linux torch brings
   the CUDA stack, gigabytes the exercises never use), falling back to pip's configured index where
   that index cannot be reached; TORCH=cuda takes the configured index's default build; TORCH=system
   reuses the torch the chosen Python already has (a venv with --system-site-packages). On macOS and
-  Windows the index's default build is CPU-only already.
+  Windows the index's default build is CPU-only already. TORCH_CPU_INDEX= names another CPU index
+  (a mirror).
+- A second run while one is under way (another terminal, make -j) waits for it: a lock on the
+  folder that holds the venv.
 """
 import argparse
 import glob
