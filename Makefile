@@ -1,7 +1,9 @@
 # make grade        grade every exercise (the first run sets up .venv)
 # make grade EX=05  grade one exercise
 # make test         the repository's own tests (make test-fast: the in-process unit tests, in seconds)
+# make setup [PYTHON=python3.11] [TORCH=cpu|cuda|system]   (grader/setup_venv.py: CPU-only PyTorch on Linux)
 PYTHON ?= python3
+TORCH  ?=
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
@@ -20,15 +22,26 @@ grade: $(STAMP)
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt
-	@echo "Setting up $(VENV) (first run only)..."
-	@$(PYTHON) -m venv $(VENV)
-	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
-	@touch $(STAMP)
+# The stamps' recipes run every time (FORCE): the script keeps .venv in milliseconds when its stamp
+# matches, and rebuilds it when made for other requirements, or with another PYTHON= or TORCH= given
+# on the command line; left out, those keep the venv's own choices.
+GOAL  = $(patsubst repository-tests,test,$(patsubst fast-tests,test-fast,$(or $(firstword $(MAKECMDGOALS)),grade)))
+SETUP = @command -v $(PYTHON) >/dev/null || { echo "No $(PYTHON) here: this project needs Python 3.10 or newer. Run: make $(GOAL) PYTHON=/path/to/python3"; exit 2; }; \
+	$(PYTHON) grader/setup_venv.py --venv $(VENV) --python-name '$(PYTHON)' --goal $(GOAL) \
+	$(if $(filter command line environment environment override,$(origin PYTHON)),--explicit-python) $(if $(TORCH),--torch '$(TORCH)')
 
-$(DEVSTAMP): requirements-dev.txt $(STAMP)
-	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-	@touch $(DEVSTAMP)
+# A dry run (make -n) shows the target's own commands: it checks nothing.
+CHECK := $(if $(findstring n,$(firstword -$(MAKEFLAGS))),,FORCE)
+
+$(STAMP): $(CHECK)
+	$(SETUP) requirements.txt
+
+$(DEVSTAMP): $(CHECK)
+	$(SETUP) --dev requirements-dev.txt requirements.txt
+
+.PHONY: FORCE
+FORCE:
+.PRECIOUS: $(STAMP) $(DEVSTAMP)
 
 # A student copy (make student-template) has no tests/: there, grading is the whole story.
 test:
@@ -48,6 +61,7 @@ fast-tests: $(DEVSTAMP)
 	@$(PY) -m pytest -q -m fast
 
 bench: $(STAMP)
+	@$(PY) bench/setup_speed.py
 	@$(PY) bench/grade_speed.py
 	@$(PY) bench/flash_memory.py
 
