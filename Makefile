@@ -63,6 +63,7 @@ fast-tests: $(DEVSTAMP)
 bench: $(STAMP)
 	@$(PY) bench/setup_speed.py
 	@$(PY) bench/grade_speed.py
+	@$(PY) bench/watch_latency.py
 	@$(PY) bench/flash_memory.py
 
 # Keeps .grade/: drill history, reset backups and, during a drill, the learner's own file.
