@@ -1,7 +1,9 @@
 # make grade        grade every exercise (the first run sets up .venv)
 # make grade EX=05  grade one exercise
 # make test         the repository's own tests (make test-fast: the in-process unit tests, in seconds)
+# make setup [PYTHON=python3.11] [TORCH=cpu|cuda|system]   (grader/setup_venv.py: CPU-only PyTorch on Linux)
 PYTHON ?= python3
+TORCH  ?=
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
@@ -20,15 +22,26 @@ grade: $(STAMP)
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt
-	@echo "Setting up $(VENV) (first run only)..."
-	@$(PYTHON) -m venv $(VENV)
-	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
-	@touch $(STAMP)
+# The stamps' recipes run every time (FORCE): the script keeps .venv in milliseconds when its stamp
+# matches, and rebuilds it when made for other requirements, or with another PYTHON= or TORCH= given
+# on the command line; left out, those keep the venv's own choices.
+GOAL  = $(patsubst repository-tests,test,$(patsubst fast-tests,test-fast,$(or $(firstword $(MAKECMDGOALS)),grade)))
+SETUP = @command -v $(PYTHON) >/dev/null || { echo "No $(PYTHON) here: this project needs Python 3.10 or newer. Run: make $(GOAL) PYTHON=/path/to/python3"; exit 2; }; \
+	$(PYTHON) grader/setup_venv.py --venv $(VENV) --python-name '$(PYTHON)' --goal $(GOAL) \
+	$(if $(filter command line environment environment override,$(origin PYTHON)),--explicit-python) $(if $(TORCH),--torch '$(TORCH)')
 
-$(DEVSTAMP): requirements-dev.txt $(STAMP)
-	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-	@touch $(DEVSTAMP)
+# A dry run (make -n) shows the target's own commands: it checks nothing.
+CHECK := $(if $(findstring n,$(firstword -$(MAKEFLAGS))),,FORCE)
+
+$(STAMP): $(CHECK)
+	$(SETUP) requirements.txt
+
+$(DEVSTAMP): $(CHECK)
+	$(SETUP) --dev requirements-dev.txt requirements.txt
+
+.PHONY: FORCE
+FORCE:
+.PRECIOUS: $(STAMP) $(DEVSTAMP)
 
 # A student copy (make student-template) has no tests/: there, grading is the whole story.
 test:
@@ -48,7 +61,9 @@ fast-tests: $(DEVSTAMP)
 	@$(PY) -m pytest -q -m fast
 
 bench: $(STAMP)
+	@$(PY) bench/setup_speed.py
 	@$(PY) bench/grade_speed.py
+	@$(PY) bench/watch_latency.py
 	@$(PY) bench/flash_memory.py
 
 # Keeps .grade/: drill history, reset backups and, during a drill, the learner's own file.
@@ -92,12 +107,16 @@ solution: $(STAMP)
 # For instructors (README "For instructors"): make gradescope, make student-template DEST=path
 .PHONY: gradescope student-template
 
+# DIST=folder writes the zip elsewhere (the tests build theirs in a folder of their own).
+DIST ?= dist
 gradescope:
-	@rm -rf dist/gradescope dist/gradescope.zip && mkdir -p dist/gradescope
-	@tar -c --exclude=__pycache__ --exclude='*.pyc' grader requirements.txt | tar -x -C dist/gradescope
-	@cp gradescope/setup.sh gradescope/run_autograder dist/gradescope/
-	@cd dist/gradescope && $(PYTHON) -m zipfile -c ../gradescope.zip setup.sh run_autograder requirements.txt grader
-	@echo "Wrote dist/gradescope.zip: upload it as the assignment's autograder (Ubuntu base image)."
+	@rm -rf $(DIST)/gradescope $(DIST)/gradescope.zip && mkdir -p $(DIST)/gradescope
+	@tar -c --exclude=__pycache__ --exclude='*.pyc' grader requirements.txt | tar -x -C $(DIST)/gradescope
+	@cp gradescope/setup.sh gradescope/run_autograder $(DIST)/gradescope/
+	@# Gradescope has no secrets: a salt for the course seed (README, "One seed") goes into the zip.
+	@if [ -n "$$COURSE_SEED_SALT" ]; then echo "COURSE_SEED_SALT=$$COURSE_SEED_SALT" >> $(DIST)/gradescope/grader/course.cfg; fi
+	@cd $(DIST)/gradescope && $(PYTHON) -m zipfile -c ../gradescope.zip setup.sh run_autograder requirements.txt grader
+	@echo "Wrote $(DIST)/gradescope.zip: upload it as the assignment's autograder (Ubuntu base image)."
 
 student-template:
 	@test -n "$(DEST)" || { echo "usage: make student-template DEST=path [SELF_STUDY=1]" >&2; exit 2; }

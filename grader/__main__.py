@@ -1,7 +1,6 @@
 """python -m grader [NN ...] [--path DIR] [--json FILE] [--seed N]  (python -m grader batch: grader/batch.py)"""
 import argparse
 import os
-import random
 import sys
 import tempfile
 import time
@@ -21,7 +20,8 @@ def parse(argv):
                                      description="Grade the attention exercises with hidden tests.")
     parser.add_argument("exercises", nargs="*", metavar="NN", help="exercise numbers to grade (default: all)")
     parser.add_argument("--path", default="exercises", help="folder holding the NN_*.py files (default: exercises)")
-    parser.add_argument("--seed", type=int, help="fix the random inputs (default: a fresh seed, printed)")
+    parser.add_argument("--seed", type=int, help="fix the random inputs (default: a fresh seed, printed; with "
+                        "--classroom or --gradescope, the course's seed from grader/course.cfg)")
     parser.add_argument("--json", metavar="FILE", help="also write the report as JSON")
     parser.add_argument("--device", default="cpu", help="device the submission's inputs live on (default: cpu)")
     parser.add_argument("--all-failures", action="store_true", help="show every failing check, not the first few")
@@ -155,11 +155,15 @@ def grade(args, zygote=None):
             print(f"python -m grader: no such folder: {one_line(args.path)}; every exercise is graded as missing",
                   file=sys.stderr)
             directory = Path(tempfile.mkdtemp(prefix="grader-empty-"))
+        from .seeds import BadConfig, default_seed
+        try:       # a course grade uses the course's seed (grader/course.cfg), a practice grade a fresh one
+            seed = args.seed if args.seed is not None else default_seed(args.classroom or bool(args.gradescope))
+        except BadConfig as e:
+            raise Usage(str(e)) from None
     except Usage as e:
         print(f"python -m grader: {e}", file=sys.stderr)
         return 2
     started = time.monotonic()
-    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1, 10**6)
     course = args.classroom or bool(args.gradescope) or args.require_isolation
     weak_ok = args.allow_weak_isolation or os.environ.get("GRADER_ALLOW_WEAK_ISOLATION") == "1"
 
@@ -189,10 +193,11 @@ def grade(args, zygote=None):
                         max_failures=99 if len(exercises) == 1 or args.all_failures else 3))
     findings = None
     if args.audit or args.audit_note:
+        from .history import history_findings
         from .paths import Refused
         from .template import audit
         try:
-            found = audit(args.audit) if args.audit else []
+            found = audit(args.audit) + history_findings(args.audit) if args.audit else []
         except (Refused, OSError) as e:     # a link in the repository's own path: nothing is read
             found = [f"not audited: {e}"]
         findings = capped([one_line(f) for f in args.audit_note + found])

@@ -47,7 +47,8 @@ def parse(argv):
     parser.add_argument("submissions", help="folder holding one folder per student")
     parser.add_argument("exercises", nargs="*", metavar="NN", help="exercise numbers to grade (default: all)")
     parser.add_argument("--csv", required=True, metavar="FILE", help="where to write the gradebook")
-    parser.add_argument("--seed", type=int, help="the seed every student is graded with (default: a fresh one)")
+    parser.add_argument("--seed", type=int, help="the seed every student is graded with "
+                        "(default: the course's, grader/course.cfg)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="submissions graded at once "
                         "(default: the number of cores)")
     parser.add_argument("--timeout", type=float, default=float(os.environ.get("GRADER_SUBMISSION_TIMEOUT", 900)),
@@ -485,7 +486,8 @@ def main(argv):
     if problem:
         print(f"python -m grader batch: {problem}", file=sys.stderr)
         return 2
-    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1, 10**6)
+    from .seeds import default_seed      # the course's seed (grader/course.cfg), as Classroom and Gradescope use
+    seed = args.seed if args.seed is not None else default_seed(course_mode=True)
     jobs = max(1, args.jobs)
     print(f"Grading {len(folders)} submissions in {root} with seed {seed}, {jobs} at a time",
           file=sys.stderr)

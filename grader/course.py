@@ -1,6 +1,10 @@
-"""The course's own upkeep: python -m grader.course check | sync | new NN name
+"""The course's own upkeep: python -m grader.course check | sync | new NN name | export-grader DEST
 
     new NN name   write the skeleton of a new exercise (refuses to overwrite anything)
+    export-grader DEST
+                  write the grader-only tree Classroom fetches (COURSE_GRADER_REPO): grader/ with
+                  the hidden tests and the course seed, what the audit compares with (exercises/,
+                  .github/, template/, Makefile), requirements.txt; no solutions/ and no tests/
     sync          rewrite every list derived from the exercises: the README's table, the Classroom
                   workflow's per-exercise lines, the stubs' "Forbidden in this file:" paragraphs
     check         exit 1, one line per problem, if anything derived is stale or an exercise is
@@ -15,6 +19,7 @@ import ast
 import re
 import sys
 import textwrap
+from pathlib import Path
 
 from . import course_skeleton
 from .exercises import REPO, BadMetadata, all_exercises, read_metadata
@@ -269,6 +274,50 @@ def sync(exercises):
     return changed
 
 
+# -- the grader-only repository Classroom fetches ------------------------------------------------
+# What the workflow's token can read: the grader (hidden tests, course seed) and what its audit
+# compares a student's repository with (the template's sources). Never the references, the
+# mutants, the alternatives or the repository's own tests: an edited workflow can print all it reads.
+EXPORTED = ("grader", "exercises", ".github", "template", "Makefile", "requirements.txt", ".gitignore")
+NOT_EXPORTED = {"__pycache__", ".pytest_cache"}
+EXPORT_README = """# The course's grader, exported for GitHub Classroom
+
+Written by `python -m grader.course export-grader` from the course repository{commit}. Push it to a
+private repository of its own and point the organisation variable COURSE_GRADER_REPO (and the
+read-only token COURSE_GRADER_TOKEN) at it: the token then reads the grader and its hidden tests,
+never the reference solutions. Regenerate it whenever the grader changes, and set
+COURSE_GRADER_REF to the new commit of this repository.
+"""
+
+
+def export_grader(dest, root=REPO):
+    """Writes the grader-only tree to dest (which must not exist or be empty); returns the files written."""
+    import shutil
+    import subprocess
+    dest = Path(dest)
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise Problem(f"{dest} exists and is not an empty folder")
+    written = []
+    for top in EXPORTED:
+        source = root / top
+        paths = [source] if source.is_file() else sorted(source.rglob("*")) if source.is_dir() else []
+        for path in paths:
+            relative = path.relative_to(root)
+            if path.is_symlink() or not path.is_file() or NOT_EXPORTED & set(relative.parts) or path.suffix == ".pyc":
+                continue
+            target = dest / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, target)
+            written.append(relative.as_posix())
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=30).stdout.strip()
+    except OSError:
+        head = ""
+    (dest / "README.md").write_text(EXPORT_README.format(commit=f" at commit {head}" if head else ""))
+    return written + ["README.md"]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m grader.course", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -277,12 +326,19 @@ def main(argv=None):
     new = sub.add_parser("new", help="write a new exercise's skeleton files")
     new.add_argument("id", metavar="NN")
     new.add_argument("name")
+    export = sub.add_parser("export-grader", help="write the grader-only tree Classroom fetches")
+    export.add_argument("dest")
     args = parser.parse_args(argv)
     try:
         if args.command == "new":
             for path in course_skeleton.write(args.id, args.name):
                 print(f"wrote {rel(path)}")
             print(course_skeleton.NEXT_STEPS)
+            return 0
+        if args.command == "export-grader":
+            written = export_grader(args.dest)
+            print(f"Wrote the grader-only tree to {args.dest} ({len(written)} files; no solutions/, no tests/): "
+                  "push it to the private repository COURSE_GRADER_REPO names.")
             return 0
         exercises = all_exercises()
         if args.command == "sync":

@@ -193,9 +193,10 @@ def gradescope(data, execution_time=None):
         })
     lines = [f"{ex['id']} {ex['name']}: {ex['score']:g}/{ex['max_score']:g} ({ex['status']})"
              for ex in data["exercises"]]
-    lines.append(f"Seed {data['seed']}: `python -m grader --seed {data['seed']}` replays these inputs.")
+    # Students read the output and the tests: only what they can act on. The seed (they hold no
+    # hidden tests to replay it with) goes to extra_data, the grader's own log to the instructor.
     out = {"score": data["score"], "output": "\n".join(lines), "visibility": "visible",
-           "stdout_visibility": "visible", "tests": tests}
+           "stdout_visibility": "hidden", "extra_data": {"seed": data["seed"]}, "tests": tests}
     if execution_time is not None:
         out["execution_time"] = max(1, round(execution_time))
     return out

@@ -3,10 +3,13 @@
 python -m grader.template DEST [--self-study]   (what `make student-template` runs)
 
 The template holds the exercises (stubs, readings, hints), the grader, the Classroom workflow, the
-Makefile, requirements.txt, .gitignore and a README without the instructor's sections. Without
---self-study it ships the public tests (grader/public/, shapes and a few equivalence checks) in
-place of the hidden ones: the full grade runs in Classroom or Gradescope, with the course's
-grader. --self-study keeps the hidden tests, for learners on their own. Standard library only.
+Makefile, requirements.txt, .gitignore and a README written for students (template/README.md).
+Without --self-study it is the graded template: the public tests (grader/public/, shapes and a
+few equivalence checks) in place of the hidden ones, hints without their near-code level, and a
+marker (grader/PUBLIC_TESTS_ONLY) that makes every local report say it ran the public tests only;
+the grade runs in Classroom or Gradescope, with the course's grader. --self-study keeps the hidden
+tests and every hint level, for learners on their own. Never in either: solutions/, tests/,
+bench/, the course config (grader/course.cfg: the course's seed). Standard library only.
 """
 import argparse
 import hashlib
@@ -19,8 +22,11 @@ from . import paths
 from .exercises import REPO
 
 GUARDED = (".github/", "grader/")          # what the audit compares with the template
-INSTRUCTOR_ONLY = ("make solution", "make bench", "make mutants", "--path solutions", "make test ",
-                   "make student-template", "make gradescope")
+COURSE_ONLY = {"grader/course.cfg"}        # the course's seed stays with the course
+PUBLIC_MARKER = "grader/PUBLIC_TESTS_ONLY"
+PUBLIC_MARKER_TEXT = ("This copy's grader/tests/ holds the public tests only: its reports say so, and the course "
+                      "grade comes from Classroom, with the course's hidden tests.\n")
+README_SOURCE = Path("template") / "README.md"
 SKIP_PARTS = {"__pycache__", ".pytest_cache"}
 
 
@@ -40,42 +46,55 @@ def has_public_tests(root=REPO):
     return bool(hidden) and hidden == public
 
 
-def student_readme(text, self_study):
-    """README.md without the instructors' and contributors' sections and their commands."""
-    out, skipping = [], False
-    for line in text.splitlines():
-        if line.startswith("## "):
-            skipping = line.startswith(("## For instructors", "## For contributors"))
-        if skipping or any(cmd in line for cmd in INSTRUCTOR_ONLY):
-            continue
-        out.append(line)
-    note = ("Your grade comes from the course's full hidden tests, run by GitHub Classroom (or Gradescope) "
-            "when you push or submit. `make grade` here runs " +
-            ("the same hidden tests, for study on your own." if self_study else
-             "a public subset (shapes and a few equivalence checks): a full public score does not "
-             "promise a full grade.") +
-            " Only `exercises/` is yours to edit: changes to `grader/` or `.github/` do not change "
-            "your grade, and your instructor sees them.")
-    text = "\n".join(out).rstrip() + "\n"
-    return re.sub(r"\n## What this is\n", "\n" + note + "\n\n## What this is\n", text, count=1)
+def student_readme(root=REPO, self_study=False):
+    """The student README, from template/README.md: the lines of this variant's blocks, the table of
+    exercises in place of its marker, the source's own comment left out."""
+    from .course import readme_table
+    from .exercises import all_exercises
+    text = (Path(root) / README_SOURCE).read_text()
+    text = re.sub(r"\A<!--.*?-->\n", "", text, count=1, flags=re.S)
+    keep, skip = ("self-study", "graded") if self_study else ("graded", "self-study")
+    text = re.sub(rf"<!-- {skip} -->\n.*?<!-- end {skip} -->\n", "", text, flags=re.S)
+    text = re.sub(rf"<!-- (end )?{keep} -->\n", "", text)
+    table = readme_table(all_exercises()).split("\n")[1:-1]           # without the sync markers
+    return text.replace("<!-- exercises -->", "\n".join(table))
+
+
+def without_near_code(text):
+    """A hint file without its level-3 section (near-code), the other levels and `## when:` kept."""
+    from .study.hints import HEADING
+    out, dropping = [], False
+    for line in text.splitlines(keepends=True):
+        m = HEADING.match(line.rstrip("\n"))
+        if m:
+            dropping = bool(re.fullmatch(r"(?:level\s*)?3\b.*", m.group(1), re.I))
+        if not dropping:
+            out.append(line)
+    return "".join(out)
 
 
 def files(root=REPO, self_study=False):
     """{path in the template: bytes} for the whole student repository."""
     root = Path(root)
-    public = not self_study and has_public_tests(root)
+    graded_copy = (root / PUBLIC_MARKER).is_file()      # root is a graded template itself (trial mode)
+    public = not self_study and (graded_copy or has_public_tests(root))
     out = {}
     for top in ("exercises", "grader", "Makefile", "requirements.txt", ".gitignore", ".github"):
         for rel, path in _walk(root, top):
-            if rel.startswith("grader/public/"):
+            if rel.startswith("grader/public/") or rel in COURSE_ONLY or (self_study and rel == PUBLIC_MARKER):
                 continue
-            if public and re.fullmatch(r"grader/tests/test_\d\d_\w+\.py", rel):
+            if public and not graded_copy and re.fullmatch(r"grader/tests/test_\d\d_\w+\.py", rel):
                 continue
-            out[rel] = path.read_bytes()
+            data = path.read_bytes()
+            if public and re.fullmatch(r"exercises/hints/\d\d_\w+\.md", rel):
+                data = without_near_code(data.decode()).encode()
+            out[rel] = data
     if public:
         for rel, path in _walk(root, "grader/public"):
             out["grader/tests/" + rel.removeprefix("grader/public/")] = path.read_bytes()
-    out["README.md"] = student_readme((root / "README.md").read_text(), self_study or not public).encode()
+        out[PUBLIC_MARKER] = PUBLIC_MARKER_TEXT.encode()
+    if (root / README_SOURCE).is_file():       # the course's repository and its export have it
+        out["README.md"] = student_readme(root, self_study or not public).encode()
     return out
 
 
@@ -156,6 +175,8 @@ def write(dest, self_study=False, root=REPO):
     dest = Path(dest)
     if dest.exists() and any(dest.iterdir()):
         raise SystemExit(f"{dest} exists and is not empty")
+    if not (Path(root) / README_SOURCE).is_file():
+        raise SystemExit(f"{Path(root) / README_SOURCE} is missing: the student README is built from it")
     for rel, data in files(root, self_study).items():
         target = dest / rel
         target.parent.mkdir(parents=True, exist_ok=True)

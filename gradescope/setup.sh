@@ -25,3 +25,27 @@ python3 -m venv "$ROOT/venv"
 # files (hidden tests, grader) readable by root alone stay out of a sandbox's reach even where
 # Docker's seccomp profile keeps bubblewrap from making namespaces (the grader checks it).
 chmod -R go-rwx "$ROOT/source"
+
+# Self-test, at image build: the sandbox must hold the course minimum of isolation in this very
+# image (grader/sandbox/host.py course_minimum), or every submission would score 0 with the reason
+# in a log students never see. Grade one file of a single statement, as run_autograder grades, and
+# fail the build, saying why, if the grader refuses; GRADER_ALLOW_WEAK_ISOLATION is ignored here.
+probe="$(mktemp -d)"
+trap 'rm -rf "$probe"' EXIT
+first="$(cd "$ROOT/source/grader/tests" && ls test_[0-9][0-9]_*.py | head -n 1 | sed 's/^test_//')"
+echo "pass" > "$probe/$first"
+set +e
+(cd "$ROOT/source" && env -u GRADER_ALLOW_WEAK_ISOLATION "$ROOT/venv/bin/python" -m grader "${first:0:2}" \
+  --path "$probe" --seed 1 --require-isolation > "$probe/out.txt" 2>&1)
+code=$?
+set -e
+if [ "$code" -ne 0 ] && [ "$code" -ne 1 ]; then
+  {
+    echo "setup.sh: SELF-TEST FAILED (exit $code): this image cannot grade with the course's minimum of isolation."
+    echo "setup.sh: every submission would score 0. What the grader said:"
+    sed 's/^/    /' "$probe/out.txt"
+    echo "setup.sh: use Gradescope's Ubuntu 22.04 or 24.04 base image as root; README, 'What the grader guarantees'."
+  } >&2
+  exit 1
+fi
+echo "setup.sh: self-test passed: $(grep -m1 '^isolation:' "$probe/out.txt" || echo 'the sandbox holds the course minimum')"

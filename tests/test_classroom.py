@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from helpers import EXERCISES, REPO, grade, run_grader
+from grader.seeds import course_seed
 from mutation import MUTANTS, variants
 from workflow_emulator import REPORTER, Job, emulated_venv, reporter_figures
 
@@ -25,7 +26,8 @@ RUNNERS = [f"ex{ex.id}" for ex in EXERCISES] + ["audit"]
 MAX = 10 * len(EXERCISES)          # every exercise is worth 10
 ENV = {"GRADER_ALLOW_WEAK_ISOLATION": "1", "NO_COLOR": "1"}
 SHA = "1c0ffee5d2"
-SEED = int(SHA[:7], 16)          # the workflow's seed: $((16#${GITHUB_SHA:0:7}))
+COURSE_REF = "0123456789abcdef0123456789abcdef01234567"
+SEED = course_seed()             # the workflow grades with the course's seed (grader/course.cfg)
 needs_node = pytest.mark.skipif(
     not shutil.which("node") or not REPORTER.is_file(),
     reason=f"node or the reporter bundle is missing ({REPORTER}): the reporter checks need both")
@@ -60,7 +62,7 @@ def test_workflow_grades_once_with_the_course_grader_and_always_reports():
                    "secrets.COURSE_GRADER_TOKEN", "vars.COURSE_GRADER_REPO", "vars.COURSE_GRADER_REF"):
         assert needle in text, needle
     s = steps()
-    grading = [k for k, v in s.items() if "python -m grader" in v.get("run", "")]
+    grading = [k for k, v in s.items() if re.search(r"-m grader(?![.\w])", v.get("run", ""))]
     assert grading == ["grade"], "one grading step, one interpreter, torch imported once"
     assert "--classroom" in s["grade"]["run"] and "--audit" in s["grade"]["run"]
     assert s["grade"]["working-directory"] == "${{ env.GRADER_HOME }}"
@@ -79,7 +81,7 @@ def test_workflow_grades_once_with_the_course_grader_and_always_reports():
 
 def emulate(tmp_path, student, **kw):
     args = dict(course=REPO, variables={"COURSE_GRADER_REPO": "teacher/attention-course",
-                                        "COURSE_GRADER_REF": "0123456789abcdef"},
+                                        "COURSE_GRADER_REF": COURSE_REF},
                 secrets={"COURSE_GRADER_TOKEN": "read-only"}, sha=SHA, overrides={"Install": emulated_venv})
     args.update(kw)
     old = {k: os.environ.get(k) for k in ENV}
@@ -96,15 +98,27 @@ def emulate(tmp_path, student, **kw):
     return job, outcomes, job.log[-1][3]
 
 
+def commit(repo, message):
+    """Commits everything in repo (made a git repository the first time), as a student pushes it."""
+    if not (repo / ".git").exists():
+        subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
+    git = ["git", "-C", str(repo), "-c", "user.name=student", "-c", "user.email=student@example.com"]
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", message], check=True)
+
+
 def student_repo(tmp_path, files):
+    """The template as Classroom makes it (one commit), then the student's files in a second."""
     from grader.template import write
     repo = write(tmp_path / "student")
+    commit(repo, "Initial commit")
     for name, content in files.items():
         target = repo / "exercises" / name
         if isinstance(content, Path):
             shutil.copy(content, target)
         else:
             target.write_text(content)
+    commit(repo, "my exercises")
     return repo
 
 
@@ -138,6 +152,7 @@ def test_a_student_grader_edited_to_pass_everything_still_records_the_true_grade
                          env={**os.environ, **ENV})
     assert json.loads((student / "own.json").read_text())["score"] == 10.0, own.stdout + own.stderr
     (student / "own.json").unlink()
+    commit(student, "edit the grader and the workflow")
 
     job, outcomes, text = emulate(tmp_path, student)
     assert outcomes["Grade every exercise"] == "success", job.log
@@ -154,6 +169,7 @@ def test_a_student_grader_edited_to_pass_everything_still_records_the_true_grade
 def test_a_missing_exercises_folder_records_zero_with_its_reason(tmp_path):
     student = student_repo(tmp_path, {})
     shutil.rmtree(student / "exercises")
+    commit(student, "no exercises")
     job, outcomes, text = emulate(tmp_path, student)
     assert outcomes["Grade every exercise"] == "success", job.log
     assert f"::notice title=Autograding complete::Points 0/{MAX}" in text
@@ -181,7 +197,10 @@ def test_a_grading_step_that_dies_still_records_zero_and_saves_the_venv(tmp_path
     job, outcomes, text = emulate(tmp_path / "again", student, cache_dir=tmp_path / "cache", overrides=quick)
     assert outcomes["Save the virtualenv, whatever the grade"] == "success"
     assert outcomes["Autograding Reporter"] == "failure" and f"Points 0/{MAX}" in text
-    job, outcomes, text = emulate(tmp_path / "third", student, cache_dir=tmp_path / "cache", overrides=quick)
+    def verified(job, step):       # the emulated venv is no real venv: tests/test_platforms.py checks the check
+        return "success", "verified (emulated)", {"trusted": "1"}
+    job, outcomes, text = emulate(tmp_path / "third", student, cache_dir=tmp_path / "cache",
+                                  overrides={**quick, "Verify": verified})
     assert outcomes["Restore the grader's virtualenv"] == "success"
     assert outcomes["Install CPU-only PyTorch and the grader's requirements"] == "skipped"   # a cache hit
     assert outcomes["Save the virtualenv, whatever the grade"] == "skipped"

@@ -140,7 +140,8 @@ def test_run_autograder_finds_a_submission_nested_at_any_depth(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     gs = json.loads((root / "results" / "results.json").read_text())
     assert gs["score"] == 20.0 and all(t["status"] == "passed" for t in gs["tests"]), gs["output"]
-    assert "Seed 5" in gs["output"] and gs["tests"][0]["number"] == f"{int(PICK[0].id)}.1"
+    assert gs["extra_data"]["seed"] == 5 and gs["tests"][0]["number"] == f"{int(PICK[0].id)}.1"
+    assert gs["stdout_visibility"] == "hidden" and "--seed" not in gs["output"]    # nothing students cannot act on
     # Two different files with one exercise's name: refused, and the message says which.
     (root / "submission" / PICK[0].filename).write_text(PARTIAL_SOFTMAX)
     proc = run([str(root / "source" / "run_autograder")], cwd=tmp_path, env=env)
@@ -187,7 +188,7 @@ def test_student_template_ships_public_tests_and_no_hidden_ones(tmp_path):
     readme = (dest / "README.md").read_text()
     for command in ("make solution", "make bench", "make mutants", "--path solutions", "## For instructors"):
         assert command not in readme, command
-    assert "GitHub Classroom" in readme and "public subset" in readme
+    assert "GitHub Classroom" in readme and "public tests only" in readme
     # The public tests: full marks for the references, nothing for the stubs.
     for ex in SOLVED:
         shutil.copy(REPO / "solutions" / ex.filename, dest / "exercises")

@@ -196,8 +196,9 @@ def _scratch(work):
     """A copy of the repository's grader, references and template parts: every run's cwd."""
     repo = work / "repo"
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for name in ("grader", "solutions", "exercises", ".github"):
-        shutil.copytree(REPO / name, repo / name, ignore=ignore)
+    for name in ("grader", "solutions", "exercises", ".github", "template"):
+        if (REPO / name).is_dir():
+            shutil.copytree(REPO / name, repo / name, ignore=ignore)
     for name in ("Makefile", "requirements.txt", ".gitignore", "README.md"):
         shutil.copy(REPO / name, repo / name)
     return repo
@@ -392,12 +393,13 @@ def test_classroom_workflow_records_zero_for_exercises_linked_to_the_course_and_
     """The attack that recorded 150/150: exercises -> ../course/solutions, beside the course's
     checkout. The run records 0 with the reason, and the audit names the link; the .github/.keep
     Classroom's bot commits is not a finding."""
-    from test_classroom import MAX, emulate, needs_node, student_repo
+    from test_classroom import MAX, commit, emulate, needs_node, student_repo
     if needs_node.args[0]:
         pytest.skip(needs_node.kwargs["reason"])
     student = student_repo(tmp_path, {})
     _unlink_exercises(student, "../course/solutions")
     (student / ".github" / ".keep").write_bytes(b"")
+    commit(student, "exercises are the course's")           # the workflow checks out what was pushed
     job, outcomes, text = emulate(tmp_path, student)
     assert outcomes["Grade every exercise"] == "success", job.log
     assert f"::notice title=Autograding complete::Points 0/{MAX}" in text, text[-3000:]

@@ -708,7 +708,7 @@ def test_the_grader_reports_the_same_narration_as_an_ordinary_user(tmp_path):
     finally:
         shutil.rmtree(folder)
     text = out.stdout
-    assert out.returncode == 0 and "Total 20.0 / 20" in text, text + out.stderr
+    assert out.returncode == 0 and "Total 20 / 20" in text, text + out.stderr
     assert "\x1b" not in text and "\r" not in text and text.count("Total ") == 1
     shown = [ln.strip() for ln in text.splitlines() if "narration:" in ln]
     assert len(shown) == 1 and "says (..., ..., ..., ..., ..., ..., ..., ..., ..., ..., ..., ..., 7)" in shown[0]

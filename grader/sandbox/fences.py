@@ -100,7 +100,15 @@ def guard_mode_stack(watch, filename):
     names = ("_pop_torch_function_stack", "_pop_torch_dispatch_stack", "_get_function_stack_at",
              "_get_dispatch_stack_at", "_unset_dispatch_mode", "_set_dispatch_mode",
              "_disable_current_modes", "_pop_mode", "_pop_mode_temporarily", "_DisableTorchDispatch",
-             "DisableTorchFunction", "_len_torch_function_stack", "_len_torch_dispatch_stack")
+             "DisableTorchFunction", "_len_torch_function_stack", "_len_torch_dispatch_stack",
+             # what changes which dispatch keys run: excluding the Python key skips the watch altogether
+             "_ExcludeDispatchKeyGuard", "ExcludeDispatchKeyGuard", "_SetExcludeDispatchKeyGuard",
+             "_IncludeDispatchKeyGuard", "_ForceDispatchKeyGuard", "_PreserveDispatchKeyGuard",
+             "_dispatch_tls_set_dispatch_key_excluded", "_dispatch_tls_set_dispatch_key_included",
+             "_AutoDispatchBelowAutograd", "_AutoDispatchBelowADInplaceOrView", "_DisablePythonDispatcher",
+             "_EnablePythonDispatcher", "_EnablePreDispatch", "_RestorePythonTLSSnapshot", "_set_torch_function_state",
+             "_set_skip_next_torch_function", "_skip_one_hop_torch_function", "_set_meta_in_tls_dispatch_include",
+             "DisableTorchFunctionSubclass")
     for name in names:
         originals = {id(getattr(h, name)): getattr(h, name) for h in homes if hasattr(h, name)}
         wrappers = {key: guarded(name, original) for key, original in originals.items()}

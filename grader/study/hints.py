@@ -124,8 +124,9 @@ def hint(ex, level=None):
     if n < top:
         out.append(f"Still stuck? make hint EX={ex.id} again gives hint {n + 1} of {top}.")
     else:
-        out.append(f"That was the last hint. Read {rel(ex.reading)}; the reference is "
-                   f"make solution EX={ex.id} (after full marks, or with FORCE=1).")
+        out.append(f"That was the last hint. Read {rel(ex.reading)}" + (
+            f"; the reference is make solution EX={ex.id} (after full marks, or with FORCE=1)."
+            if ex.solution.is_file() else ": the rest is yours to write."))
     state.save_hint_state(shown)
     print("\n".join(out))
     return 0

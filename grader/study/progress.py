@@ -1,5 +1,6 @@
 """make progress: status, best score, blank-file drills and their trend, per exercise."""
 from ..exercises import with_stubs
+from ..report import PUBLIC_ONLY_NOTE, public_only
 from ..status import Status
 from . import state
 from .grading import clock
@@ -28,6 +29,7 @@ def progress():
     rows = [f"  NN {'exercise':<{width}}  {'status':<15} {'blank':<5} {'median':>6}  {'best':>6}  {'best drill':>10}  "
             f"drills (oldest → newest)"]
     done = points = top = 0
+    public = public_only()
     for e in known:
         record = hist.get(e.id, {})
         entry = results.get(e.id)
@@ -43,6 +45,8 @@ def progress():
         max_score = record.get("max", 10.0)
         if best is not None and best >= max_score and e.id != drilling and status != Status.COMPLETE:
             status = "had full marks"      # the header counts best scores: the row says so too
+        if public:                         # a graded template: only the course's hidden tests give marks
+            status = {Status.COMPLETE: "public tests pass", "had full marks": "passed before"}.get(status, status)
         top += max_score
         if best is not None:
             points += best
@@ -54,7 +58,10 @@ def progress():
     n = len(known)
     filled = round(20 * done / n) if n else 0
     drills = sum(len(s.get("drills", [])) for s in hist.values())
-    print(f"Progress  {'█' * filled}{'·' * (20 - filled)}  {done}/{n} with full marks (best) · "
+    if public:
+        print(PUBLIC_ONLY_NOTE)
+    print(f"Progress  {'█' * filled}{'·' * (20 - filled)}  {done}/{n} "
+          f"{'passing every public test' if public else 'with full marks'} (best) · "
           f"{round(points, 2):g}/{top:g} best points · {drills} drill{'s' * (drills != 1)}")
     print()
     print("\n".join(rows))
@@ -65,5 +72,6 @@ def progress():
     if nxt:
         print(f"Next: exercises/{nxt.filename} (make watch grades it on every save; make hint EX={nxt.id} helps).")
     else:
-        print("Every exercise has full marks. Drill them against the clock: make drill EX=10.")
+        print(("Every public test passes" if public else "Every exercise has full marks") +
+              ". Drill them against the clock: make drill EX=10.")
     return 0
