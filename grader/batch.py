@@ -335,6 +335,10 @@ def audit_of(folder):
         if not is_repository(folder):
             return ""
         findings = audit(folder)
+        dot_git = folder / ".git"
+        if dot_git.is_dir() and not dot_git.is_symlink():      # the history too: an edit undone later
+            from .history import history_findings
+            findings += [f for f in history_findings(folder) if not f.startswith("history not audited")]
     except (Refused, OSError) as e:
         return f"not audited: {e}"
     except Exception as e:              # the audit's own fault costs the audit column, not the grade
