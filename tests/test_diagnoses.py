@@ -30,6 +30,8 @@ NEAR_MISSES = {
     "13_kv_cache__length_bumped_early.patch": set(),
 }
 SEEDS = [RUN_SEED, RUN_SEED + 1]
+SLOW = "14_flash_attention__python_loop.patch"      # it must time out: graded on the first seed only
+CASES = [(m, s) for s in SEEDS for m in sorted(NEAR_MISSES) if m != SLOW or s == SEEDS[0]]
 
 
 @pytest.fixture(scope="module")
@@ -40,11 +42,11 @@ def graded():
     # The pure-Python loop must time out; 4 s a call instead of 10 finds it sooner (the others take < 1 s).
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("GRADER_TIMEOUT", "4")
-        return {(o.variant.path.name, o.seed): o.entry for o in run(chosen, SEEDS)}
+        outcomes = run(chosen, SEEDS[:1]) + run([v for v in chosen if v.path.name != SLOW], SEEDS[1:])
+    return {(o.variant.path.name, o.seed): o.entry for o in outcomes}
 
 
-@pytest.mark.parametrize("seed", SEEDS)
-@pytest.mark.parametrize("mutant", sorted(NEAR_MISSES))
+@pytest.mark.parametrize("mutant, seed", CASES)
 def test_a_near_miss_is_never_named_as_a_neighbouring_mistake(mutant, seed, graded):
     entry = graded[(mutant, seed)]
     failing = [t for t in entry["tests"] if not t["passed"]]
@@ -130,12 +132,14 @@ def test_the_refusal_hint_follows_the_refusal(graded, tmp_path, monkeypatch, cap
 
 
 # -- hints on made-up grades (no grading: fast) -------------------------------------------------
+fast = pytest.mark.fast
 def grade(*tests, score=5.0):
     return {"id": "05", "name": "softmax", "score": score, "max_score": 10.0, "status": "in progress",
             "tests": [dict({"passed": False, "status": "failed", "mistake": None, "kind": "fail", "message": "",
                             "category": "equivalence"}, **t) for t in tests]}
 
 
+@fast
 def test_a_test_that_was_not_checked_accuses_of_nothing(tmp_path, monkeypatch, capsys):
     entry = grade({"name": "test_matches_torch_softmax_on_last_axis", "description": "matches torch.softmax",
                    "mistake": "no_max_subtracted"},
@@ -146,6 +150,7 @@ def test_a_test_that_was_not_checked_accuses_of_nothing(tmp_path, monkeypatch, c
     assert "is built without torch.softmax" not in out, out
 
 
+@fast
 def test_hint_levels_are_kept_per_failure(tmp_path, monkeypatch, capsys):
     first = grade({"name": "test_matches_torch_softmax_on_last_axis", "description": "matches torch.softmax",
                    "mistake": "no_max_subtracted"})
@@ -199,18 +204,21 @@ def named(L, S, b, weights):
     return caught.value.mistake, str(caught.value)
 
 
+@fast
 @pytest.mark.parametrize("L, S, b", [(20, 20, 5), (11, 22, 4), (13, 17, 4)])
 def test_a_causal_skip_one_block_early_is_named_so_not_as_a_range_bug(L, S, b):
     key, said = named(L, S, b, tiled(L, S, b, lambda q0, q1: q1 - b, relative=False))
     assert key == "causal_skip_one_block_early", said
 
 
+@fast
 @pytest.mark.parametrize("L, S, b", [(11, 22, 4), (10, 26, 4), (10, 18, 4)])
 def test_tile_relative_indices_are_not_named_a_slack_in_the_tile_test(L, S, b):
     key, said = named(L, S, b, tiled(L, S, b, lambda q0, q1: q1, relative=True))
     assert key != "diagonal_tile_unmasked", said
 
 
+@fast
 def test_a_float64_result_computed_in_float32_is_named_by_its_dtype_path():
     rng = torch.Generator().manual_seed(1)
     right = torch.randn(2, 3, 5, 4, generator=rng, dtype=torch.float64).softmax(-1)
