@@ -228,3 +228,39 @@ def test_a_float64_result_computed_in_float32_is_named_by_its_dtype_path():
     with pytest.raises(Fail) as caught:          # a real error of 1e-3 is no precision
         close(right * (1 + 1e-3 * torch.rand(right.shape, generator=rng, dtype=torch.float64)), right)
     assert caught.value.mistake != "computed_in_float32"
+
+
+@fast
+def test_an_exception_the_test_asks_for_elsewhere_fails_the_test_rather_than_leave_it_not_checked(tmp_path):
+    """A test that called `raises(ex, "ValueError", ...)` and then got ValueError from a call that should
+    succeed failed its property: status failed, not "not checked" with that ValueError as the reason."""
+    from types import SimpleNamespace
+    from grader.sandbox import SubmissionError
+    from grader.session import GraderPlugin
+    from grader.status import TestStatus
+    exercise = find("13")
+    plugin = GraderPlugin([exercise], tmp_path, seed=1)
+
+    def status(asked, error):
+        plugin.results[exercise.id].tests.clear()
+        plugin.submissions[exercise.id] = SimpleNamespace(expected_errors=set(asked))
+
+        def test_refusal():
+            """a refusal"""
+        test_refusal.grade = ("edge", 1.0)
+        item = SimpleNamespace(module=SimpleNamespace(__file__=str(exercise.test_module)), function=test_refusal,
+                               name="test_refusal")
+        hook = plugin.pytest_runtest_makereport(item, SimpleNamespace(when="call", excinfo=SimpleNamespace(
+            value=error)))
+        next(hook)
+        with pytest.raises(StopIteration):
+            hook.send(SimpleNamespace(duration=0.0))
+        return plugin.results[exercise.id].tests[0]
+
+    refused = SubmissionError("raised", "ValueError: cache overflow", "line 42", ("ValueError", "Exception"))
+    t = status({"ValueError"}, refused)
+    assert t.status == TestStatus.FAILED and "should succeed" in t.message, (t.status, t.message)
+    t = status(set(), refused)                       # not asked for: a crash, so the property is not checked
+    assert t.status == TestStatus.NOT_CHECKED
+    t = status({"ValueError"}, SubmissionError("raised", "TypeError: no", "", ("TypeError", "Exception")))
+    assert t.status == TestStatus.NOT_CHECKED
