@@ -222,9 +222,13 @@ def test_tile_relative_indices_are_not_named_a_slack_in_the_tile_test(L, S, b):
 def test_a_float64_result_computed_in_float32_is_named_by_its_dtype_path():
     rng = torch.Generator().manual_seed(1)
     right = torch.randn(2, 3, 5, 4, generator=rng, dtype=torch.float64).softmax(-1)
+    noise = 1 + 3e-6 * torch.randn(right.shape, generator=rng, dtype=torch.float64)     # rounding errs both ways
     with pytest.raises(Fail) as caught:
-        close(right.float().double() * (1 + 3e-6), right)
+        close(right.float().double() * noise, right)
     assert caught.value.mistake == "computed_in_float32" and "float32's precision" in str(caught.value)
+    with pytest.raises(Fail) as caught:          # an eps added to the sum: small, but of one sign
+        close(right * (1 - 3e-6 * torch.rand(right.shape, generator=rng, dtype=torch.float64)), right)
+    assert caught.value.mistake != "computed_in_float32"
     with pytest.raises(Fail) as caught:          # a real error of 1e-3 is no precision
         close(right * (1 + 1e-3 * torch.rand(right.shape, generator=rng, dtype=torch.float64)), right)
     assert caught.value.mistake != "computed_in_float32"
