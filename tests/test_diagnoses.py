@@ -268,3 +268,18 @@ def test_an_exception_the_test_asks_for_elsewhere_fails_the_test_rather_than_lea
     assert t.status == TestStatus.NOT_CHECKED
     t = status({"ValueError"}, SubmissionError("raised", "TypeError: no", "", ("TypeError", "Exception")))
     assert t.status == TestStatus.NOT_CHECKED
+
+
+@fast
+@pytest.mark.parametrize("error, cause", [
+    ("RuntimeError: The size of tensor a (4) must match the size of tensor b (5) at non-singleton dimension 3",
+     "keepdim=True"),
+    ("RuntimeError: mat1 and mat2 shapes cannot be multiplied (2x3 and 4x5)", "inner sizes"),
+    ("RuntimeError: permute(sparse_coo): number of dimensions in the tensor input does not match the length of "
+     "the desired ordering of dimensions i.e. input.dim() = 3 is not equal to len(dims) = 4", "transpose(-2, -1)"),
+    ("RuntimeError: view size is not compatible with input tensor's size and stride", ".reshape"),
+    ("RuntimeError: the grader does not allow torch.softmax here", "forbids"),
+    ("ZeroDivisionError: division by zero", "Print the shapes"),
+])
+def test_a_crash_cause_is_read_from_its_error(error, cause):
+    assert cause in hints.crash_cause(error)

@@ -86,6 +86,9 @@ def targeted(whens, entry):
 
 # What a crash's message says, in words a learner can act on: (pattern of the error, its usual cause).
 CRASH_CAUSES = (
+    (r"the grader does not allow|this exercise is NumPy only",
+     "The grader refused a helper this exercise forbids (or, in a NumPy-only exercise, any torch call): "
+     "build that step from elementary operations. The stub's \"Forbidden in this file\" says what is out."),
     (r"must match the size of tensor b|shapes? .* (cannot be )?broadcast",
      "Two tensors whose shapes do not broadcast meet in one operation. A reduction (sum, amax, mean) without "
      "keepdim=True drops its axis, so its result no longer lines up with the tensor it came from; a transpose or "
