@@ -4,8 +4,8 @@ When a result is attention over (q, k, v, mask), a test can give `close` an `Att
 that recomputes the expected result with each key weighted per query (0: not seen, 1: seen once,
 2: counted twice), and the keys the right answer lets each query see. When no catalogued mistake
 matches, `close` tries a family of key weightings (the last key block dropped, one key block
-dropped or counted twice, the diagonal blocked or one key past it seen, the tiles that cross the
-diagonal left unmasked), for every block size that fits, and names the first that reproduces the
+dropped or counted twice, the diagonal blocked or one key past it seen, the causal skip stopping one
+block early, the tiles that cross the diagonal left unmasked), for every block size that fits, and names the first that reproduces the
 learner's output: "your output equals attention with the last key block (keys 8..11) dropped".
 """
 from dataclasses import dataclass
@@ -49,6 +49,16 @@ FIXES = {
     "one_key_past_diagonal": "Query i sees keys j <= i + (S − L) and no further: block where j > i + (S − L).",
     "diagonal_tile_unmasked": "A key tile [k0, k1) needs the causal mask as soon as its last key k1 − 1 lies past "
                               "the diagonal of the tile's first query: k1 − 1 > q0 + (S − L), with no slack.",
+    "crossing_tiles_unmasked": "Inside a key tile that crosses the diagonal, block key j for query i where "
+                               "j > i + (S − L), with i and j absolute positions (q0 + row, k0 + column), not "
+                               "positions within the tile; and mask every tile whose last key k1 − 1 lies past "
+                               "q0 + (S − L).",
+    "causal_skip_one_block_early": "Under causal, the query block [q0, q1) sees keys up to its last query's "
+                                   "diagonal, q1 − 1 + (S − L): visit key blocks while k0 < min(S, q1 + (S − L)) "
+                                   "(q1, not q0; no block subtracted).",
+    # not an attention shape: a float64 result right only to float32's precision (diagnosis.float32_path)
+    "computed_in_float32": "Keep float64 inputs in float64 throughout: no .float(), no float32 constants; cast "
+                           "only half precision up, and back.",
 }
 KEYS = tuple(FIXES)
 
@@ -105,13 +115,30 @@ def _candidates(seen, block_size):
         yield torch.where(j <= i + offset + 1, 1.0, 0.0).expand_as(base), Shape(
             "one_key_past_diagonal", f"one key past the diagonal seen (query i sees key {_plus(offset + 1)} too)",
             FIXES["one_key_past_diagonal"])
+    sizes = _sizes(block_size, max(L, S))
+    if offset is not None:
+        # Before the tails: with two query blocks or more, a skip that stops early drops other keys for each
+        # block, which no tail explains; with one, the two cannot be told apart and the tail is named.
+        for b in [b for b in sizes[:TILE_SIZES] if b < L]:
+            for early in ("q0", "block"):
+                yield _tiles_unmasked(L, S, offset, b, 0, stop=early).expand_as(base), Shape(
+                    "causal_skip_one_block_early",
+                    f"the key block on each query block's diagonal never visited (blocks of {b}: the causal skip "
+                    "stopped one block early)",
+                    FIXES["causal_skip_one_block_early"])
     for tail in range(1, S):
         yield base.masked_fill(j >= S - tail, 0.0), Shape(
             "last_key_block_dropped", f"the last key block (keys {S - tail}..{S - 1}) dropped",
             FIXES["last_key_block_dropped"])
-    sizes = _sizes(block_size, max(L, S))
     if offset is not None:
         for b in sizes[:TILE_SIZES]:
+            # Every crossing tile unmasked, before the slack family: where the observation cannot tell a
+            # slack from a mask that hides nothing, it is said as seen, not with a slack it does not show.
+            yield _tiles_unmasked(L, S, offset, b, None).expand_as(base), Shape(
+                "crossing_tiles_unmasked",
+                f"every key tile that crosses the diagonal left unmasked (tiles of {b}: the keys of each tile "
+                "computed were all seen, those past the diagonal too)",
+                FIXES["crossing_tiles_unmasked"])
             for slack in range(1, b):
                 yield _tiles_unmasked(L, S, offset, b, slack).expand_as(base), Shape(
                     "diagonal_tile_unmasked",
@@ -153,16 +180,19 @@ def _causal_offset(seen):
     return offset if torch.equal(flat[0], pattern) and not bool(pattern.all()) else None
 
 
-def _tiles_unmasked(L, S, offset, b, slack):
+def _tiles_unmasked(L, S, offset, b, slack, stop="q1"):
     """(L, S) weights of a tiled causal pass that skips the tiles past the diagonal but masks a tile that
-    crosses it only when its last key lies more than `slack` past the diagonal of its first query."""
+    crosses it only when its last key lies more than `slack` past the diagonal of its first query (None:
+    never). stop: where the skip stops, "q1" (right: q1 + offset), "q0" (q0 + offset) or "block"
+    (q1 + offset − b)."""
     weights = torch.zeros(L, S, dtype=torch.float64)
     for q0 in range(0, L, b):
         q1 = min(q0 + b, L)
-        for k0 in range(0, max(min(S, q1 + offset), 0), b):
+        k_stop = {"q1": q1 + offset, "q0": q0 + offset, "block": q1 + offset - b}[stop]
+        for k0 in range(0, max(min(S, k_stop), 0), b):
             k1 = min(k0 + b, S)
             tile = torch.ones(q1 - q0, k1 - k0, dtype=torch.float64)
-            if k1 - 1 > q0 + offset + slack:
+            if slack is not None and k1 - 1 > q0 + offset + slack:
                 i = torch.arange(q0, q1)[:, None]
                 jj = torch.arange(k0, k1)[None, :]
                 tile = torch.where(jj > i + offset, 0.0, 1.0)

@@ -25,15 +25,18 @@ def _attended_shape(attending, a, atol, rtol, select):
         return None
 
 
-def error_shape(a, e, bad, select, dtype, call=None):
-    """What the error looks like, when no catalogued mistake matches: lines a learner can act on."""
+def error_shape(a, e, bad, select, dtype, call=None, attention=False):
+    """What the error looks like, when no catalogued mistake matches: lines a learner can act on.
+
+    attention: the result is attention (rows are queries), where an error confined to later rows comes from
+        the keys they see, not from precision lost along the position: that note is then left out."""
     try:
-        return _error_shape(a, e, bad, select, dtype)
+        return _error_shape(a, e, bad, select, dtype, attention)
     except Exception:       # a diagnosis must never break the check it explains
         return []
 
 
-def _error_shape(a, e, bad, select, dtype):
+def _error_shape(a, e, bad, select, dtype, attention=False):
     notes = []
     ok = select & torch.isfinite(a) & torch.isfinite(e)
     if not ok.any():
@@ -51,7 +54,9 @@ def _error_shape(a, e, bad, select, dtype):
     nz = ok & (e.abs() > 1e-6 * max(float(e[ok].abs().max()), 1e-30))
     if nz.sum() >= 2:
         r = a[nz] / e[nz]
-        if float((r - r.mean()).abs().max()) <= 1e-3 * abs(float(r.mean())) and abs(float(r.mean()) - 1) > 1e-3:
+        # (a factor of 0 is no scale: the zero rows below say what it is)
+        if float((r - r.mean()).abs().max()) <= 1e-3 * abs(float(r.mean())) and abs(float(r.mean()) - 1) > 1e-3 \
+                and abs(float(r.mean())) > 1e-6:
             return [f"Shape of the error: your result is {float(r.mean()):.6g} times the expected one "
                     "everywhere: a constant factor, so check the scale and any division (by a count, by sqrt(d_k))."]
     if a.dim() >= 1 and a.shape[-1] > 1:
@@ -66,7 +71,7 @@ def _error_shape(a, e, bad, select, dtype):
             notes.append(f"{int(uniform.sum())} of your rows are uniform (every entry equal) where the expected "
                          "ones are not: all scores equal, e.g. a scale of 0 that also cancels the mask, or every "
                          "key blocked.")
-    if not notes and a.dim() >= 2 and a.shape[-2] >= 4:
+    if not notes and not attention and a.dim() >= 2 and a.shape[-2] >= 4:
         err = torch.where(ok, (a - e).abs(), 0.0).movedim(-2, 0).reshape(a.shape[-2], -1).amax(1)
         third = max(a.shape[-2] // 3, 1)
         head, tail = float(err[:third].mean()), float(err[-third:].mean())
@@ -74,13 +79,50 @@ def _error_shape(a, e, bad, select, dtype):
             notes.append("the error grows along the rows (from about %.2g to %.2g): precision lost in a quantity "
                          "that grows with the position or size, e.g. positions times frequencies in half "
                          "precision." % (head, tail))
-    if not notes and dtype == torch.float64:
-        rel = float(((a - e).abs() / (e.abs() + 1e-12))[ok].max())
-        if 1e-9 < rel < 1e-4:
-            notes.append(f"the errors are small (relative {rel:.1g}), about float32's precision: part of the "
-                         "computation ran in float32 (.float(), dtype=torch.float32); keep float64 inputs in "
-                         "float64.")
     return ["Shape of the error: " + n for n in notes]
+
+
+# The key `close` gives a float64 result that is right only to float32's precision: like a catalogued
+# mistake's, it travels in tests[].mistake and names a `## when:` hint (attention_errors.FIXES lists it).
+FLOAT32_PATH = "computed_in_float32"
+
+
+def float32_path(a, e, select, dtype):
+    """The largest relative error of a float64 result whose finite values are right only to float32's
+    precision (part of it was computed in float32), or None: the signature of that dtype path, checked
+    before any mistake is named, since a float32 path also turns finfo(float64).min into -inf (NaN rows)
+    that a catalogued mistake would explain with another cause."""
+    try:
+        if dtype != torch.float64:
+            return None
+        ok = select & torch.isfinite(a) & torch.isfinite(e)
+        if int(ok.sum()) < 2:
+            return None
+        diff, ref = (a - e)[ok], e.abs()[ok]
+        # relative to the entry, or to the result's size where the entry is near 0 (a cancelled sum)
+        rel = diff / (ref + 1e-3 * float(ref.max()) + 1e-300)
+        worst = float(rel.abs().max())
+        if not 1e-9 < worst < 1e-4:
+            return None
+        # Rounding errs both ways; a small slip of one sign (an eps added to a sum) is no precision.
+        off = rel[rel.abs() > 1e-12]
+        up = float((off > 0).to(torch.float64).mean()) if off.numel() else 0.5
+        return worst if 0.1 <= up <= 0.9 else None
+    except Exception:       # a diagnosis must never break the check it explains
+        return None
+
+
+def float32_described(worst, nan=False):
+    """The lines `close` adds for a float64 result computed in float32."""
+    lines = [f"Shape of the error: your values are right only to float32's precision (largest relative error "
+             f"{worst:.1g}, where float64 gives about 1e-15): part of the computation ran in float32 (.float(), "
+             "dtype=torch.float32, a float32 tensor mixed in)."]
+    if nan:
+        lines.append("In float32, torch.finfo(torch.float64).min is -inf: a fully masked row then turns NaN. "
+                     "Keep float64 inputs in float64 throughout (cast only half precision up, and back).")
+    else:
+        lines.append("Keep float64 inputs in float64 throughout (cast only half precision up, and back).")
+    return lines
 
 
 def _same(a, e, dtype):

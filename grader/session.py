@@ -100,6 +100,7 @@ class Submission:
             self.box.import_error = self.box.spent = f"your file could not be loaded: {self.unreadable}"
         self.last_call = None
         self.outcomes = []   # (call, matched) for every comparison, to find what failures share
+        self.expected_errors = set()   # the exceptions the running test asks for (checks.raises)
 
     def _check_present(self):
         if self.source is None and not self.unreadable:
@@ -236,7 +237,9 @@ class GraderPlugin:
 
     @pytest.fixture
     def ex(self, request):
-        return self.submission(request.module)
+        sub = self.submission(request.module)
+        sub.expected_errors = set()
+        return sub
 
     @pytest.fixture
     def rng(self, request):
@@ -264,6 +267,15 @@ class GraderPlugin:
             result.kind, result.message = _explain(exc)
             result.on = getattr(exc, "on", None) or ""
             result.mistake = getattr(exc, "mistake", None)
+            sub = self.submissions.get(exercise.id)
+            asked = sub.expected_errors & set(getattr(exc, "exc_types", ())) if sub is not None else set()
+            if isinstance(exc, SubmissionError) and exc.kind == "raised" and asked:
+                # The test asks for this exception elsewhere: raised here, on a call that should succeed, it
+                # is the property failing (e.g. a refused update that left the cache changed), not a crash.
+                result.kind = "fail"
+                result.message = clean(f"your code raised {exc.message} on a call that should succeed (this test "
+                                       f"expects {sorted(asked)[0]} only where it asks for it)"
+                                       + (f"\n  at {exc.where}" if exc.where else ""), 4000)
         self.results[exercise.id].tests.append(result)
         return report
 

@@ -3,7 +3,8 @@ import math
 
 import torch
 
-from grader.checks import Mistake, close, fail, graded, randint, randn, rules_respected, unchanged_inputs
+from grader.checks import (Mistake, close, crash_mistake, fail, graded, randint, randn, rules_respected,
+                           unchanged_inputs)
 from grader.sandbox import SubmissionError
 
 TITLE = "scores: Q Kᵀ / sqrt(d_k)"   # what the learner reads (README table: python -m grader.course sync)
@@ -62,6 +63,11 @@ MISTAKES = [
     Mistake("attention_scores", WRONG_TRANSPOSE, STEP, WRONG_TRANSPOSE_FIX,
             lambda q, k, scale=None: torch.matmul(q.to(torch.float64), k.to(torch.float64).permute(
                 *reversed(range(k.dim())))) * _scale(q, scale), key="wrong_axes_transposed"),
+    Mistake("attention_scores", "`k.permute(0, 1, 3, 2)` assumes 4-D inputs", STEP,
+            "permute names every axis, so it fits one number of axes only; (..., L, d_k) may have any number of "
+            "leading axes. Transpose the last two axes by their negative indices: k.transpose(-2, -1) (or k.mT).",
+            lambda q, k, scale=None: torch.matmul(q.to(torch.float64), k.to(torch.float64).permute(0, 1, 3, 2))
+            * _scale(q, scale), key="permute_assumes_4d"),
     Mistake("attention_scores", "scores transposed (k @ qᵀ, shape (S, L))", STEP,
             "Each query is a row: q @ kᵀ gives (..., L, S), one row of scores per query.",
             lambda q, k, scale=None: oracle(k, q, _scale(q, scale)), key="scores_transposed"),
@@ -82,10 +88,12 @@ def scores(ex, q, k, scale=None, dtype=None):
     try:
         out = ex.attention_scores(q, k) if scale is None else ex.attention_scores(q, k, scale=scale)
     except SubmissionError as e:
-        # `k.T` on a batched k reverses every axis: usually the matmul then fails on the shapes.
-        if e.kind == "raised" and q.dim() > 2 and any(s in e.where for s in (".T", ".t()", "transpose(0", "permute(")):
+        # A crash names a mistake only when that mistake's model raises the same error on these inputs
+        # (`k.T` on a batched k usually fails in the matmul; `permute(0, 1, 3, 2)` on a 3-D k in the permute).
+        known = crash_mistake(ex, e)
+        if known is not None:
             fail(f"attention_scores(q {tuple(q.shape)}, k {tuple(k.shape)}) raised {e.message}\n  at "
-                 f"{e.where}", mistake=next(m for m in MISTAKES if m.title == WRONG_TRANSPOSE))
+                 f"{e.where}", mistake=known)
         raise
     close(out, oracle(q, k, scale), ex, dtype=dtype or q.dtype, magnitude=magnitude(q, k, scale))
     return out

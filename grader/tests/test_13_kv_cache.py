@@ -54,7 +54,10 @@ def reject(module, k, v, prefill, bad_k, bad_v, good, max_len, on_meta=False):
     except Exception as e:
         raised = [t.__name__ for t in type(e).__mro__]
     len_after_refusal = len(cache)
-    kv, vv = cache.update(k[:, :, prefill:prefill + good], v[:, :, prefill:prefill + good])
+    try:        # a refusal that left the cache changed may make this valid update raise: that is data too
+        kv, vv = cache.update(k[:, :, prefill:prefill + good], v[:, :, prefill:prefill + good])
+    except Exception as e:
+        return {"raised": raised, "len_after_refusal": len_after_refusal, "raised_after": f"{type(e).__name__}: {e}"}
     return {"raised": raised, "len_after_refusal": len_after_refusal, "len_after": len(cache), "k": kv, "v": vv}
 
 
@@ -244,6 +247,9 @@ def _check_refusal(ex, got, k, v, prefill, good, what):
         fail(f"After the refused update ({what}) len(cache) was {got['len_after_refusal']!r}, not {prefill}: "
              "check everything before writing, so a refused update leaves the cache unchanged.")
     n = prefill + good
+    if got.get("raised_after"):
+        fail(f"After the refused update ({what}), a valid update of {good} tokens raised {got['raised_after']}"[:400]
+             + ": the refusal left the cache changed. Check everything before writing anything.")
     close(got["k"], k[:, :, :n], ex, what=f"the keys stored after a refused update ({what}) and a valid one")
     close(got["v"], v[:, :, :n], ex, what=f"the values stored after a refused update ({what}) and a valid one")
     if got["len_after"] != n:
