@@ -21,6 +21,11 @@ def public_only():
     return (GRADER_DIR / "PUBLIC_TESTS_ONLY").is_file()
 
 
+def full_marks_words():
+    """What a learner reads for a perfect local grade: in a graded template, only the public tests."""
+    return "every public test passes" if public_only() else "full marks"
+
+
 LAYER_WORDS = {"namespaces": "namespaces", "seccomp": "seccomp", "landlock": "Landlock", "uid": "own uid",
                "rlimits": "limits", "session": "no terminal", "hidden": "grader's files unreadable"}
 

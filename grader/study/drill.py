@@ -14,6 +14,7 @@ import signal
 import time
 
 from ..exercises import REPO, Exercise
+from ..report import full_marks_words
 from ..status import Outcome
 from . import state
 from .errors import Problem, Stop
@@ -129,7 +130,7 @@ def drill(ex, cap):
     if seconds is not None:
         best = state.best_drill(record)
         note = "a new best" if best == seconds else f"best {clock(best)}"
-        screen.line(f"Full marks on {ex.label} in {clock(seconds)} ({note}).")
+        screen.line(f"{full_marks_words().capitalize()} on {ex.label} in {clock(seconds)} ({note}).")
     elif outcome == Outcome.TIMES_UP:
         screen.line(f"Time's up: {clock(cap)} on {ex.label}, {score or 0:g}/{max_score or 10:g} at the last save.")
     else:

@@ -2,6 +2,7 @@
 import time
 
 from ..exercises import with_stubs
+from ..report import full_marks_words, public_only
 from .errors import Problem
 from .grading import Screen, grade, poll_seconds, signature
 from .state import full_marks, last_results
@@ -39,11 +40,13 @@ def watch(start):
         current = ex
         if full_marks(entry):
             nxt = next_unfinished(graded, ex, last_results())
+            done = full_marks_words()
             if nxt is None:
-                screen.line(f"{ex.label}: full marks. Every exercise has full marks now: "
+                every = "passes its public tests" if public_only() else "has full marks"
+                screen.line(f"{ex.label}: {done}. Every exercise {every} now: "
                             f"time yourself with make drill EX={ex.id}.")
             else:
-                screen.line(f"{ex.label}: full marks. Next up: {nxt.label}: open exercises/{nxt.filename}; "
+                screen.line(f"{ex.label}: {done}. Next up: {nxt.label}: open exercises/{nxt.filename}; "
                             f"it is graded each time you save it.")
                 current = nxt
         elif entry is None:
