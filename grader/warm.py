@@ -70,6 +70,8 @@ def serve(requests, replies):
                 zygote.keep_only(-1)          # the worker holds no channel but its own
                 os.environ.update(request.get("env", {}))
                 code = main(request["argv"], zygote=attached)
+            except SystemExit as e:
+                code = e.code if isinstance(e.code, int) else 1
             except BaseException:
                 import traceback
                 traceback.print_exc()

@@ -9,18 +9,7 @@ import pytest
 import grader.warm as warm_module
 from grader.warm import Warm
 from helpers import REPO, grade
-
-VOLATILE = ("time", "seconds", "execution_time")
-
-
-def _stable(report):
-    def strip(o):
-        if isinstance(o, dict):
-            return {k: strip(v) for k, v in o.items() if k not in VOLATILE}
-        if isinstance(o, list):
-            return [strip(v) for v in o]
-        return o
-    return strip(report)
+from test_cheats import _stable
 
 
 @pytest.fixture(scope="module")
