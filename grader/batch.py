@@ -273,8 +273,9 @@ def _kill(pid):
 
 
 def verdict(report, ids):
-    """(status, error) from a report: tampering > timeout > broken > ok, and every reason."""
-    status, reasons = BatchStatus.OK, []
+    """(status, error) from a report: tampering > timeout > broken > ok, and every reason, once: the
+    exercises one reason holds for are named together ("01, 02: ...")."""
+    status, reasons = BatchStatus.OK, {}
     for ex in report["exercises"]:
         if ex["id"] not in ids:
             continue
@@ -293,8 +294,8 @@ def verdict(report, ids):
             found = max(found, this, key=lambda s: s.rank)
         status = max(status, found, key=lambda s: s.rank)
         if why:
-            reasons.append(f"{ex['id']}: " + " | ".join(why))
-    return status, "; ".join(reasons)
+            reasons.setdefault(" | ".join(why), []).append(ex["id"])
+    return status, "; ".join(f"{', '.join(ids_)}: {why}" for why, ids_ in reasons.items())
 
 
 def cut(text, limit=ERROR_LIMIT):
