@@ -49,7 +49,9 @@ def fail(message, on=None, mistake=None):
 
 # What a test's property is, by category, when @graded does not say: the checks whose failure fails
 # the test. Any other failed check means the property could not be checked ("not checked").
-PROPERTY = {"shapes": ("type", "shape", "dtype"), "rules": ()}
+# A work test measures (operations, memory, blocks visited); a wrong value met on the way leaves it
+# "not checked".
+PROPERTY = {"shapes": ("type", "shape", "dtype"), "rules": (), "work": ()}
 
 
 def graded(category, points, checks=None):
@@ -393,6 +395,42 @@ def unchanged_inputs(ex, function, *args, **kwargs):
             fail(f"{describe_call(ex.last_call, ex)} modified its input `{name}` in place{where}. Return a new "
                  f"tensor: no `{name} -= ...`, `{name}.masked_fill_(...)` or `{name}[...] = ...` on an input.")
     return result
+
+
+# What a Python loop over an axis looks like, and what replaces it.
+LOOPS = {
+    "B": ("a loop over the batch", "one operation over the batch axis does it (matmul and every elementwise "
+          "operation take leading axes)"),
+    "H": ("a loop over heads", "one matmul over the head axis does it"),
+    "L": ("a loop over query positions", "one matmul over all the queries at once does it"),
+    "S": ("a loop over keys", "one matmul over all the keys at once does it"),
+    "T": ("a loop over the new tokens", "one slice assignment and one matmul over all of them do it"),
+}
+
+
+def operations(ex, call):
+    """How many tensor operations the learner's code dispatched in `call()`, as the sandbox counted them
+    at the aten level (whatever route the code took to them)."""
+    call()
+    return ex.box.meta.get("ops", 0)
+
+
+def no_loops(ex, call, sizes):
+    """Fails if the number of operations the learner's code dispatches grows with an axis's size: a
+    Python loop over it where one tensor operation does the work.
+
+    call(**size): one call of the learner's code with those sizes (its values are not checked here).
+    sizes: {axis: (small, large)}; the other axes stay at their small size while one grows.
+    """
+    small = {axis: pair[0] for axis, pair in sizes.items()}
+    base = operations(ex, lambda: call(**small))
+    for axis, (low, high) in sizes.items():
+        grown = operations(ex, lambda: call(**{**small, axis: high}))
+        # The same code at any size dispatches the same operations; a loop adds some per step.
+        if grown - base >= high - low:
+            loop, fix = LOOPS[axis]
+            fail(f"Your code dispatches {grown / max(base, 1):.1f}× more operations when {axis} goes from {low} to "
+                 f"{high} ({base} → {grown}): {loop}; {fix}.")
 
 
 def rules_respected(ex):

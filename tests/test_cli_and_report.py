@@ -38,7 +38,7 @@ def test_json_report_has_the_contract_fields(partial):
         assert set(ex) >= {"id", "name", "score", "max_score", "tests"}
         for t in ex["tests"]:
             assert set(t) >= {"name", "category", "passed", "score", "max_score", "message"}
-            assert t["category"] in {"shapes", "masking", "fp16", "equivalence", "edge", "rules"}
+            assert t["category"] in {"shapes", "masking", "fp16", "equivalence", "edge", "work", "rules"}
             assert t["score"] == (t["max_score"] if t["passed"] else 0.0)
             assert t["status"] == "passed" if t["passed"] else t["status"] in ("failed", "not checked")
             assert t["mistake"] is None or (t["mistake"].isidentifier() and t["mistake"].islower())

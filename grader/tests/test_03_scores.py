@@ -3,6 +3,7 @@ import math
 
 import torch
 
+from grader.checks import no_loops
 from grader.checks import Mistake, close, fail, graded, randint, randn, rules_respected, unchanged_inputs
 from grader.sandbox import SubmissionError
 
@@ -172,6 +173,14 @@ def test_inputs_left_alone(ex, rng):
     k = randn(rng, 1, H, S, d, dtype=torch.float32)
     close(unchanged_inputs(ex, "attention_scores", q, k), oracle(q, k), ex, dtype=torch.float32,
           magnitude=magnitude(q, k))
+
+
+@graded("work", 0.6)
+def test_no_python_loops(ex, rng):
+    """dispatches as many tensor operations for 8 heads, batches or queries as for 2: no Python loop"""
+    def call(B, H, L):
+        ex.attention_scores(randn(rng, B, H, L, 4), randn(rng, B, H, L + 1, 4))
+    no_loops(ex, call, {"B": (2, 8), "H": (2, 8), "L": (2, 8)})
 
 
 @graded("rules", 0.5)

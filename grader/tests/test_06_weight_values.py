@@ -1,6 +1,7 @@
 """Hidden tests for exercise 06: weighting the values by the attention probabilities."""
 import torch
 
+from grader.checks import no_loops
 from grader.checks import Mistake, close, graded, randint, randn, rules_respected, unchanged_inputs
 
 TITLE = "weight the values"   # what the learner reads (README table: python -m grader.course sync)
@@ -113,6 +114,14 @@ def test_inputs_left_alone(ex, rng):
     probs, v = probabilities(rng, 2, L, S, dtype=torch.float32), randn(rng, 2, S, d_v, dtype=torch.float32)
     result = unchanged_inputs(ex, "weight_values", probs, v)
     close(result, oracle(probs, v), ex, dtype=torch.float32, magnitude=magnitude(probs, v))
+
+
+@graded("work", 0.5)
+def test_no_python_loops(ex, rng):
+    """dispatches as many tensor operations for 8 heads, batches or queries as for 2: no Python loop"""
+    def call(B, H, L):
+        ex.weight_values(probabilities(rng, B, H, L, 5), randn(rng, B, H, 5, 3, dtype=torch.float64))
+    no_loops(ex, call, {"B": (2, 8), "H": (2, 8), "L": (2, 8)})
 
 
 @graded("rules", 0.5)

@@ -4,6 +4,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from grader.checks import no_loops
 from grader.checks import (Attending, Mistake, attention_with_key_weights, broadcast_shape, choice, close,
                            describe_call, fail, graded, randint, randn, rules_respected, unchanged_inputs)
 
@@ -326,6 +327,15 @@ def test_inputs_left_alone(ex, rng):
     mask = random_mask(rng, 2, L, S, empty_rows=0)
     result = unchanged_inputs(ex, "scaled_dot_product_attention", q, k, v, mask=mask)
     check(ex, result, q, k, v, mask)
+
+
+@graded("work", 0.75)
+def test_no_python_loops(ex, rng):
+    """dispatches as many tensor operations for 8 heads, batches or queries as for 2: no Python loop"""
+    def call(B, H, L):
+        q, k, v = qkv(rng, (B, H), L, L + 1, 4, 3, torch.float32)
+        ex.scaled_dot_product_attention(q, k, v, mask=bottom_right_causal(L, L + 1))
+    no_loops(ex, call, {"B": (2, 8), "H": (2, 8), "L": (2, 8)})
 
 
 @graded("rules", 0.5)

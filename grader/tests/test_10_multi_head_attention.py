@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from grader.checks import no_loops
 from grader.checks import Mistake, choice, close, describe_call, fail, graded, raises, randint, randn, rules_respected
 from grader.sandbox import SubmissionError
 
@@ -459,6 +460,17 @@ def test_value_error_when_heads_do_not_divide(ex, rng):
     D = H * d
     forward(ex, randn(rng, 1, L, D), make_weights(rng, D, torch.float32), H)     # the module runs at all
     raises(ex, "ValueError", "MultiHeadAttention", D + 1, H, why=f" ({D + 1} features do not split into {H} heads)")
+
+
+@graded("work", 0.75)
+def test_no_python_loops(ex, rng):
+    """dispatches as many tensor operations for 8 heads, batches or queries as for 2: no Python loop"""
+    weights = make_weights(rng, 16, torch.float32)
+
+    def call(B, H, L):
+        ex.run(mha_forward, randn(rng, B, L, 16), weights, H, is_causal=True,
+               key_padding_mask=torch.zeros(B, L, dtype=torch.bool))
+    no_loops(ex, call, {"B": (2, 8), "H": (2, 8), "L": (2, 8)})
 
 
 @graded("rules", 0.5)

@@ -5,6 +5,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from grader.checks import no_loops
 from grader.checks import (Attending, Mistake, attention_with_key_weights, broadcast_shape, choice, close, fail,
                            graded, randint, randn, raises, rules_respected, unchanged_inputs)
 
@@ -249,6 +250,14 @@ def test_kv_cache_bytes_counts_keys_and_values(ex, rng):
     if not (isinstance(mha, int) and isinstance(gqa, int)) or mha != 8 * gqa or gqa != 1_342_177_280:
         fail(f"A 70B-style model (80 layers, head_dim 128, 4096 tokens, float16) caches 1,342,177,280 bytes "
              f"with 8 kv heads and 8 times that with 64; your kv_cache_bytes gave {gqa!r} and {mha!r}.")
+
+
+@graded("work", 0.7)
+def test_no_python_loops(ex, rng):
+    """dispatches as many tensor operations for 8 key/value heads, batches or queries as for 2: no Python loop"""
+    def call(B, H, L):
+        ex.grouped_query_attention(*qkv(rng, B, 2 * H, H, L, L + 1, 4))
+    no_loops(ex, call, {"B": (2, 8), "H": (2, 8), "L": (2, 8)})
 
 
 @graded("rules", 0.5)

@@ -1,6 +1,7 @@
 """Hidden tests for exercise 12: sinusoidal encodings and rotary embeddings (rotate-half RoPE)."""
 import torch
 
+from grader.checks import no_loops
 from grader.checks import TOLERANCE, Mistake, choice, close, fail, graded, randint, randn, raises, rules_respected, unchanged_inputs
 
 TITLE = "sinusoidal and rotary positions"   # what the learner reads (README table: python -m grader.course sync)
@@ -258,6 +259,16 @@ def test_positions_break_permutation_symmetry(ex, rng):
     if not torch.allclose(carried, out[perm], rtol=1e-4, atol=1e-5):
         fail("Shuffled tokens that keep their own positions (positions=perm) should give the same attention, "
              "shuffled the same way: the rotation must follow the position, not the index in the tensor.")
+
+
+@graded("work", 0.75)
+def test_no_python_loops(ex, rng):
+    """dispatches as many tensor operations for 8 positions, heads or batches as for 2: no Python loop"""
+    no_loops(ex, lambda L: ex.sinusoidal_encoding(L, 8), {"L": (2, 8)})
+
+    def call(B, H, L):
+        ex.apply_rope(randn(rng, B, H, L, 8))
+    no_loops(ex, call, {"B": (2, 8), "H": (2, 8), "L": (2, 8)})
 
 
 @graded("rules", 0.5)

@@ -1,6 +1,7 @@
 """Hidden tests for exercise 13: a preallocated KV cache and attention over it during decoding."""
 import torch
 
+from grader.checks import no_loops
 from grader.checks import (Attending, Mistake, as_tensor, attention_with_key_weights, close, fail, graded, randint,
                            randn, rules_respected)
 
@@ -275,6 +276,15 @@ def test_mismatched_updates_are_refused(ex, rng):
     for what, bad, on_meta in cases:
         got = ex.run(reject, k, v, prefill, bad, bad, 1, prefill + 3, on_meta)
         _check_refusal(ex, got, k, v, prefill, 1, what)
+
+
+@graded("work", 0.7)
+def test_no_python_loops(ex, rng):
+    """a chunk of 8 new tokens dispatches as many tensor operations as a chunk of 2, likewise for heads and batches"""
+    def call(B, H, T):
+        q, k, v = qkv(rng, B, H, T + 3, 4)
+        ex.run(decode, q, k, v, [3, T], T + 3)
+    no_loops(ex, call, {"B": (2, 8), "H": (2, 8), "T": (2, 8)})
 
 
 @graded("rules", 0.5)

@@ -3,6 +3,7 @@ import math
 
 import torch
 
+from grader.checks import no_loops
 from grader.checks import Attending, Mistake, as_tensor, attention_with_key_weights, close, fail, graded, randint, randn, rules_respected
 from grader.guards import SOFTMAX_FAMILY
 
@@ -212,7 +213,7 @@ def test_half_precision(ex, rng):
         check(ex, ex.flash_attention(q, k, v, causal=True, block_size=8), q, k, v, causal=True, magnitude=mag)
 
 
-@graded("edge", 1.5, checks="memory")
+@graded("work", 1.5)
 def test_never_holds_the_score_matrix(ex, rng):
     """at L = S = 1024 no tensor made inside the call holds L·S/8 elements or more"""
     L = S = 1024
@@ -229,7 +230,7 @@ def test_never_holds_the_score_matrix(ex, rng):
              mistake=FULL_MATRIX_MISTAKE if full else None)
 
 
-@graded("masking", 1.5, checks="work")
+@graded("work", 1.5)
 def test_causal_skips_masked_blocks(ex, rng):
     """under causal, key blocks that are wholly masked are skipped: about half the work"""
     L, block = 256, 32
@@ -244,6 +245,14 @@ def test_causal_skips_masked_blocks(ex, rng):
     if ratio > 0.75:
         fail(f"At L = S = {L} with block_size {block}, causal attention did {ratio:.0%} of the non-causal work; "
              f"with skipping it is about 56%.", mistake=NO_SKIP_MISTAKE)
+
+
+@graded("work", 0.7)
+def test_no_python_loops(ex, rng):
+    """dispatches as many tensor operations for 8 heads or batches as for 2: only the blocks are looped over"""
+    def call(B, H):
+        ex.flash_attention(*qkv(rng, B, H, 8, 8, 4), causal=True, block_size=4)
+    no_loops(ex, call, {"B": (2, 8), "H": (2, 8)})
 
 
 @graded("rules", 0.5)
