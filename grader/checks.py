@@ -248,6 +248,41 @@ def close(actual, expected, ex=None, **options):
         ex.outcomes.append((ex.last_call, True))
 
 
+def shaped(actual, shape, dtype, ex=None, what="the result"):
+    """Fails unless `actual` is a tensor of `shape` and `dtype`, whatever its values: a shapes test's
+    whole property."""
+    call = ex.last_call if ex is not None else None
+    where = describe_call(call, ex)
+    try:
+        actual = as_tensor(actual, f"{what} of {where}")
+    except Fail as e:
+        e.on = "type"
+        raise
+    if tuple(actual.shape) != tuple(shape):
+        _fail_named(f"{where}: {what} has the wrong shape: expected {tuple(shape)}, got {tuple(actual.shape)}.",
+                    "shape", _known_mistake(ex, call, actual, None, None, 0, 0))
+    if actual.dtype != dtype:
+        fail(f"{where}: {what} should keep the input's dtype {_dt(dtype)}, but is {_dt(actual.dtype)}. "
+             "Compute in a wider type if you like, then cast back.", "dtype")
+    return actual
+
+
+def agrees(actual, call, own, relation, ex, **options):
+    """Fails unless `actual` (what the learner's `call` returned) equals `own` (the learner's own result
+    on related inputs) within the tolerance of `dtype`: a relation that holds whatever the values, so
+    that a wrong value elsewhere does not fail it.
+
+    relation: what the two results share, for the message ("equals your own float64 result, rounded").
+    options: as for `close` (dtype, magnitude, mask, what).
+    """
+    try:
+        own = as_tensor(own, "your own result")
+        _compare(actual, own, None, **options)
+    except Fail as e:
+        text = str(e).removeprefix("your code: ")
+        raise Fail(f"{describe_call(call, ex)} {relation}; but {text[:1].lower() + text[1:]}", e.on) from None
+
+
 def _compare(actual, expected, ex, *, dtype=None, part=None, what=None, magnitude=None,
              rtol=None, atol=None, mask=None, attending=None):
     call = ex.last_call if ex is not None else None
