@@ -267,20 +267,102 @@ def shaped(actual, shape, dtype, ex=None, what="the result"):
     return actual
 
 
-def agrees(actual, call, own, relation, ex, **options):
+def agrees(actual, call, own, relation, ex, part=None, finite=False, **options):
     """Fails unless `actual` (what the learner's `call` returned) equals `own` (the learner's own result
     on related inputs) within the tolerance of `dtype`: a relation that holds whatever the values, so
-    that a wrong value elsewhere does not fail it.
+    that a wrong value elsewhere does not fail it. NaN where both have NaN agrees, unless `finite`.
 
     relation: what the two results share, for the message ("equals your own float64 result, rounded").
+    part: which element of a tuple-returning call `actual` is (for naming a known mistake).
     options: as for `close` (dtype, magnitude, mask, what).
     """
+    where = describe_call(call, ex)
     try:
+        actual = as_tensor(actual, f"{options.get('what') or 'the result'} of {where}")
         own = as_tensor(own, "your own result")
+        dtype = options.get("dtype") or own.dtype
+        known = lambda: _known_mistake(ex, call, actual, part, *TOLERANCE.get(dtype, (1e-6, 1e-8)),  # noqa: E731
+                                       options.get("magnitude"))
+        if finite and actual.is_floating_point() and not torch.isfinite(actual).all():
+            bad = ~torch.isfinite(actual)
+            _fail_named(f"{where}: {options.get('what') or 'the result'} holds NaN or inf in {int(bad.sum())} of "
+                        f"{bad.numel()} entries (first at {[int(i) for i in bad.nonzero()[0]]}).", "values", known())
+        if own.is_floating_point() and actual.shape == own.shape:
+            both = own.isnan() & actual.to(own.dtype).isnan()
+            own = torch.where(both, torch.zeros((), dtype=own.dtype), own)
+            actual = torch.where(both, torch.zeros((), dtype=actual.dtype), actual)
         _compare(actual, own, None, **options)
     except Fail as e:
+        if e.mistake or not str(e).startswith("your code: "):
+            raise
         text = str(e).removeprefix("your code: ")
-        raise Fail(f"{describe_call(call, ex)} {relation}; but {text[:1].lower() + text[1:]}", e.on) from None
+        mistake = known() if e.on == "values" else None
+        message = f"{where} {relation}; but {text[:1].lower() + text[1:]}"
+        _fail_named(message, e.on, mistake)
+
+
+def keys_hidden(ex, attend, k, v, blocked, what="out"):
+    """Fails unless the learner's attention counts exactly the keys the mask leaves visible: changing
+    key j and its value must leave every query that the mask blocks from j as it was, and change every
+    query that sees j. A relation on the learner's own function: a wrong value elsewhere (a scale, a
+    projection) does not fail it.
+
+    attend(k, v): calls the learner's code with these keys and values (the rest fixed) and returns its
+        output (..., L, d_v), or a tuple whose first element it is.
+    blocked: bool, broadcastable to (..., L, S), True = blocked. Rows that see no key are left out
+        (any finite answer will do there). Use float64 inputs: a blocked key counts for exactly nothing.
+    """
+    def run(keys, values):
+        out = attend(keys, values)
+        out = out[0] if isinstance(out, (tuple, list)) and out else out
+        return as_tensor(out, what).to(torch.float64)
+    base = run(k, v)
+    call = ex.last_call
+    S = k.shape[-2]
+    blocked = torch.as_tensor(blocked).expand(*base.shape[:-1], S)
+    sees = ~blocked.all(-1)
+    for j in range(S):
+        k2, v2 = k.clone(), v.clone()
+        k2[..., j, :] += 1.0
+        v2[..., j, :] -= 1e3
+        out = run(k2, v2)
+        if out.shape != base.shape:
+            fail(f"{describe_call(call, ex)}: {what} changed shape from {tuple(base.shape)} to {tuple(out.shape)} "
+                 f"when key {j} changed.", on="shape")
+        changed = ((out - base).abs() > 1e-9 * (1 + base.abs())).any(-1) | (out.isnan() != base.isnan()).any(-1)
+        leak, deaf = changed & blocked[..., j] & sees, ~changed & ~blocked[..., j]
+        for wrong, said in ((leak, "changed {what} at {n} queries that the mask blocks from it (first at {at}): a "
+                                   "blocked key must count for nothing"),
+                            (deaf, "left {what} unchanged at {n} queries that see it (first at {at}): a key the mask "
+                                   "leaves visible must count")):
+            if wrong.any():
+                at = [int(i) for i in wrong.nonzero()[0]]
+                fail(f"{describe_call(call, ex)}: changing key {j} and its value "
+                     + said.format(what=what, n=int(wrong.sum()), at=at) + ".")
+
+
+def _wide(value):
+    return value.to(torch.float64) if isinstance(value, torch.Tensor) and value.is_floating_point() else value
+
+
+def rounds_own_float64(ex, function, *args, dtype, parts=None, magnitude=None, **kwargs):
+    """Calls the learner's `function` on half-precision inputs, then on the same inputs in float64, and
+    fails unless the first result keeps `dtype`, is finite and equals the second rounded, within the
+    dtype's tolerance: half precision checked on its own, whatever the values. A tuple result is
+    compared element by element (`parts`: which ones). Returns the half-precision result."""
+    call_it = getattr(ex, function)
+    half = call_it(*args, **kwargs)
+    call = ex.last_call
+    wide = call_it(*map(_wide, args), **{k: _wide(v) for k, v in kwargs.items()})
+    single = not isinstance(half, (tuple, list))
+    halves, wides = ((half,), (wide,)) if single else (half, wide if isinstance(wide, (tuple, list)) else (wide,))
+    for i, (h, w) in enumerate(zip(halves, wides)):
+        if parts is None or i in parts:
+            agrees(h, call, w, f"in {_dt(dtype)} should give your own float64 result, rounded", ex, dtype=dtype,
+                   part=None if single else i, finite=True,
+                   magnitude=magnitude if single or magnitude is None else magnitude[i],
+                   what="the result" if single else f"output {i}")
+    return half
 
 
 def _compare(actual, expected, ex, *, dtype=None, part=None, what=None, magnitude=None,
