@@ -301,7 +301,7 @@ def agrees(actual, call, own, relation, ex, part=None, finite=False, **options):
         _fail_named(message, e.on, mistake)
 
 
-def keys_hidden(ex, attend, k, v, blocked, what="out"):
+def keys_hidden(ex, attend, k, v, blocked, what="out", rows=None):
     """Fails unless the learner's attention counts exactly the keys the mask leaves visible: changing
     key j and its value must leave every query that the mask blocks from j as it was, and change every
     query that sees j. A relation on the learner's own function: a wrong value elsewhere (a scale, a
@@ -311,21 +311,25 @@ def keys_hidden(ex, attend, k, v, blocked, what="out"):
         output (..., L, d_v), or a tuple whose first element it is.
     blocked: bool, broadcastable to (..., L, S), True = blocked. Rows that see no key are left out
         (any finite answer will do there). Use float64 inputs: a blocked key counts for exactly nothing.
+    rows: bool (..., L), the query rows judged for leaks (default: those that see some key).
     """
     def run(keys, values):
         out = attend(keys, values)
         out = out[0] if isinstance(out, (tuple, list)) and out else out
-        return as_tensor(out, what).to(torch.float64)
-    base = run(k, v)
+        return as_tensor(out, what)
+    first = attend(k, v)
     call = ex.last_call
+    part = 0 if isinstance(first, (tuple, list)) else None
+    kept = as_tensor(first[0] if part == 0 and first else first, what)
+    base = kept.to(torch.float64)
     S = k.shape[-2]
     blocked = torch.as_tensor(blocked).expand(*base.shape[:-1], S)
-    sees = ~blocked.all(-1)
+    sees = ~blocked.all(-1) if rows is None else torch.as_tensor(rows).expand(blocked.shape[:-1])
     for j in range(S):
         k2, v2 = k.clone(), v.clone()
         k2[..., j, :] += 1.0
         v2[..., j, :] -= 1e3
-        out = run(k2, v2)
+        out = run(k2, v2).to(torch.float64)
         if out.shape != base.shape:
             fail(f"{describe_call(call, ex)}: {what} changed shape from {tuple(base.shape)} to {tuple(out.shape)} "
                  f"when key {j} changed.", on="shape")
@@ -337,20 +341,25 @@ def keys_hidden(ex, attend, k, v, blocked, what="out"):
                                    "leaves visible must count")):
             if wrong.any():
                 at = [int(i) for i in wrong.nonzero()[0]]
-                fail(f"{describe_call(call, ex)}: changing key {j} and its value "
-                     + said.format(what=what, n=int(wrong.sum()), at=at) + ".")
+                # the catalogued mistake whose output the learner's gives on the first call, if any
+                known = _known_mistake(ex, call, kept, part, *TOLERANCE.get(kept.dtype, (1e-6, 1e-8)), None)
+                _fail_named(f"{describe_call(call, ex)}: changing key {j} and its value "
+                            + said.format(what=what, n=int(wrong.sum()), at=at) + ".", None, known)
 
 
 def _wide(value):
+    if isinstance(value, (list, tuple)):
+        return type(value)(map(_wide, value))
     return value.to(torch.float64) if isinstance(value, torch.Tensor) and value.is_floating_point() else value
 
 
 def rounds_own_float64(ex, function, *args, dtype, parts=None, magnitude=None, **kwargs):
-    """Calls the learner's `function` on half-precision inputs, then on the same inputs in float64, and
+    """Calls the learner's `function` (or runs a probe) on half-precision inputs, then on the same inputs in
+    float64, and
     fails unless the first result keeps `dtype`, is finite and equals the second rounded, within the
     dtype's tolerance: half precision checked on its own, whatever the values. A tuple result is
     compared element by element (`parts`: which ones). Returns the half-precision result."""
-    call_it = getattr(ex, function)
+    call_it = getattr(ex, function) if isinstance(function, str) else (lambda *a, **k: ex.run(function, *a, **k))
     half = call_it(*args, **kwargs)
     call = ex.last_call
     wide = call_it(*map(_wide, args), **{k: _wide(v) for k, v in kwargs.items()})
