@@ -4,7 +4,8 @@ import math
 import torch
 
 from grader.checks import no_loops
-from grader.checks import Attending, Mistake, as_tensor, attention_with_key_weights, close, fail, graded, randint, randn, rules_respected
+from grader.checks import (Attending, Mistake, agrees, as_tensor, attention_with_key_weights, close, fail, graded,
+                           randint, randn, rules_respected, shaped)
 from grader.guards import SOFTMAX_FAMILY
 
 TITLE = "FlashAttention-style tiled attention"   # what the learner reads (README table: python -m grader.course sync)
@@ -122,11 +123,15 @@ def qkv(rng, B, H, L, S, d_k, d_v=None, dtype=torch.float32):
             randn(rng, B, H, S, d_v or d_k, dtype=dtype))
 
 
+def pair(result):
+    if not isinstance(result, (tuple, list)) or len(result) != 2:
+        fail(f"flash_attention should return a pair (out, lse); it returned {type(result).__name__}.", on="type")
+
+
 def check(ex, result, q, k, v, causal=False, scale=None, magnitude=None):
     """out against the oracle in q's dtype, lse in float32 (half inputs: half tolerances). A wrong out is
     searched for the keys it really attended to (a tile dropped, counted twice, unmasked at the diagonal)."""
-    if not isinstance(result, (tuple, list)) or len(result) != 2:
-        fail(f"flash_attention should return a pair (out, lse); it returned {type(result).__name__}.")
+    pair(result)
     out, lse = result
     want_out, want_lse = oracle(q, k, v, causal, scale)
     seen = ~blocked(q.shape[-2], k.shape[-2], causal)
@@ -151,7 +156,10 @@ def test_shapes_and_dtypes(ex, rng):
     for dtype in (torch.float32, torch.float64):
         B, H, L, S = randint(rng, 1, 3), randint(rng, 1, 3), randint(rng, 1, 9), randint(rng, 1, 9)
         q, k, v = qkv(rng, B, H, L, S, randint(rng, 2, 9), randint(rng, 2, 9), dtype)
-        check(ex, ex.flash_attention(q, k, v, block_size=4), q, k, v)
+        result = ex.flash_attention(q, k, v, block_size=4)
+        pair(result)
+        shaped(result[0], (B, H, L, v.shape[-1]), dtype, ex, what="out")
+        shaped(result[1], (B, H, L), torch.float32, ex, what="lse")
 
 
 @graded("equivalence", 1.5)
@@ -182,6 +190,9 @@ def test_causal_bottom_right(ex, rng):
     L, S = randint(rng, 5, 12), randint(rng, 14, 30)
     q, k, v = qkv(rng, 2, 1, L, S, 8, dtype=torch.float64)
     check(ex, ex.flash_attention(q, k, v, causal=True, block_size=4), q, k, v, causal=True)
+    # every seed: a last tile that ends one key past the diagonal of its first query
+    q, k, v = qkv(rng, 1, 2, 6, 6, 8, dtype=torch.float64)
+    check(ex, ex.flash_attention(q, k, v, causal=True, block_size=4), q, k, v, causal=True)
 
 
 @graded("masking", 1.5)
@@ -210,7 +221,15 @@ def test_half_precision(ex, rng):
         q, k, v = qkv(rng, 1, 2, 20, 24, 16, dtype=dtype)
         scale = 0.25
         mag = (q.double().abs() @ k.double().abs().transpose(-2, -1) * scale).amax(-1, keepdim=True) / 2
-        check(ex, ex.flash_attention(q, k, v, causal=True, block_size=8), q, k, v, causal=True, magnitude=mag)
+        half = ex.flash_attention(q, k, v, causal=True, block_size=8)
+        call = ex.last_call
+        pair(half)
+        wide = ex.flash_attention(*(t.to(torch.float64) for t in (q, k, v)), causal=True, block_size=8)
+        pair(wide)
+        relation = f"in {str(dtype).removeprefix('torch.')} should give your own float64 result, rounded"
+        agrees(half[0], call, wide[0], relation, ex, dtype=dtype, finite=True, part=0, what="out", magnitude=mag)
+        agrees(half[1], call, wide[1], relation, ex, dtype=torch.float32, finite=True, part=1, what="lse",
+               rtol=1e-2, atol=2e-3, magnitude=mag[..., 0])
 
 
 @graded("work", 1.5)
