@@ -170,6 +170,7 @@ def test_half_precision(ex, rng):
         ws, bs = weights(rng, D, dtype)
         rounds_own_float64(ex, "project_qkv", x, *ws, b_q=bs[0], b_k=bs[1], b_v=bs[2], dtype=dtype,
                            magnitude=[magnitude(x, w, b) for w, b in zip(ws, bs)])
+        rounds_own_float64(ex, "project_qkv", x, *ws, dtype=dtype, magnitude=[magnitude(x, w) for w in ws])   # no bias
 
 
 @graded("edge", 1)

@@ -426,8 +426,11 @@ def test_key_padding_and_attn_mask_combine(ex, rng):
         pad[:, -1] = True                                   # so dropping either mask changes the result
         if B > 1:                                           # and items differ: padding is per item
             pad[0, :-1], pad[-1, 1:] = False, True
-        masks_hold(ex, randn(rng, B, L, D, dtype=torch.float64), weights, H, randn(rng, B, L, D, dtype=torch.float64),
-                   randn(rng, B, L, D, dtype=torch.float64), key_padding_mask=pad, attn_mask=attn)
+        query, key, value = (randn(rng, B, L, D, dtype=torch.float64) for _ in range(3))
+        masks_hold(ex, query, weights, H, key, value, key_padding_mask=pad, attn_mask=attn)
+    # every seed: a padded key whose logits reach ±1e5 stays hidden (an additive −1e4 would let it through)
+    key[:, -1] *= 1e5
+    masks_hold(ex, query, weights, H, key, value, key_padding_mask=pad, attn_mask=attn)
 
 
 @graded("masking", 2)

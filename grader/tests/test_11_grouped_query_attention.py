@@ -251,7 +251,7 @@ def test_kv_cache_bytes_counts_keys_and_values(ex, rng):
     """kv_cache_bytes counts keys and values in bytes; GQA shrinks the cache by H_q / H_kv"""
     layers, head_dim, seq = randint(rng, 2, 33), choice(rng, [64, 128]), randint(rng, 100, 5000)
     H_q, H_kv = 32, choice(rng, [8, 4])
-    for dtype in (torch.float32, torch.float64, torch.float16, torch.bfloat16):   # float32 first: 2 != 4 bytes
+    for dtype in (torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int8):   # float32 first: 2 != 4 bytes; int8: a quantised cache
         batch = randint(rng, 1, 9)
         _check_bytes(ex, (batch, seq, layers, H_kv, head_dim, dtype))
         _check_bytes(ex, (batch, seq, layers, H_q, head_dim, dtype))
