@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from helpers import REPO, by_id, grade, run_grader, submission
 
@@ -99,3 +100,11 @@ def test_failure_says_expected_and_actual(partial):
     assert "NaN" in messages and "row" in messages
     assert "the row max is not subtracted" in messages
     assert "Next: Continue with exercises/05_softmax.py" in text
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
+def test_a_device_the_machine_lacks_is_said_plainly():
+    for device in ("cuda", "cuda:3", "no-such-device"):
+        code, text = run_grader(["01", "--path", "solutions", "--device", device])
+        assert code == 2 and f"--device {device}:" in text and "not at fault" in text, (device, text)
+        assert "ended the process" not in text and "/10" not in text, text
