@@ -248,9 +248,9 @@ def close(actual, expected, ex=None, **options):
         ex.outcomes.append((ex.last_call, True))
 
 
-def shaped(actual, shape, dtype, ex=None, what="the result"):
+def shaped(actual, shape, dtype, ex=None, what="the result", part=None):
     """Fails unless `actual` is a tensor of `shape` and `dtype`, whatever its values: a shapes test's
-    whole property."""
+    whole property. part: which element of a tuple-returning call it is (for naming a known mistake)."""
     call = ex.last_call if ex is not None else None
     where = describe_call(call, ex)
     try:
@@ -260,7 +260,7 @@ def shaped(actual, shape, dtype, ex=None, what="the result"):
         raise
     if tuple(actual.shape) != tuple(shape):
         _fail_named(f"{where}: {what} has the wrong shape: expected {tuple(shape)}, got {tuple(actual.shape)}.",
-                    "shape", _known_mistake(ex, call, actual, None, None, 0, 0))
+                    "shape", _known_mistake(ex, call, actual, part, None, 0, 0))
     if actual.dtype != dtype:
         fail(f"{where}: {what} should keep the input's dtype {_dt(dtype)}, but is {_dt(actual.dtype)}. "
              "Compute in a wider type if you like, then cast back.", "dtype")
@@ -287,6 +287,12 @@ def agrees(actual, call, own, relation, ex, part=None, finite=False, **options):
             bad = ~torch.isfinite(actual)
             _fail_named(f"{where}: {options.get('what') or 'the result'} holds NaN or inf in {int(bad.sum())} of "
                         f"{bad.numel()} entries (first at {[int(i) for i in bad.nonzero()[0]]}).", "values", known())
+        size = options.get("magnitude")
+        if size is not None:
+            try:
+                broadcast_shape(torch.as_tensor(size).shape, own.shape)
+            except ValueError:      # the learner's own results have another shape: the largest term for all
+                options["magnitude"] = torch.as_tensor(size, dtype=torch.float64).abs().amax()
         if own.is_floating_point() and actual.shape == own.shape:
             both = own.isnan() & actual.to(own.dtype).isnan()
             own = torch.where(both, torch.zeros((), dtype=own.dtype), own)

@@ -223,8 +223,8 @@ def test_shapes_of_out_and_probs(ex, rng):
         L, S, d_k, d_v = sizes(rng)
         result = ex.scaled_dot_product_attention(*qkv(rng, lead, L, S, d_k, d_v, dtype))
         pair(ex, result)
-        shaped(result[0], (*lead, L, d_v), dtype, ex, what="out")
-        shaped(result[1], (*lead, L, S), dtype, ex, what="probs")
+        shaped(result[0], (*lead, L, d_v), dtype, ex, what="out", part=0)
+        shaped(result[1], (*lead, L, S), dtype, ex, what="probs", part=1)
 
 
 @graded("equivalence", 2.5)

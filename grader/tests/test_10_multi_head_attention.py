@@ -381,8 +381,8 @@ def test_shapes_of_out_and_weights(ex, rng):
     B = randint(rng, 2, 4)
     result = forward(ex, randn(rng, B, L, D), weights, H, key=randn(rng, B, S, D), need_weights=True)
     pair(ex, result)
-    shaped(result[0], (B, L, D), torch.float32, ex, what="out")
-    shaped(result[1], (B, H, L, S), torch.float32, ex, what="weights")
+    shaped(result[0], (B, L, D), torch.float32, ex, what="out", part=0)
+    shaped(result[1], (B, H, L, S), torch.float32, ex, what="weights", part=1)
 
 
 @graded("equivalence", 2.5)
