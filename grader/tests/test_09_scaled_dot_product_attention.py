@@ -265,7 +265,7 @@ def test_masks_broadcast_and_block_keys(ex, rng):
     B, H = randint(rng, 2, 4), randint(rng, 2, 4)
     L, S, d_k, d_v = sizes(rng)
     L, S = max(L, S, 3), min(L, S)                                   # more queries than keys: early rows see none
-    q, k, v = qkv(rng, (B, H), L, S, d_k, d_v, torch.float64, scale=1.5)
+    q, k, v = qkv(rng, (B, H), L, S, d_k, d_v, torch.float64, scale=0.5)   # small scores: every key seen counts
     padding = torch.zeros(B, S, dtype=torch.bool)
     padding[0, -1] = padding[-1, 1:] = True
     for mask in (fixed_mask(B, L, S), bottom_right_causal(L, S), padding[:, None, None, :],
@@ -337,6 +337,10 @@ def test_float16_large_logits_and_fully_masked_rows(ex, rng):
     mask = random_mask(rng, B, H, L, S, p=0.4, empty_rows=0)
     for _ in range(2):      # queries that see no key, in batch item 0 whose scores are near -1e4
         mask[0, randint(rng, 0, H), randint(rng, 0, L)] = True
+    # every seed: the last query of item 1 sees every key but its winner
+    win = int((q[1, 0, -1].double() @ k[1, 0].double().T).argmax())
+    mask[1, 0, -1] = False
+    mask[1, 0, -1, win] = True
     sdpa(ex, q, k, v, mask=mask, peaked=True)
 
 

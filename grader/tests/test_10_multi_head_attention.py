@@ -429,8 +429,10 @@ def test_key_padding_and_attn_mask_combine(ex, rng):
         query, key, value = (randn(rng, B, L, D, dtype=torch.float64) for _ in range(3))
         masks_hold(ex, query, weights, H, key, value, key_padding_mask=pad, attn_mask=attn)
     # every seed: a padded key whose logits reach ±1e5 stays hidden (an additive −1e4 would let it through)
-    key[:, -1] *= 1e5
-    masks_hold(ex, query, weights, H, key, value, key_padding_mask=pad, attn_mask=attn)
+    for sign in (1e5, -1e5):
+        huge = key.clone()
+        huge[:, -1] *= sign
+        masks_hold(ex, query, weights, H, huge, value, key_padding_mask=pad, attn_mask=attn)
 
 
 @graded("masking", 2)
@@ -448,6 +450,7 @@ def test_causal_bottom_right_with_other_masks(ex, rng):
     # dropping either mask then changes the result
     attn = (torch.rand(1, H, L, S, generator=rng) < 0.25) & ~causal(L, S)
     attn[0, 0, -1, 0] = True
+    attn[0, :, -1, -1] = False      # the last query sees the last key, which padding hides in item 1
     masks_hold(ex, randn(rng, B, L, D, dtype=torch.float64), weights, H, randn(rng, B, S, D, dtype=torch.float64),
                randn(rng, B, S, D, dtype=torch.float64), key_padding_mask=padding(rng, B, S, full=True), attn_mask=attn,
                is_causal=True)
@@ -459,7 +462,7 @@ def test_half_precision_with_fully_masked_rows(ex, rng):
     for dtype in HALF:
         H, d, L, S = sizes(rng)
         D = H * d
-        B = randint(rng, 3, 5)
+        B = H + 1                   # B != H: a mask that puts the batch on the head axis cannot pass
         query, weights, key = randn(rng, B, L, D, dtype=dtype), make_weights(rng, D, dtype), randn(rng, B, S, D, dtype=dtype)
         masks = dict(key_padding_mask=padding(rng, B, S, full=True), is_causal=True)
         mask = combined_mask(B, H, L, S, masks["key_padding_mask"], None, True)

@@ -276,7 +276,8 @@ def test_large_scores_stay_finite(ex, rng):
                 fail(f"With scores past 1000 (causal={causal}), {name} holds {int(bad.sum())} NaN or inf entries. "
                      "Subtract each row's max from the scores before np.exp: every exponent is then at most 0.",
                      mistake=next(m for m in MISTAKES if m.key == "no_max_subtracted"))
-        check(ex, q * 30, k * 30, v, dout, causal, parts=("out",))
+        if not causal:      # causal alignment is the masking tests' (a peaked softmax shows it only by chance)
+            check(ex, q * 30, k * 30, v, dout, causal, parts=("out",))
 
 
 @graded("edge", 0.5)
