@@ -111,6 +111,23 @@ def stop_workflow_commands():
     return resume
 
 
+def device_problem(name):
+    """Why the submission's inputs cannot live on device `name` here, or "" if they can."""
+    import torch
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        return "not a device torch knows (cpu, cuda, cuda:1, mps, meta, ...)"
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            return "this machine has no CUDA GPU that torch can use (torch.cuda.is_available() is False)"
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            return f"this machine has {torch.cuda.device_count()} CUDA GPU(s), so no cuda:{device.index}"
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        return "this machine has no Apple GPU that torch can use (torch.backends.mps.is_available() is False)"
+    return ""
+
+
 def select(wanted):
     try:
         return exercises_named(wanted)
@@ -170,6 +187,12 @@ def grade(args, zygote=None):
     from .sandbox.zygote import Zygote
     if args.device == "cpu":
         bound_the_grader()
+    else:
+        problem = device_problem(args.device)
+        if problem:
+            print(f"python -m grader: --device {args.device}: {problem}. Nothing was graded; your files are not "
+                  "at fault. Leave --device out to grade on the CPU.", file=sys.stderr)
+            return 2
     jobs = min(len(exercises), int(os.environ.get("GRADER_JOBS", min(2, os.cpu_count() or 1))))
     if zygote is None or args.device != "cpu":
         zygote = Zygote(max(jobs, 1), args.device)    # imports torch while this process does the same
@@ -219,7 +242,8 @@ def grade(args, zygote=None):
             formats.write_gradescope(data, args.gradescope, execution_time=time.monotonic() - started)
         if args.junit:
             formats.write_junit(data, args.junit)
-    if own:
+    if own and args.device == "cpu":
+        # a run on another device is a check of the code, not a step of the learner's history
         from .study import state
         state.remember(report.to_json(results, seed)["exercises"], seed)     # for hints, progress, watch
         state.fold_last()   # best scores and completions are recorded at grade time, not at the next study command

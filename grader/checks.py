@@ -50,7 +50,9 @@ def fail(message, on=None, mistake=None):
 
 # What a test's property is, by category, when @graded does not say: the checks whose failure fails
 # the test. Any other failed check means the property could not be checked ("not checked").
-PROPERTY = {"shapes": ("type", "shape", "dtype"), "rules": ()}
+# A work test measures (operations, memory, blocks visited); a wrong value met on the way leaves it
+# "not checked".
+PROPERTY = {"shapes": ("type", "shape", "dtype"), "rules": (), "work": ()}
 
 
 def graded(category, points, checks=None):
@@ -247,6 +249,138 @@ def close(actual, expected, ex=None, **options):
         ex.outcomes.append((ex.last_call, True))
 
 
+def shaped(actual, shape, dtype, ex=None, what="the result", part=None):
+    """Fails unless `actual` is a tensor of `shape` and `dtype`, whatever its values: a shapes test's
+    whole property. part: which element of a tuple-returning call it is (for naming a known mistake)."""
+    call = ex.last_call if ex is not None else None
+    where = describe_call(call, ex)
+    try:
+        actual = as_tensor(actual, f"{what} of {where}")
+    except Fail as e:
+        e.on = "type"
+        raise
+    if tuple(actual.shape) != tuple(shape):
+        _fail_named(f"{where}: {what} has the wrong shape: expected {tuple(shape)}, got {tuple(actual.shape)}.",
+                    "shape", _known_mistake(ex, call, actual, part, None, 0, 0))
+    if actual.dtype != dtype:
+        fail(f"{where}: {what} should keep the input's dtype {_dt(dtype)}, but is {_dt(actual.dtype)}. "
+             "Compute in a wider type if you like, then cast back.", "dtype")
+    return actual
+
+
+def agrees(actual, call, own, relation, ex, part=None, finite=False, **options):
+    """Fails unless `actual` (what the learner's `call` returned) equals `own` (the learner's own result
+    on related inputs) within the tolerance of `dtype`: a relation that holds whatever the values, so
+    that a wrong value elsewhere does not fail it. NaN where both have NaN agrees, unless `finite`.
+
+    relation: what the two results share, for the message ("equals your own float64 result, rounded").
+    part: which element of a tuple-returning call `actual` is (for naming a known mistake).
+    options: as for `close` (dtype, magnitude, mask, what).
+    """
+    where = describe_call(call, ex)
+    try:
+        actual = as_tensor(actual, f"{options.get('what') or 'the result'} of {where}")
+        own = as_tensor(own, "your own result")
+        dtype = options.get("dtype") or own.dtype
+        known = lambda: _known_mistake(ex, call, actual, part, *TOLERANCE.get(dtype, (1e-6, 1e-8)),  # noqa: E731
+                                       options.get("magnitude"))
+        if finite and actual.is_floating_point() and not torch.isfinite(actual).all():
+            bad = ~torch.isfinite(actual)
+            _fail_named(f"{where}: {options.get('what') or 'the result'} holds NaN or inf in {int(bad.sum())} of "
+                        f"{bad.numel()} entries (first at {[int(i) for i in bad.nonzero()[0]]}).", "values", known())
+        size = options.get("magnitude")
+        if size is not None:
+            try:
+                broadcast_shape(torch.as_tensor(size).shape, own.shape)
+            except ValueError:      # the learner's own results have another shape: the largest term for all
+                options["magnitude"] = torch.as_tensor(size, dtype=torch.float64).abs().amax()
+        if own.is_floating_point() and actual.shape == own.shape:
+            both = own.isnan() & actual.to(own.dtype).isnan()
+            own = torch.where(both, torch.zeros((), dtype=own.dtype), own)
+            actual = torch.where(both, torch.zeros((), dtype=actual.dtype), actual)
+        _compare(actual, own, None, **options)
+    except Fail as e:
+        if e.mistake or not str(e).startswith("your code: "):
+            raise
+        text = str(e).removeprefix("your code: ")
+        mistake = known() if e.on == "values" else None
+        message = f"{where} {relation}; but {text[:1].lower() + text[1:]}"
+        _fail_named(message, e.on, mistake)
+
+
+def keys_hidden(ex, attend, k, v, blocked, what="out", rows=None):
+    """Fails unless the learner's attention counts exactly the keys the mask leaves visible: changing
+    key j and its value must leave every query that the mask blocks from j as it was, and change every
+    query that sees j. A relation on the learner's own function: a wrong value elsewhere (a scale, a
+    projection) does not fail it.
+
+    attend(k, v): calls the learner's code with these keys and values (the rest fixed) and returns its
+        output (..., L, d_v), or a tuple whose first element it is.
+    blocked: bool, broadcastable to (..., L, S), True = blocked. Rows that see no key are left out
+        (any finite answer will do there). Use float64 inputs: a blocked key counts for exactly nothing.
+    rows: bool (..., L), the query rows judged for leaks (default: those that see some key).
+    """
+    def run(keys, values):
+        out = attend(keys, values)
+        out = out[0] if isinstance(out, (tuple, list)) and out else out
+        return as_tensor(out, what)
+    first = attend(k, v)
+    call = ex.last_call
+    part = 0 if isinstance(first, (tuple, list)) else None
+    kept = as_tensor(first[0] if part == 0 and first else first, what)
+    base = kept.to(torch.float64)
+    S = k.shape[-2]
+    blocked = torch.as_tensor(blocked).expand(*base.shape[:-1], S)
+    sees = ~blocked.all(-1) if rows is None else torch.as_tensor(rows).expand(blocked.shape[:-1])
+    for j in range(S):
+        k2, v2 = k.clone(), v.clone()
+        k2[..., j, :] += 1.0
+        v2[..., j, :] -= 1e3
+        out = run(k2, v2).to(torch.float64)
+        if out.shape != base.shape:
+            fail(f"{describe_call(call, ex)}: {what} changed shape from {tuple(base.shape)} to {tuple(out.shape)} "
+                 f"when key {j} changed.", on="shape")
+        changed = ((out - base).abs() > 1e-9 * (1 + base.abs())).any(-1) | (out.isnan() != base.isnan()).any(-1)
+        leak, deaf = changed & blocked[..., j] & sees, ~changed & ~blocked[..., j]
+        for wrong, said in ((leak, "changed {what} at {n} queries that the mask blocks from it (first at {at}): a "
+                                   "blocked key must count for nothing"),
+                            (deaf, "left {what} unchanged at {n} queries that see it (first at {at}): a key the mask "
+                                   "leaves visible must count")):
+            if wrong.any():
+                at = [int(i) for i in wrong.nonzero()[0]]
+                # the catalogued mistake whose output the learner's gives on the first call, if any
+                known = _known_mistake(ex, call, kept, part, *TOLERANCE.get(kept.dtype, (1e-6, 1e-8)), None)
+                _fail_named(f"{describe_call(call, ex)}: changing key {j} and its value "
+                            + said.format(what=what, n=int(wrong.sum()), at=at) + ".", None, known)
+
+
+def _wide(value):
+    if isinstance(value, (list, tuple)):
+        return type(value)(map(_wide, value))
+    return value.to(torch.float64) if isinstance(value, torch.Tensor) and value.is_floating_point() else value
+
+
+def rounds_own_float64(ex, function, *args, dtype, parts=None, magnitude=None, **kwargs):
+    """Calls the learner's `function` (or runs a probe) on half-precision inputs, then on the same inputs in
+    float64, and
+    fails unless the first result keeps `dtype`, is finite and equals the second rounded, within the
+    dtype's tolerance: half precision checked on its own, whatever the values. A tuple result is
+    compared element by element (`parts`: which ones). Returns the half-precision result."""
+    call_it = getattr(ex, function) if isinstance(function, str) else (lambda *a, **k: ex.run(function, *a, **k))
+    half = call_it(*args, **kwargs)
+    call = ex.last_call
+    wide = call_it(*map(_wide, args), **{k: _wide(v) for k, v in kwargs.items()})
+    single = not isinstance(half, (tuple, list))
+    halves, wides = ((half,), (wide,)) if single else (half, wide if isinstance(wide, (tuple, list)) else (wide,))
+    for i, (h, w) in enumerate(zip(halves, wides)):
+        if parts is None or i in parts:
+            agrees(h, call, w, f"in {_dt(dtype)} should give your own float64 result, rounded", ex, dtype=dtype,
+                   part=None if single else i, finite=True,
+                   magnitude=magnitude if single or magnitude is None else magnitude[i],
+                   what="the result" if single else f"output {i}")
+    return half
+
+
 def _compare(actual, expected, ex, *, dtype=None, part=None, what=None, magnitude=None,
              rtol=None, atol=None, mask=None, attending=None):
     call = ex.last_call if ex is not None else None
@@ -437,6 +571,42 @@ def unchanged_inputs(ex, function, *args, **kwargs):
             fail(f"{describe_call(ex.last_call, ex)} modified its input `{name}` in place{where}. Return a new "
                  f"tensor: no `{name} -= ...`, `{name}.masked_fill_(...)` or `{name}[...] = ...` on an input.")
     return result
+
+
+# What a Python loop over an axis looks like, and what replaces it.
+LOOPS = {
+    "B": ("a loop over the batch", "one operation over the batch axis does it (matmul and every elementwise "
+          "operation take leading axes)"),
+    "H": ("a loop over heads", "one matmul over the head axis does it"),
+    "L": ("a loop over query positions", "one matmul over all the queries at once does it"),
+    "S": ("a loop over keys", "one matmul over all the keys at once does it"),
+    "T": ("a loop over the new tokens", "one slice assignment and one matmul over all of them do it"),
+}
+
+
+def operations(ex, call):
+    """How many tensor operations the learner's code dispatched in `call()`, as the sandbox counted them
+    at the aten level (whatever route the code took to them)."""
+    call()
+    return ex.box.meta.get("ops", 0)
+
+
+def no_loops(ex, call, sizes):
+    """Fails if the number of operations the learner's code dispatches grows with an axis's size: a
+    Python loop over it where one tensor operation does the work.
+
+    call(**size): one call of the learner's code with those sizes (its values are not checked here).
+    sizes: {axis: (small, large)}; the other axes stay at their small size while one grows.
+    """
+    small = {axis: pair[0] for axis, pair in sizes.items()}
+    base = operations(ex, lambda: call(**small))
+    for axis, (low, high) in sizes.items():
+        grown = operations(ex, lambda: call(**{**small, axis: high}))
+        # The same code at any size dispatches the same operations; a loop adds some per step.
+        if grown - base >= high - low:
+            loop, fix = LOOPS[axis]
+            fail(f"Your code dispatches {grown / max(base, 1):.1f}× more operations when {axis} goes from {low} to "
+                 f"{high} ({base} → {grown}): {loop}; {fix}.")
 
 
 def rules_respected(ex):

@@ -21,7 +21,7 @@ EXERCISES_DIR = REPO / "exercises"
 SOLUTIONS_DIR = REPO / "solutions"
 HINTS_DIR = EXERCISES_DIR / "hints"
 POINTS_PER_EXERCISE = 10.0
-CATEGORIES = ("shapes", "masking", "fp16", "equivalence", "edge", "rules")
+CATEGORIES = ("shapes", "masking", "fp16", "equivalence", "edge", "work", "rules")
 
 
 @dataclass(frozen=True)

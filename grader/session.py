@@ -168,10 +168,11 @@ class ExerciseResult:
         return POINTS_PER_EXERCISE
 
     def earned(self, t):
-        """A test's points: rules points count only beside points earned for behaviour."""
+        """A test's points: rules and work points count only beside points earned for behaviour."""
         if not t.passed or self.forbidden:
             return 0.0
-        if t.category == "rules" and not any(u.passed and u.category != "rules" for u in self.tests):
+        if t.category in ("rules", "work") and not any(
+                u.passed and u.category not in ("rules", "work") for u in self.tests):
             return 0.0
         return t.max_score
 

@@ -83,11 +83,39 @@ def produce():
             "report.json": json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n"}
 
 
+README = REPO / "README.md"
+EXAMPLE_START, EXAMPLE_END = "<!-- example report: make golden writes it -->", "<!-- end of the example report -->"
+
+
+def example(report_txt):
+    """The README's example: 03's lines of the golden report (its no-scale mutant), down to the end of its
+    first failing check, each line cut at 110 characters."""
+    lines = report_txt.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.lstrip().startswith("03 "))
+    shown = [lines[start]]
+    for line in lines[start + 1:]:
+        if line.lstrip()[:1] in ("✗", "–") and len(shown) > 1 or not line.startswith("     "):
+            break
+        shown.append(line)
+    cut = [line if len(line) <= 110 else line[:107] + "..." for line in shown]
+    return "```\n" + "\n".join(cut) + "\n```"
+
+
+def readme_with_example(report_txt, text):
+    """The README's text with its example block rewritten from the golden report."""
+    head, rest = text.split(EXAMPLE_START, 1)
+    _, tail = rest.split(EXAMPLE_END, 1)
+    return f"{head}{EXAMPLE_START}\n{example(report_txt)}\n{EXAMPLE_END}{tail}"
+
+
 def write():
     GOLDEN.mkdir(exist_ok=True)
-    for name, content in produce().items():
+    produced = produce()
+    for name, content in produced.items():
         (GOLDEN / name).write_text(content)
         print(f"wrote {(GOLDEN / name).relative_to(REPO)}: review it with git diff {GOLDEN.relative_to(REPO)}")
+    README.write_text(readme_with_example(produced["report.txt"], README.read_text()))
+    print("wrote the example report in README.md from it")
 
 
 if __name__ == "__main__":

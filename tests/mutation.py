@@ -122,6 +122,29 @@ def first_hint_speaks_to(o):
     return bool(hits) and o.variant.mistake in study.triggers(hits[0][2])
 
 
+def summary(mutants):
+    """Per mutant, over the seeds: the categories it fails (✗, never those only "not checked"), its mean and
+    minimum score and its spread (the most minus the least: 0 when every seed gives the same score); then
+    the corpus: mean, minimum, how many score 0 on every seed, how many move between seeds."""
+    by_file = defaultdict(list)
+    for o in mutants:
+        by_file[o.variant.path.name].append(o)
+    print(f"\n{'mutant':<52} {'mean':>5} {'min':>5} {'spread':>6}  categories failed")
+    means, spreads = [], []
+    for name, outs in by_file.items():
+        scores = [o.score for o in outs]
+        failed = sorted({t["category"] for o in outs for t in (o.entry or {}).get("tests", [])
+                         if t.get("status") == "failed"})
+        mean, spread = sum(scores) / len(scores), max(scores) - min(scores)
+        means.append(mean)
+        spreads.append(spread)
+        print(f"{name:<52} {mean:5.2f} {min(scores):5.2f} {spread:6.2f}  {' '.join(failed) or '-'}")
+    if means:
+        print(f"corpus: {len(means)} mutants, mean {sum(means) / len(means):.2f}, minimum "
+              f"{min(o.score for o in mutants):.2f}, at 0 on every seed {sum(m == 0 for m in means)}, "
+              f"spread > 0 {sum(s > 0 for s in spreads)} (largest {max(spreads):.2f})\n")
+
+
 def main(seeds, only=()):
     pick = (lambda vs: [v for v in vs if v.id in only]) if only else (lambda vs: vs)
     mutants = run(pick(variants(MUTANTS)), seeds)
@@ -129,6 +152,7 @@ def main(seeds, only=()):
     for o in mutants:
         mark = "named" if o.named else ("caught" if o.score < 10 else "MISSED")
         print(f"{o.variant.path.name:<52} {o.seed:>4} {o.score:6.1f}  [{mark}] {o.diagnosis}")
+    summary(mutants)
     caught = sum(o.score < 10 for o in mutants)
     catalogued = [o for o in mutants if o.variant.mistake]
     named = sum(o.named for o in catalogued)

@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from helpers import REPO, by_id, grade, run_grader, submission
 
@@ -38,7 +39,7 @@ def test_json_report_has_the_contract_fields(partial):
         assert set(ex) >= {"id", "name", "score", "max_score", "tests"}
         for t in ex["tests"]:
             assert set(t) >= {"name", "category", "passed", "score", "max_score", "message"}
-            assert t["category"] in {"shapes", "masking", "fp16", "equivalence", "edge", "rules"}
+            assert t["category"] in {"shapes", "masking", "fp16", "equivalence", "edge", "work", "rules"}
             assert t["score"] == (t["max_score"] if t["passed"] else 0.0)
             assert t["status"] == "passed" if t["passed"] else t["status"] in ("failed", "not checked")
             assert t["mistake"] is None or (t["mistake"].isidentifier() and t["mistake"].islower())
@@ -56,13 +57,15 @@ DOES_NOTHING = {
 
 
 def test_categories_are_honest_and_rules_points_need_behaviour(tmp_path):
-    """A file that does nothing earns 0, rules included; a crash leaves rules "not checked", never failed."""
+    """A file that crashes earns 0, rules included, and its rules are "not checked", never failed; rules points
+    count only beside points for behaviour (zeros earn the shapes points: right for any values)."""
     sub = submission(tmp_path, DOES_NOTHING)
     code, report, text = grade(sub, "05", "09", seed=4)
     ex05, ex09 = by_id(report)["05"], by_id(report)["09"]
     rules05 = next(t for t in ex05["tests"] if t["category"] == "rules")
-    assert rules05["passed"] and rules05["score"] == 0.0
-    assert ex05["score"] == 0.0 == ex09["score"]
+    behaviour = any(t["passed"] and t["category"] not in ("rules", "work") for t in ex05["tests"])
+    assert rules05["passed"] and (rules05["score"] > 0) == behaviour
+    assert ex09["score"] == 0.0 and not any(t["passed"] for t in ex05["tests"] if t["category"] == "equivalence")
     for t in ex09["tests"]:
         assert t["status"] == "not checked", t
     shapes05 = next(t for t in ex05["tests"] if t["category"] == "shapes")
@@ -99,3 +102,11 @@ def test_failure_says_expected_and_actual(partial):
     assert "NaN" in messages and "row" in messages
     assert "the row max is not subtracted" in messages
     assert "Next: Continue with exercises/05_softmax.py" in text
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
+def test_a_device_the_machine_lacks_is_said_plainly():
+    for device in ("cuda", "cuda:3", "no-such-device"):
+        code, text = run_grader(["01", "--path", "solutions", "--device", device])
+        assert code == 2 and f"--device {device}:" in text and "not at fault" in text, (device, text)
+        assert "ended the process" not in text and "/10" not in text, text

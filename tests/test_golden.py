@@ -4,7 +4,7 @@ import difflib
 
 import pytest
 
-from golden_reports import CASES, GOLDEN, produce
+from golden_reports import CASES, GOLDEN, README, produce, readme_with_example
 
 REGENERATE = "make golden  (python tests/golden_reports.py), then review: git diff tests/golden"
 
@@ -34,3 +34,10 @@ def test_the_cases_span_every_kind_of_report(produced):
                   "your code ended the process", "your code raised", "forbidden helper: 0", "does not load",
                   "not attempted"):
         assert words in text, f"no case of the golden grade shows {words!r} any more: {sorted(CASES)}"
+
+
+def test_readme_example_is_real_output(produced):
+    """The README's example report is 03's part of the golden grade, as make golden writes it."""
+    text = README.read_text()
+    assert readme_with_example(produced["report.txt"], text) == text, \
+        f"the README's example report is not the golden grade's: {REGENERATE}"

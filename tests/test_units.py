@@ -248,3 +248,51 @@ def test_on_grid_follows_the_weights_and_refuses_too_many_tests():
     with pytest.raises(ValueError, match="41 tests cannot each get a quarter of 10 points"):
         points.on_grid([1] * 41, 10)
     assert points.exact(2.75) and not points.exact(0.1)
+
+
+class _Counted:
+    """Stands in for a submission: `call(n)` 'dispatches' ops(n) operations, as the sandbox would count them."""
+
+    def __init__(self, ops):
+        self.ops, self.last_call, self.mistakes, self.outcomes, self.source = ops, None, [], [], None
+        self.box = type("Box", (), {"meta": {}})()
+
+    def call(self, **sizes):
+        self.box.meta = {"ops": self.ops(**sizes)}
+
+
+@pytest.mark.fast
+def test_no_loops_names_the_axis_whose_size_grows_the_operations():
+    from grader.checks import no_loops
+    constant = _Counted(lambda B, H, L: 40)
+    no_loops(constant, constant.call, {"B": (2, 8), "H": (2, 8), "L": (2, 8)})
+    per_head = _Counted(lambda B, H, L: 20 + 5 * H)
+    with pytest.raises(Fail, match=r"when H goes from 2 to 8 \(30 → 60\): a loop over heads"):
+        no_loops(per_head, per_head.call, {"B": (2, 8), "H": (2, 8), "L": (2, 8)})
+
+
+@pytest.mark.fast
+def test_relations_hold_on_the_learners_own_results_whatever_the_values():
+    from grader.checks import agrees, keys_hidden, shaped
+    ex = _Counted(lambda: 0)
+    shaped(torch.zeros(2, 3), (2, 3), torch.float32)                 # any values
+    with pytest.raises(Fail) as e:
+        shaped(torch.zeros(2, 3), (2, 3), torch.float64)
+    assert e.value.on == "dtype"
+    x = torch.randn(4, 5, dtype=torch.float64)
+    agrees(x.to(torch.float16), None, x, "rounds", ex, dtype=torch.float16, finite=True)
+    with pytest.raises(Fail, match="NaN or inf"):
+        agrees(torch.full((2,), float("nan"), dtype=torch.float16), None, torch.full((2,), float("nan")), "rounds", ex,
+               dtype=torch.float16, finite=True)
+    agrees(torch.full((2,), float("nan")), None, torch.full((2,), float("nan")), "same", ex)   # both NaN: the same
+    k, v = torch.randn(1, 3, 4, dtype=torch.float64), torch.randn(1, 3, 2, dtype=torch.float64)
+    blocked = torch.tensor([[False, True, True], [False, False, True]])
+    weights = torch.where(blocked, 0.0, 1.0)
+
+    def attend(k, v, weights=weights):             # weights per key, the scores' role played by k's first feature
+        return (weights * k[..., None, :, 0].exp()) @ v
+    keys_hidden(ex, attend, k, v, blocked)
+    with pytest.raises(Fail, match="blocks from it"):
+        keys_hidden(ex, lambda k, v: attend(k, v, torch.ones(2, 3)), k, v, blocked)
+    with pytest.raises(Fail, match="leaves visible must count"):
+        keys_hidden(ex, lambda k, v: attend(k, v, torch.tensor([[1.0, 0, 0], [0, 0, 0]])), k, v, blocked)

@@ -2,7 +2,7 @@
 course's hidden tests, in GitHub Classroom or Gradescope."""
 import torch
 
-from grader.checks import close, graded, randn, rules_respected
+from grader.checks import close, graded, randn, rules_respected, shaped
 
 F64 = torch.float64
 
@@ -11,9 +11,7 @@ F64 = torch.float64
 def test_shape(ex, rng):
     """q (2, 3, 5, 16) and k (2, 3, 7, 16) give scores (2, 3, 5, 7)"""
     q, k = randn(rng, 2, 3, 5, 16), randn(rng, 2, 3, 7, 16)
-    expected = torch.baddbmm(torch.zeros(6, 5, 7, dtype=F64), q.to(F64).flatten(0, 1),
-                             k.to(F64).flatten(0, 1).mT, alpha=16 ** -0.5).unflatten(0, (2, 3))
-    close(ex.attention_scores(q, k), expected, ex, dtype=torch.float32)
+    shaped(ex.attention_scores(q, k), (2, 3, 5, 7), torch.float32, ex)
 
 
 @graded("equivalence", 2)

@@ -3,7 +3,8 @@ import math
 
 import torch
 
-from grader.checks import (Mistake, close, crash_mistake, fail, graded, randint, randn, rules_respected,
+from grader.checks import (Mistake, agrees, close, crash_mistake, fail, graded, no_loops, randint, randn,
+                           rules_respected, shaped,
                            unchanged_inputs)
 from grader.sandbox import SubmissionError
 
@@ -119,7 +120,8 @@ def test_shape_l_by_s(ex, rng):
         L, S, d = lengths(rng, randint(rng, 2, 9), *lead[1:])
         if randint(rng, 0, 2):
             L, S = S, L
-        scores(ex, *qk(rng, lead, L, S, d, dtype))
+        q, k = qk(rng, lead, L, S, d, dtype)
+        shaped(ex.attention_scores(q, k), (*lead, L, S), dtype, ex)
 
 
 @graded("equivalence", 3)
@@ -153,11 +155,17 @@ def test_explicit_scale_is_used_even_zero(ex, rng):
 
 @graded("fp16", 1.5)
 def test_half_precision(ex, rng):
-    """float16 and bfloat16 scores keep the dtype and stay finite, accurate to the dtype"""
+    """float16 and bfloat16 scores keep the dtype, stay finite and round your own float64 scores"""
     for dtype in (torch.float16, torch.bfloat16):
         L, S, d = lengths(rng, randint(rng, 8, 33), 2)
         # |q·k| up to a few thousand: representable in float16 before and after scaling
-        scores(ex, *qk(rng, (randint(rng, 1, 3), 2), L, S, d, dtype, scale=8.0))
+        q, k = qk(rng, (randint(rng, 1, 3), 2), L, S, d, dtype, scale=8.0)
+        half = ex.attention_scores(q, k)
+        call = ex.last_call
+        wide = ex.attention_scores(q.to(torch.float64), k.to(torch.float64))
+        terms = ex.attention_scores(q.to(torch.float64).abs(), k.to(torch.float64).abs())   # the summed terms' size
+        agrees(half, call, wide, f"in {dtype} should give your own float64 scores, rounded", ex, dtype=dtype, finite=True,
+               magnitude=torch.as_tensor(terms).abs())
 
 
 @graded("edge", 1)
@@ -165,10 +173,13 @@ def test_leading_axes_broadcast(ex, rng):
     """leading axes broadcast as in matmul: keys shared by the batch, one set of keys for every head"""
     B, H = randint(rng, 2, 4), randint(rng, 2, 4)
     L, S, d = lengths(rng, randint(rng, 2, 7), H)
-    q = randn(rng, B, H, L, d, dtype=torch.float32)
-    k = randn(rng, 1, H, S, d, dtype=torch.float32)       # keys shared by the batch
-    close(ex.attention_scores(q, k), oracle(q, k), ex, dtype=torch.float32, magnitude=magnitude(q, k))
-    scores(ex, randn(rng, B, 1, L, d, dtype=torch.float64), randn(rng, S, d, dtype=torch.float64))
+    for q, k in ((randn(rng, B, H, L, d), randn(rng, 1, H, S, d)),                           # keys shared by the batch
+                 (randn(rng, B, 1, L, d, dtype=torch.float64), randn(rng, S, d, dtype=torch.float64))):
+        broadcast = ex.attention_scores(q, k)
+        call = ex.last_call
+        expanded = ex.attention_scores(q, k.expand(*q.shape[:-2], S, d))
+        agrees(broadcast, call, expanded, "should equal your own scores with k expanded to q's leading axes", ex,
+               dtype=q.dtype)
 
 
 @graded("edge", 0.5, checks="inputs")
@@ -176,10 +187,15 @@ def test_inputs_left_alone(ex, rng):
     """q and k are not modified"""
     B, H = randint(rng, 2, 4), randint(rng, 2, 4)
     L, S, d = lengths(rng, randint(rng, 2, 7), H)
-    q = randn(rng, B, H, L, d, dtype=torch.float32)
-    k = randn(rng, 1, H, S, d, dtype=torch.float32)
-    close(unchanged_inputs(ex, "attention_scores", q, k), oracle(q, k), ex, dtype=torch.float32,
-          magnitude=magnitude(q, k))
+    unchanged_inputs(ex, "attention_scores", randn(rng, B, H, L, d), randn(rng, 1, H, S, d))
+
+
+@graded("work", 0.6)
+def test_no_python_loops(ex, rng):
+    """dispatches as many tensor operations for 8 heads, batches or queries as for 2: no Python loop"""
+    def call(B, H, L):
+        ex.attention_scores(randn(rng, B, H, L, 4), randn(rng, B, H, L + 1, 4))
+    no_loops(ex, call, {"B": (2, 8), "H": (2, 8), "L": (2, 8)})
 
 
 @graded("rules", 0.5)

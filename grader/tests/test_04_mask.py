@@ -1,7 +1,7 @@
 """Hidden tests for exercise 04: causal and padding masks, applied to the scores before softmax."""
 import torch
 
-from grader.checks import (Fail, Mistake, as_tensor, close, describe_call, fail, graded, randint, randn,
+from grader.checks import (Fail, Mistake, as_tensor, close, describe_call, fail, graded, randint, randn, shaped,
                            rules_respected, unchanged_inputs)
 
 TITLE = "causal and padding masks"   # what the learner reads (README table: python -m grader.course sync)
@@ -136,10 +136,11 @@ def test_shapes_and_dtypes(ex, rng):
     L, S, B = randint(rng, 2, 6), randint(rng, 2, 8), randint(rng, 2, 4)
     while S == L + 1:       # there a top-left mask and a blocked diagonal coincide: the mistake would be ambiguous
         S = randint(rng, 2, 8)
-    check_mask(ex, ex.causal_mask(L, S), oracle_causal(L, S), "key j blocked when j > i + (S - L)")
+    shaped(ex.causal_mask(L, S), (L, S), torch.bool, ex, what="the mask")
     lengths = [randint(rng, 1, S + 1) for _ in range(B)]
-    check_mask(ex, ex.padding_mask(lengths, S), oracle_padding(lengths, S), "True marks padded keys")
-    masked(ex, randn(rng, B, 1, L, S, dtype=torch.float32), oracle_padding(lengths, S))
+    shaped(ex.padding_mask(lengths, S), (B, 1, 1, S), torch.bool, ex, what="the mask")
+    shaped(ex.apply_mask(randn(rng, B, 1, L, S, dtype=torch.float32), oracle_padding(lengths, S)), (B, 1, L, S),
+           torch.float32, ex)
 
 
 @graded("equivalence", 1.5)
@@ -201,10 +202,9 @@ def test_new_tensor_inputs_left_alone(ex, rng):
     mask = torch.rand(2, L, S, generator=rng) < 0.5
     mask[0, 0, 0] = True
     try:
-        out = unchanged_inputs(ex, "apply_mask", scores, mask)
+        unchanged_inputs(ex, "apply_mask", scores, mask)
     except Fail as f:
         fail(str(f), on=f.on, mistake=IN_PLACE)
-    close(out, oracle_apply(scores, mask), ex, dtype=torch.float64)
 
 
 @graded("edge", 0.5)

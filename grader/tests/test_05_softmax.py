@@ -1,7 +1,8 @@
 """Hidden tests for exercise 05: a numerically stable softmax along any axis."""
 import torch
 
-from grader.checks import Mistake, close, graded, randint, randn, rules_respected, unchanged_inputs
+from grader.checks import (Mistake, close, graded, randint, randn, rounds_own_float64, rules_respected, shaped,
+                           unchanged_inputs)
 from grader.guards import SOFTMAX_FAMILY
 
 TITLE = "stable softmax over the keys"   # what the learner reads (README table: python -m grader.course sync)
@@ -67,7 +68,7 @@ def test_keeps_shape_and_dtype(ex, rng):
     """keeps the input's shape and dtype"""
     for dtype in (torch.float64, torch.float32, torch.float16, torch.bfloat16):
         x = randn(rng, *random_shape(rng), dtype=dtype)
-        close(ex.softmax(x), oracle(x), ex, dtype=dtype)
+        shaped(ex.softmax(x), x.shape, dtype, ex)
 
 
 @graded("equivalence", 2)
@@ -94,7 +95,7 @@ def test_float16_logits_up_to_6e4(ex, rng):
     x[0, 0] = 6e4
     x[1, :] = -6e4
     x = x.to(torch.float16)
-    close(ex.softmax(x), oracle(x), ex, dtype=torch.float16)
+    rounds_own_float64(ex, "softmax", x, dtype=torch.float16)
 
 
 @graded("edge", 1)
@@ -126,7 +127,7 @@ def test_fully_masked_slices_give_zeros(ex, rng):
 def test_input_left_alone(ex, rng):
     """leaves its input unchanged"""
     x = randn(rng, 3, 4, dtype=torch.float32)
-    close(unchanged_inputs(ex, "softmax", x), oracle(x), ex, dtype=torch.float32)
+    unchanged_inputs(ex, "softmax", x)
 
 
 @graded("edge", 0.5)

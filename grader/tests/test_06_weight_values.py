@@ -1,7 +1,9 @@
 """Hidden tests for exercise 06: weighting the values by the attention probabilities."""
 import torch
 
-from grader.checks import Mistake, close, graded, randint, randn, rules_respected, unchanged_inputs
+from grader.checks import no_loops
+from grader.checks import (Mistake, close, graded, randint, randn, rounds_own_float64, rules_respected, shaped,
+                           unchanged_inputs)
 
 TITLE = "weight the values"   # what the learner reads (README table: python -m grader.course sync)
 STEP = "6. Weight the values"
@@ -56,7 +58,8 @@ def test_shape_l_by_dv_for_any_leading_axes(ex, rng):
     for lead, dtype in (((randint(rng, 2, 4), randint(rng, 2, 4)), torch.float32),
                         ((randint(rng, 2, 4),), torch.float64), ((), torch.float32)):
         L, S, d_v = sizes(rng)
-        check(ex, probabilities(rng, *lead, L, S, dtype=dtype), randn(rng, *lead, S, d_v, dtype=dtype))
+        shaped(ex.weight_values(probabilities(rng, *lead, L, S, dtype=dtype), randn(rng, *lead, S, d_v, dtype=dtype)),
+               (*lead, L, d_v), dtype, ex)
 
 
 @graded("equivalence", 3)
@@ -91,7 +94,8 @@ def test_half_precision(ex, rng):
     for dtype in (torch.float16, torch.bfloat16):
         L, S, d_v = sizes(rng)
         B, H = randint(rng, 1, 3), randint(rng, 2, 4)
-        check(ex, probabilities(rng, B, H, L, S, dtype=dtype), randn(rng, B, H, S, d_v, dtype=dtype, scale=30))
+        probs, v = probabilities(rng, B, H, L, S, dtype=dtype), randn(rng, B, H, S, d_v, dtype=dtype, scale=30)
+        rounds_own_float64(ex, "weight_values", probs, v, dtype=dtype, magnitude=magnitude(probs, v))
 
 
 @graded("edge", 1)
@@ -111,8 +115,15 @@ def test_inputs_left_alone(ex, rng):
     """probs and v are not modified"""
     L, S, d_v = sizes(rng)
     probs, v = probabilities(rng, 2, L, S, dtype=torch.float32), randn(rng, 2, S, d_v, dtype=torch.float32)
-    result = unchanged_inputs(ex, "weight_values", probs, v)
-    close(result, oracle(probs, v), ex, dtype=torch.float32, magnitude=magnitude(probs, v))
+    unchanged_inputs(ex, "weight_values", probs, v)
+
+
+@graded("work", 0.5)
+def test_no_python_loops(ex, rng):
+    """dispatches as many tensor operations for 8 heads, batches or queries as for 2: no Python loop"""
+    def call(B, H, L):
+        ex.weight_values(probabilities(rng, B, H, L, 5), randn(rng, B, H, 5, 3, dtype=torch.float64))
+    no_loops(ex, call, {"B": (2, 8), "H": (2, 8), "L": (2, 8)})
 
 
 @graded("rules", 0.5)

@@ -1,7 +1,7 @@
 """Hidden tests for exercise 07: merging the heads back into one feature axis."""
 import torch
 
-from grader.checks import Mistake, close, graded, randint, randn, rules_respected, unchanged_inputs
+from grader.checks import Mistake, close, graded, randint, randn, rules_respected, shaped, unchanged_inputs
 
 TITLE = "merge heads"   # what the learner reads (README table: python -m grader.course sync)
 STEP = "7. Merge heads"
@@ -51,7 +51,7 @@ def test_shape_b_l_h_times_dhead(ex, rng):
     """(B, H, L, d_head) -> (B, L, H·d_head), keeping the dtype"""
     for dtype in (torch.float64, torch.float32):
         B, H, L, d = sizes(rng)
-        exact(ex, randn(rng, B, H, L, d, dtype=dtype))
+        shaped(ex.merge_heads(randn(rng, B, H, L, d, dtype=dtype)), (B, L, H * d), dtype, ex)
 
 
 @graded("equivalence", 3)
@@ -96,7 +96,7 @@ def test_input_left_alone(ex, rng):
     """the input is not modified, a strided view included"""
     B, H, L, d = sizes(rng)
     x = randn(rng, B, L, H, d, dtype=torch.float32).transpose(1, 2)
-    close(unchanged_inputs(ex, "merge_heads", x), oracle(x), ex, dtype=torch.float32, rtol=0, atol=0)
+    unchanged_inputs(ex, "merge_heads", x)
 
 
 @graded("rules", 0.5)

@@ -4,8 +4,10 @@ import math
 import torch
 import torch.nn.functional as F
 
-from grader.checks import (Attending, Mistake, attention_with_key_weights, broadcast_shape, choice, close,
-                           describe_call, fail, graded, randint, randn, rules_respected, unchanged_inputs)
+from grader.checks import no_loops
+from grader.checks import (Attending, Mistake, agrees, attention_with_key_weights, broadcast_shape, choice, close,
+                           describe_call, fail, graded, keys_hidden, randint, randn, rounds_own_float64,
+                           rules_respected, shaped, unchanged_inputs)
 
 TITLE = "scaled dot-product attention"   # what the learner reads (README table: python -m grader.course sync)
 STEP_SCORES = "3. Scores: Q @ K^T / sqrt(d_k)"
@@ -126,13 +128,19 @@ def magnitudes(q, k, v, mask, scale, probs):
     return (p @ _64(v).abs()) * (1 + big), p * (1 + 2 * big)
 
 
+def pair(ex, result):
+    """Fails unless the result is a pair (out, probs)."""
+    if not isinstance(result, (tuple, list)) or len(result) != 2:
+        fail(f"{describe_call(ex.last_call, ex)} should return a tuple (out, probs), but returned "
+             f"{type(result).__name__}" + (f" of {len(result)}" if isinstance(result, (tuple, list)) else ""),
+             on="type")
+
+
 def check(ex, result, q, k, v, mask=None, scale=None, dtype=None, peaked=False):
     """Compares (out, probs) with the oracle on every row that sees a key; other rows must be finite."""
     dtype = dtype or q.dtype
     where = describe_call(ex.last_call, ex)
-    if not isinstance(result, (tuple, list)) or len(result) != 2:
-        fail(f"{where} should return a tuple (out, probs), but returned {type(result).__name__}"
-             + (f" of {len(result)}" if isinstance(result, (tuple, list)) else ""))
+    pair(ex, result)
     out, probs = oracle(q, k, v, mask, scale)
     mag_out, mag_probs = magnitudes(q, k, v, mask, scale, probs)
     if peaked:       # one key wins every row by a wide margin: the weights are exactly one-hot
@@ -213,7 +221,11 @@ def test_shapes_of_out_and_probs(ex, rng):
     """returns out (..., L, d_v) and probs (..., L, S) for 4-D, 3-D and 2-D inputs, L != S, d_k != d_v"""
     for lead, dtype in (((randint(rng, 2, 4), randint(rng, 2, 4)), torch.float32),
                         ((randint(rng, 2, 4),), torch.float64), ((), torch.float32)):
-        sdpa(ex, *qkv(rng, lead, *sizes(rng), dtype))
+        L, S, d_k, d_v = sizes(rng)
+        result = ex.scaled_dot_product_attention(*qkv(rng, lead, L, S, d_k, d_v, dtype))
+        pair(ex, result)
+        shaped(result[0], (*lead, L, d_v), dtype, ex, what="out", part=0)
+        shaped(result[1], (*lead, L, S), dtype, ex, what="probs", part=1)
 
 
 @graded("equivalence", 2.5)
@@ -223,6 +235,18 @@ def test_matches_torch_sdpa(ex, rng):
     sdpa(ex, *qkv(rng, (B, H), *sizes(rng), torch.float64, scale=1.5))
     L, S, d_k, _ = sizes(rng)
     sdpa(ex, *qkv(rng, (B, H), L, S, d_k, d_k, torch.float64, scale=1.5))   # d_v == d_k too
+    sdpa(ex, *close_race())
+
+
+def close_race():
+    """The same inputs on every seed: 16 queries, each torn between two keys whose scores (near ±100) differ by
+    about 0.1, with values +1000 and −1000: out needs the scores to float64's accuracy (float32 misses)."""
+    g = torch.Generator().manual_seed(20)
+    q = randn(g, 1, 1, 16, 16, dtype=torch.float64, scale=10.0)
+    k = randn(g, 1, 1, 1, 16, dtype=torch.float64, scale=10.0).expand(1, 1, 2, 16).clone()
+    k[..., 1, :] += randn(g, 16, dtype=torch.float64, scale=0.01)
+    v = torch.tensor([1e3, -1e3], dtype=torch.float64)[:, None].expand(1, 1, 2, 3).clone()
+    return q, k, v
 
 
 @graded("equivalence", 1.5)
@@ -231,7 +255,8 @@ def test_explicit_scale_including_zero(ex, rng):
     L, S, d_k, d_v = sizes(rng)
     d_k = d_v + 2                                                    # so that 1/sqrt(d_k) != 1/sqrt(d_v)
     tensors = qkv(rng, (randint(rng, 2, 4),), L, S, d_k, d_v, torch.float64, scale=1.5)
-    sdpa(ex, *tensors, scale=choice(rng, (0.2, 0.7, 1.3)))
+    sdpa(ex, *tensors, scale=choice(rng, (0.2, 0.7)))
+    sdpa(ex, *close_race(), scale=0.3)          # every seed: scores needed to float64's accuracy
     sdpa(ex, *tensors, scale=0.0)
 
 
@@ -240,13 +265,30 @@ def test_masks_broadcast_and_block_keys(ex, rng):
     """bool masks (True = blocked) of shapes (B, 1, L, S), (L, S) and (B, 1, 1, S) hide keys before the softmax"""
     B, H = randint(rng, 2, 4), randint(rng, 2, 4)
     L, S, d_k, d_v = sizes(rng)
-    tensors = qkv(rng, (B, H), L, S, d_k, d_v, torch.float64, scale=1.5)
-    sdpa(ex, *tensors, mask=random_mask(rng, B, 1, L, S, empty_rows=2))
-    L, S = max(L, S), min(L, S)                                      # more queries than keys: early rows see none
-    tensors = qkv(rng, (B, H), L, S, d_k, d_v, torch.float32)
-    lengths = torch.randint(1, S + 1, (B,), generator=rng)
-    padding = torch.arange(S)[None, :] >= lengths[:, None]
-    sdpa(ex, *tensors, mask=bottom_right_causal(L, S) | padding[:, None, None, :])
+    L, S = max(L, S, 3), min(L, S)                                   # more queries than keys: early rows see none
+    q, k, v = qkv(rng, (B, H), L, S, d_k, d_v, torch.float64, scale=0.5)   # small scores: every key seen counts
+    padding = torch.zeros(B, S, dtype=torch.bool)
+    padding[0, -1] = padding[-1, 1:] = True
+    for mask in (fixed_mask(B, L, S), bottom_right_causal(L, S), padding[:, None, None, :],
+                 random_mask(rng, B, 1, L, S, empty_rows=2)):
+        keys_hidden(ex, lambda k, v: ex.scaled_dot_product_attention(q, k, v, mask=mask), k, v, mask)
+        broadcast = ex.scaled_dot_product_attention(q, k, v, mask=mask)
+        call = ex.last_call
+        pair(ex, broadcast)
+        expanded = ex.scaled_dot_product_attention(q, k, v, mask=mask.expand(B, H, L, S))
+        pair(ex, expanded)
+        for i, what in enumerate(("out", "probs")):
+            agrees(broadcast[i], call, expanded[i], f"should give, in {what}, your own result with the mask "
+                   "expanded to (B, H, L, S)", ex, dtype=torch.float64, what=what)
+        probs = torch.as_tensor(broadcast[1])
+        seen = ~mask.expand(B, H, L, S).all(-1, keepdim=True)
+        for i, what in enumerate(("out", "probs")):
+            if not torch.as_tensor(broadcast[i]).isfinite().all():
+                fail(f"{describe_call(call, ex)}: {what} holds NaN or inf at queries that see no key.",
+                     mistake=next(m for m in MISTAKES if m.key == "nan_on_masked_row"))
+        if (probs.ne(0) & mask & seen).any():
+            fail(f"{describe_call(call, ex)}: probs is not 0 at {int((probs.ne(0) & mask & seen).sum())} blocked "
+                 "keys of queries that see some key: a blocked key gets no weight.")
 
 
 def peaked(rng, B, H, L, S, d_v, dtype):
@@ -296,6 +338,10 @@ def test_float16_large_logits_and_fully_masked_rows(ex, rng):
     mask = random_mask(rng, B, H, L, S, p=0.4, empty_rows=0)
     for _ in range(2):      # queries that see no key, in batch item 0 whose scores are near -1e4
         mask[0, randint(rng, 0, H), randint(rng, 0, L)] = True
+    # every seed: the last query of item 1 sees every key but its winner
+    win = int((q[1, 0, -1].double() @ k[1, 0].double().T).argmax())
+    mask[1, 0, -1] = False
+    mask[1, 0, -1, win] = True
     sdpa(ex, q, k, v, mask=mask, peaked=True)
 
 
@@ -305,8 +351,11 @@ def test_half_precision_accuracy(ex, rng):
     for dtype in HALF:
         B, H = randint(rng, 1, 3), randint(rng, 2, 4)
         L, S, d_k, d_v = sizes(rng)
-        tensors = qkv(rng, (B, H), L, S, d_k, d_v, dtype)
-        sdpa(ex, *tensors, mask=random_mask(rng, B, 1, L, S))
+        q, k, v = qkv(rng, (B, H), L, S, d_k, d_v, dtype)
+        mask = random_mask(rng, B, 1, L, S)
+        probs = oracle(q, k, v, mask)[1]
+        rounds_own_float64(ex, "scaled_dot_product_attention", q, k, v, mask=mask, dtype=dtype,
+                           magnitude=magnitudes(q, k, v, mask, None, probs))
 
 
 @graded("edge", 1)
@@ -315,8 +364,11 @@ def test_one_key_or_one_query(ex, rng):
     B, L, d_k, d_v = randint(rng, 1, 4), randint(rng, 2, 5), randint(rng, 2, 6), randint(rng, 2, 6)
     sdpa(ex, *qkv(rng, (B,), L, 1, d_k, d_v, torch.float64))
     L, S, d_k, d_v = sizes(rng)
+    S = max(S, 3)
     q, k, v = qkv(rng, (2,), 1, S, d_k, d_v, torch.float32)
-    sdpa(ex, q, k, v, mask=random_mask(rng, 2, 1, S, empty_rows=0))
+    mask = random_mask(rng, 2, 1, S, empty_rows=0)
+    mask[..., :2], mask[..., -1] = False, True      # every seed: two keys seen (the scale matters), one blocked
+    sdpa(ex, q, k, v, mask=mask)
 
 
 @graded("edge", 0.5, checks="inputs")
@@ -325,8 +377,16 @@ def test_inputs_left_alone(ex, rng):
     L, S, d_k, d_v = sizes(rng)
     q, k, v = qkv(rng, (2,), L, S, d_k, d_v, torch.float32)
     mask = random_mask(rng, 2, L, S, empty_rows=0)
-    result = unchanged_inputs(ex, "scaled_dot_product_attention", q, k, v, mask=mask)
-    check(ex, result, q, k, v, mask)
+    unchanged_inputs(ex, "scaled_dot_product_attention", q, k, v, mask=mask)
+
+
+@graded("work", 0.75)
+def test_no_python_loops(ex, rng):
+    """dispatches as many tensor operations for 8 heads, batches or queries as for 2: no Python loop"""
+    def call(B, H, L):
+        q, k, v = qkv(rng, (B, H), L, L + 1, 4, 3, torch.float32)
+        ex.scaled_dot_product_attention(q, k, v, mask=bottom_right_causal(L, L + 1))
+    no_loops(ex, call, {"B": (2, 8), "H": (2, 8), "L": (2, 8)})
 
 
 @graded("rules", 0.5)

@@ -6,7 +6,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from grader.checks import Mistake, choice, close, describe_call, fail, graded, raises, randint, randn, rules_respected
+from grader.checks import no_loops
+from grader.checks import (Fail, Mistake, agrees, choice, close, describe_call, fail, graded, keys_hidden, raises, randint,
+                           randn, rounds_own_float64, rules_respected, shaped)
 from grader.sandbox import SubmissionError
 
 TITLE = "multi-head attention module"   # what the learner reads (README table: python -m grader.course sync)
@@ -274,13 +276,54 @@ def forward(ex, query, weights, num_heads, bias=True, **kwargs):
     return result
 
 
+def pair(ex, result):
+    """Fails unless the result is a pair (out, weights), as need_weights=True asks."""
+    if not isinstance(result, (tuple, list)) or len(result) != 2:
+        fail(f"{describe_call(ex.last_call, ex)} should return a tuple (out, weights) when need_weights=True, but "
+             "returned " + type(result).__name__ + (f" of {len(result)}" if isinstance(result, (tuple, list)) else ""),
+             on="type")
+
+
+def masks_hold(ex, query, weights, num_heads, key, value, **masks):
+    """The masks as relations on the learner's own module: a key blocked (for every head) from a query
+    changes nothing in that query's output, a key some head sees counts, a query that sees no key stays
+    finite, and the weights of blocked keys are 0."""
+    B, L, _ = query.shape
+    S = key.shape[1]
+    mask = combined_mask(B, num_heads, L, S, masks.get("key_padding_mask"), masks.get("attn_mask"),
+                         masks.get("is_causal", False))
+
+    def attend(k, v):
+        return forward(ex, query, weights, num_heads, key=k, value=v, need_weights=True, **masks)
+    try:
+        keys_hidden(ex, attend, key, value, mask.all(1), rows=(~mask).any(-1).all(1))
+    except Fail as broken:
+        if broken.mistake is None:      # name it, if the reference's comparison knows this mistake
+            try:
+                check(ex, attend(key, value), query, weights, num_heads, key=key, value=value, need_weights=True,
+                      **masks)
+            except Fail as named:
+                known = next((m for m in MISTAKES if m.key == named.mistake), None)
+                if known is not None:
+                    fail(str(broken), mistake=known)
+        raise
+    result = attend(key, value)
+    pair(ex, result)
+    out, probs = (torch.as_tensor(t) for t in result)
+    if not out.isfinite().all():
+        fail(f"{describe_call(ex.last_call, ex)}: out holds NaN or inf (queries that see no key must stay finite).")
+    seen = (~mask).any(-1, keepdim=True)
+    if probs.shape == mask.shape and (probs.ne(0) & mask & seen).any():
+        fail(f"{describe_call(ex.last_call, ex)}: weights is not 0 at {int((probs.ne(0) & mask & seen).sum())} "
+             "blocked keys of queries that see some key: a blocked key gets no weight.")
+
+
 def check(ex, result, query, weights, num_heads, bias=True, **kwargs):
     """Compares with nn.MultiheadAttention on every query row that sees a key; other rows must be finite."""
     need = kwargs.get("need_weights", False)
     where = describe_call(ex.last_call, ex)
-    if need and (not isinstance(result, (tuple, list)) or len(result) != 2):
-        fail(f"{where} should return a tuple (out, weights) when need_weights=True, but returned "
-             + type(result).__name__ + (f" of {len(result)}" if isinstance(result, (tuple, list)) else ""))
+    if need:
+        pair(ex, result)
     dtype = query.dtype
     out, probs = oracle(query, weights, num_heads, bias, **kwargs)
     B, L, D = query.shape
@@ -335,9 +378,12 @@ def test_shapes_of_out_and_weights(ex, rng):
     H, d, L, S = sizes(rng)
     D = H * d
     weights = make_weights(rng, D, torch.float32)
-    attend(ex, randn(rng, 1, L, D), weights, H)
+    shaped(forward(ex, randn(rng, 1, L, D), weights, H), (1, L, D), torch.float32, ex, what="out")
     B = randint(rng, 2, 4)
-    attend(ex, randn(rng, B, L, D), weights, H, key=randn(rng, B, S, D), need_weights=True)
+    result = forward(ex, randn(rng, B, L, D), weights, H, key=randn(rng, B, S, D), need_weights=True)
+    pair(ex, result)
+    shaped(result[0], (B, L, D), torch.float32, ex, what="out", part=0)
+    shaped(result[1], (B, H, L, S), torch.float32, ex, what="weights", part=1)
 
 
 @graded("equivalence", 2.5)
@@ -381,8 +427,13 @@ def test_key_padding_and_attn_mask_combine(ex, rng):
         pad[:, -1] = True                                   # so dropping either mask changes the result
         if B > 1:                                           # and items differ: padding is per item
             pad[0, :-1], pad[-1, 1:] = False, True
-        attend(ex, randn(rng, B, L, D, dtype=torch.float64), weights, H, key_padding_mask=pad,
-               attn_mask=attn, need_weights=True)
+        query, key, value = (randn(rng, B, L, D, dtype=torch.float64) for _ in range(3))
+        masks_hold(ex, query, weights, H, key, value, key_padding_mask=pad, attn_mask=attn)
+    # every seed: a padded key whose logits reach ±1e5 stays hidden (an additive −1e4 would let it through)
+    for sign in (1e5, -1e5):
+        huge = key.clone()
+        huge[:, -1] *= sign
+        masks_hold(ex, query, weights, H, huge, value, key_padding_mask=pad, attn_mask=attn)
 
 
 @graded("masking", 2)
@@ -393,15 +444,17 @@ def test_causal_bottom_right_with_other_masks(ex, rng):
     weights = make_weights(rng, D, torch.float64)
     B = randint(rng, 2, 4)
     L, S = min(L, S), max(L, S)                             # fewer queries than keys, as when decoding
-    attend(ex, randn(rng, B, L, D, dtype=torch.float64), weights, H, key=randn(rng, B, S, D, dtype=torch.float64),
-           is_causal=True, need_weights=True)
+    masks_hold(ex, randn(rng, B, L, D, dtype=torch.float64), weights, H, randn(rng, B, S, D, dtype=torch.float64),
+               randn(rng, B, S, D, dtype=torch.float64), is_causal=True)
     L, S, B = S, L, randint(rng, 3, 5)                      # more queries than keys: the first see none
     # attn_mask blocks only keys the causal mask allows, and the last query's key 0 in head 0 for sure:
     # dropping either mask then changes the result
     attn = (torch.rand(1, H, L, S, generator=rng) < 0.25) & ~causal(L, S)
     attn[0, 0, -1, 0] = True
-    attend(ex, randn(rng, B, L, D, dtype=torch.float64), weights, H, key=randn(rng, B, S, D, dtype=torch.float64),
-           key_padding_mask=padding(rng, B, S, full=True), attn_mask=attn, is_causal=True, need_weights=True)
+    attn[0, :, -1, -1] = False      # the last query sees the last key, which padding hides in item 1
+    masks_hold(ex, randn(rng, B, L, D, dtype=torch.float64), weights, H, randn(rng, B, S, D, dtype=torch.float64),
+               randn(rng, B, S, D, dtype=torch.float64), key_padding_mask=padding(rng, B, S, full=True), attn_mask=attn,
+               is_causal=True)
 
 
 @graded("fp16", 1.5)
@@ -410,10 +463,13 @@ def test_half_precision_with_fully_masked_rows(ex, rng):
     for dtype in HALF:
         H, d, L, S = sizes(rng)
         D = H * d
-        B = randint(rng, 3, 5)
-        attend(ex, randn(rng, B, L, D, dtype=dtype), make_weights(rng, D, dtype), H,
-               key=randn(rng, B, S, D, dtype=dtype), key_padding_mask=padding(rng, B, S, full=True),
-               is_causal=True, need_weights=True)
+        B = H + 1                   # B != H: a mask that puts the batch on the head axis cannot pass
+        query, weights, key = randn(rng, B, L, D, dtype=dtype), make_weights(rng, D, dtype), randn(rng, B, S, D, dtype=dtype)
+        masks = dict(key_padding_mask=padding(rng, B, S, full=True), is_causal=True)
+        mask = combined_mask(B, H, L, S, masks["key_padding_mask"], None, True)
+        probs = oracle(query, weights, H, key=key, need_weights=True, **masks)[1]
+        rounds_own_float64(ex, mha_forward, query, weights, H, key=key, need_weights=True, dtype=dtype,
+                           magnitude=magnitudes(query, weights, H, True, key, None, mask, probs), **masks)
 
 
 @graded("edge", 0.5)
@@ -423,7 +479,11 @@ def test_value_defaults_to_key(ex, rng):
     D = H * d
     B = randint(rng, 2, 4)
     weights = make_weights(rng, D, torch.float64)
-    attend(ex, randn(rng, B, L, D, dtype=torch.float64), weights, H, key=randn(rng, B, L, D, dtype=torch.float64))
+    query, key = randn(rng, B, L, D, dtype=torch.float64), randn(rng, B, L, D, dtype=torch.float64)
+    given_key = forward(ex, query, weights, H, key=key)
+    call = ex.last_call
+    agrees(given_key, call, forward(ex, query, weights, H, key=key, value=key),
+           "should equal your own output with value=key given", ex)
 
 
 @graded("edge", 0.5)
@@ -440,7 +500,7 @@ def test_projections_are_linear_d_by_d(ex, rng):
     """q_proj, k_proj, v_proj and out_proj are nn.Linear(D, D), with a bias exactly when bias=True"""
     H, d, L, _ = sizes(rng)
     D = H * d
-    attend(ex, randn(rng, 1, L, D, dtype=torch.float64), make_weights(rng, D, torch.float64), H)
+    forward(ex, randn(rng, 1, L, D, dtype=torch.float64), make_weights(rng, D, torch.float64), H)   # it runs at all
     bias = bool(randint(rng, 0, 2))
     layers = ex.run(mha_layers, D, H, bias)
     for name in NAMES:
@@ -460,6 +520,17 @@ def test_value_error_when_heads_do_not_divide(ex, rng):
     D = H * d
     forward(ex, randn(rng, 1, L, D), make_weights(rng, D, torch.float32), H)     # the module runs at all
     raises(ex, "ValueError", "MultiHeadAttention", D + 1, H, why=f" ({D + 1} features do not split into {H} heads)")
+
+
+@graded("work", 0.75)
+def test_no_python_loops(ex, rng):
+    """dispatches as many tensor operations for 8 heads, batches or queries as for 2: no Python loop"""
+    weights = make_weights(rng, 16, torch.float32)
+
+    def call(B, H, L):
+        ex.run(mha_forward, randn(rng, B, L, 16), weights, H, is_causal=True,
+               key_padding_mask=torch.zeros(B, L, dtype=torch.bool))
+    no_loops(ex, call, {"B": (2, 8), "H": (2, 8), "L": (2, 8)})
 
 
 @graded("rules", 0.5)

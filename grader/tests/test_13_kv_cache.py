@@ -1,8 +1,9 @@
 """Hidden tests for exercise 13: a preallocated KV cache and attention over it during decoding."""
 import torch
 
-from grader.checks import (Attending, Mistake, as_tensor, attention_with_key_weights, close, fail, graded, randint,
-                           randn, rules_respected)
+from grader.checks import no_loops
+from grader.checks import (Attending, Mistake, agrees, as_tensor, attention_with_key_weights, close, fail, graded,
+                           keys_hidden, randint, randn, rules_respected, shaped)
 
 TITLE = "KV cache for decoding"   # what the learner reads (README table: python -m grader.course sync)
 STEP = "follow-up: KV cache for decoding"
@@ -156,6 +157,26 @@ def run_decode(ex, q, k, v, chunks, max_len, scale=None, dtype=None):
           attending=attending)
 
 
+def decoded(ex, q, k, v, chunks, max_len, scale=None):
+    """The outputs of every chunk, concatenated along the tokens (checked for shape on the way)."""
+    outs, lens = ex.run(decode, q, k, v, chunks, max_len, scale)
+    outs = [as_tensor(o, f"what cached_attention returned for chunk {i + 1}") for i, o in enumerate(outs)]
+    for i, o in enumerate(outs):
+        want = (q.shape[0], q.shape[1], chunks[i], v.shape[3])
+        if tuple(o.shape) != want:
+            fail(f"cached_attention on a chunk of {chunks[i]} new tokens returned shape {tuple(o.shape)}; expected "
+                 f"(B, H, T, d_v) = {want}: one output per new query.", on="shape")
+    return torch.cat(outs, dim=2)
+
+
+def causally(ex, q, k, v, chunks, max_len, scale=None):
+    """The mask as a relation on the learner's own decoding: the output of token t does not change when a
+    later token's key and value change, and changes when an earlier one's (or its own) does."""
+    L = q.shape[2]
+    keys_hidden(ex, lambda k, v: (decoded(ex, q, k, v, chunks, max_len, scale),), k, v,
+                torch.ones(L, L, dtype=torch.bool).triu(1))
+
+
 # -- tests ------------------------------------------------------------------------------------
 @graded("equivalence", 2.5)
 def test_prefill_then_token_by_token(ex, rng):
@@ -173,18 +194,21 @@ def test_chunked_decoding_is_bottom_right(ex, rng):
     B, H, d = randint(rng, 1, 3), randint(rng, 1, 4), randint(rng, 2, 9)
     chunks = [randint(rng, 2, 5), randint(rng, 2, 4), 1, randint(rng, 2, 4)]
     q, k, v = qkv(rng, B, H, sum(chunks), d, torch.float64)
-    run_decode(ex, q, k, v, chunks, sum(chunks) + 2)
-    chunks = [3, 2]
+    causally(ex, q, k, v, chunks, sum(chunks) + 2)
     q, k, v = qkv(rng, 1, 2, 5, 4, torch.float64)
-    run_decode(ex, q, k, v, chunks, 5, scale=0.7)
-    run_decode(ex, q, k, v, [4, 1], 5, scale=0.0)      # every seed: scale 0 must still hide future tokens
+    causally(ex, q, k, v, [3, 2], 5, scale=0.7)
+    causally(ex, q, k, v, [4, 1], 5, scale=0.0)      # every seed: scale 0 must still hide future tokens
 
 
 @graded("fp16", 1)
 def test_float16_cache(ex, rng):
     """a float16 cache decodes in float16, finite and accurate"""
     q, k, v = qkv(rng, 2, 2, 7, 8, torch.float16)
-    run_decode(ex, q, k, v, [4, 1, 2], 8)
+    half = decoded(ex, q, k, v, [4, 1, 2], 8)
+    call = ex.last_call
+    wide = decoded(ex, *(t.to(torch.float64) for t in (q, k, v)), [4, 1, 2], 8)
+    agrees(half, call, wide, "in float16 should give your own float64 outputs, rounded", ex, dtype=torch.float16,
+           finite=True, part=0)
 
 
 def filled(ex, rng):
@@ -200,10 +224,11 @@ def filled(ex, rng):
 def test_update_returns_views_of_everything_stored(ex, rng):
     """update() returns (B, H, len, d) views of all the keys and values stored so far"""
     chunks, k, v, ks, vs, steps = filled(ex, rng)
+    B, H, _, d = k.shape
     for i in range(len(steps)):
         n = sum(chunks[:i + 1])
-        close(ks[i], k[:, :, :n], ex, what=f"the keys returned by update() number {i + 1}")
-        close(vs[i], v[:, :, :n], ex, what=f"the values returned by update() number {i + 1}")
+        shaped(ks[i], (B, H, n, d), k.dtype, ex, what=f"the keys returned by update() number {i + 1}")
+        shaped(vs[i], (B, H, n, d), v.dtype, ex, what=f"the values returned by update() number {i + 1}")
 
 
 @graded("edge", 0.5, checks="length")
@@ -281,6 +306,15 @@ def test_mismatched_updates_are_refused(ex, rng):
     for what, bad, on_meta in cases:
         got = ex.run(reject, k, v, prefill, bad, bad, 1, prefill + 3, on_meta)
         _check_refusal(ex, got, k, v, prefill, 1, what)
+
+
+@graded("work", 0.7)
+def test_no_python_loops(ex, rng):
+    """a chunk of 8 new tokens dispatches as many tensor operations as a chunk of 2, likewise for heads and batches"""
+    def call(B, H, T):
+        q, k, v = qkv(rng, B, H, T + 3, 4)
+        ex.run(decode, q, k, v, [3, T], T + 3)
+    no_loops(ex, call, {"B": (2, 8), "H": (2, 8), "T": (2, 8)})
 
 
 @graded("rules", 0.5)

@@ -3,7 +3,9 @@ import math
 
 import torch
 
-from grader.checks import Attending, Mistake, as_tensor, attention_with_key_weights, close, fail, graded, randint, randn, rules_respected
+from grader.checks import no_loops
+from grader.checks import (Attending, Mistake, agrees, as_tensor, attention_with_key_weights, close, fail, graded,
+                           randint, randn, rules_respected, shaped)
 from grader.guards import SOFTMAX_FAMILY
 
 TITLE = "FlashAttention-style tiled attention"   # what the learner reads (README table: python -m grader.course sync)
@@ -121,11 +123,15 @@ def qkv(rng, B, H, L, S, d_k, d_v=None, dtype=torch.float32):
             randn(rng, B, H, S, d_v or d_k, dtype=dtype))
 
 
+def pair(result):
+    if not isinstance(result, (tuple, list)) or len(result) != 2:
+        fail(f"flash_attention should return a pair (out, lse); it returned {type(result).__name__}.", on="type")
+
+
 def check(ex, result, q, k, v, causal=False, scale=None, magnitude=None):
     """out against the oracle in q's dtype, lse in float32 (half inputs: half tolerances). A wrong out is
     searched for the keys it really attended to (a tile dropped, counted twice, unmasked at the diagonal)."""
-    if not isinstance(result, (tuple, list)) or len(result) != 2:
-        fail(f"flash_attention should return a pair (out, lse); it returned {type(result).__name__}.")
+    pair(result)
     out, lse = result
     want_out, want_lse = oracle(q, k, v, causal, scale)
     seen = ~blocked(q.shape[-2], k.shape[-2], causal)
@@ -150,7 +156,10 @@ def test_shapes_and_dtypes(ex, rng):
     for dtype in (torch.float32, torch.float64):
         B, H, L, S = randint(rng, 1, 3), randint(rng, 1, 3), randint(rng, 1, 9), randint(rng, 1, 9)
         q, k, v = qkv(rng, B, H, L, S, randint(rng, 2, 9), randint(rng, 2, 9), dtype)
-        check(ex, ex.flash_attention(q, k, v, block_size=4), q, k, v)
+        result = ex.flash_attention(q, k, v, block_size=4)
+        pair(result)
+        shaped(result[0], (B, H, L, v.shape[-1]), dtype, ex, what="out", part=0)
+        shaped(result[1], (B, H, L), torch.float32, ex, what="lse", part=1)
 
 
 @graded("equivalence", 1.5)
@@ -181,6 +190,9 @@ def test_causal_bottom_right(ex, rng):
     L, S = randint(rng, 5, 12), randint(rng, 14, 30)
     q, k, v = qkv(rng, 2, 1, L, S, 8, dtype=torch.float64)
     check(ex, ex.flash_attention(q, k, v, causal=True, block_size=4), q, k, v, causal=True)
+    # every seed: a last tile that ends one key past the diagonal of its first query
+    q, k, v = qkv(rng, 1, 2, 6, 6, 8, dtype=torch.float64)
+    check(ex, ex.flash_attention(q, k, v, causal=True, block_size=4), q, k, v, causal=True)
 
 
 @graded("masking", 1.5)
@@ -196,10 +208,21 @@ def test_causal_at_block_boundaries(ex, rng):
 @graded("masking", 1.5)
 def test_queries_that_see_no_key(ex, rng):
     """causal with L > S: a query that sees no key gives out 0 and lse −inf"""
-    S = randint(rng, 3, 8)
-    L = S + randint(rng, 2, 6)
+    S, L = 5, 8         # every seed: the last key tile (keys 3..4) ends one key past query 6's diagonal
     q, k, v = qkv(rng, 2, 2, L, S, 4, dtype=torch.float32)
+    q, k = q.abs() + 1, k.abs() + torch.arange(S, dtype=torch.float32)[:, None]   # the max grows block by block
     check(ex, ex.flash_attention(q, k, v, causal=True, block_size=3), q, k, v, causal=True)
+
+
+@graded("edge", 0.5)
+def test_scores_far_below_zero(ex, rng):
+    """scores all near −1000 (and all near +1000): the running max starts at −inf, not at 0"""
+    for sign in (-1.0, 1.0):
+        q, k, v = qkv(rng, 1, 2, 9, 10, 4, dtype=torch.float32)
+        q = (q.abs() + 2) * 8.0                     # every q·k of one sign, |q·k| / sqrt(d_k) in the hundreds
+        k = sign * (k.abs() + 2) * 8.0
+        k[..., -1, :] = 16.0 * sign if sign < 0 else 320.0     # the last key wins every row, on every seed
+        check(ex, ex.flash_attention(q, k, v, block_size=4), q, k, v)
 
 
 @graded("fp16", 1)
@@ -209,10 +232,19 @@ def test_half_precision(ex, rng):
         q, k, v = qkv(rng, 1, 2, 20, 24, 16, dtype=dtype)
         scale = 0.25
         mag = (q.double().abs() @ k.double().abs().transpose(-2, -1) * scale).amax(-1, keepdim=True) / 2
-        check(ex, ex.flash_attention(q, k, v, causal=True, block_size=8), q, k, v, causal=True, magnitude=mag)
+        half = ex.flash_attention(q, k, v, causal=True, block_size=8)
+        call = ex.last_call
+        pair(half)
+        wide = ex.flash_attention(*(t.to(torch.float64) for t in (q, k, v)), causal=True, block_size=8)
+        pair(wide)
+        relation = f"in {str(dtype).removeprefix('torch.')} should give your own float64 result, rounded"
+        agrees(half[0], call, wide[0], relation, ex, dtype=dtype, finite=True, part=0, what="out", magnitude=mag)
+        # the same half inputs, statistics in float32: lse to float32's accuracy (float16 statistics miss it)
+        agrees(half[1], call, wide[1], relation, ex, dtype=torch.float32, finite=True, part=1, what="lse",
+               magnitude=mag[..., 0])
 
 
-@graded("edge", 1.5, checks="memory")
+@graded("work", 1.5)
 def test_never_holds_the_score_matrix(ex, rng):
     """at L = S = 1024 no tensor made inside the call holds L·S/8 elements or more"""
     L = S = 1024
@@ -229,7 +261,7 @@ def test_never_holds_the_score_matrix(ex, rng):
              mistake=FULL_MATRIX_MISTAKE if full else None)
 
 
-@graded("masking", 1.5, checks="work")
+@graded("work", 1.5)
 def test_causal_skips_masked_blocks(ex, rng):
     """under causal, key blocks that are wholly masked are skipped: a little over half the work remains"""
     L, block = 256, 32
@@ -244,6 +276,14 @@ def test_causal_skips_masked_blocks(ex, rng):
     if ratio > 0.75:
         fail(f"At L = S = {L} with block_size {block}, causal attention did {ratio:.0%} of the non-causal work; "
              f"with skipping it is about 56%.", mistake=NO_SKIP_MISTAKE)
+
+
+@graded("work", 0.7)
+def test_no_python_loops(ex, rng):
+    """dispatches as many tensor operations for 8 heads or batches as for 2: only the blocks are looped over"""
+    def call(B, H):
+        ex.flash_attention(*qkv(rng, B, H, 8, 8, 4), causal=True, block_size=4)
+    no_loops(ex, call, {"B": (2, 8), "H": (2, 8)})
 
 
 @graded("rules", 0.5)

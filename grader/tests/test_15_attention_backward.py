@@ -4,7 +4,7 @@ import math
 import numpy as np
 import torch
 
-from grader.checks import Mistake, close, fail, graded, randint, rules_respected
+from grader.checks import Mistake, agrees, close, fail, graded, randint, rules_respected, shaped
 from grader.guards import AUTOGRAD_CALLS, AUTOGRAD_LIBRARIES
 
 TITLE = "the backward pass, in NumPy"   # what the learner reads (README table: python -m grader.course sync)
@@ -112,51 +112,149 @@ def arrays(rng, lead, L, S, d_k, d_v):
     return make(*lead, L, d_k), make(*lead, S, d_k), make(*lead, S, d_v), make(*lead, L, d_v)
 
 
-def check(ex, q, k, v, dout, causal=False):
-    """Runs forward then backward in the sandbox; out and every gradient against autograd."""
+PARTS = ("out", "dq", "dk", "dv")
+
+
+def results(ex, q, k, v, dout, causal=False):
+    """Forward then backward in the sandbox: out, dq, dk, dv (each a NumPy array), and the inputs after."""
     got = ex.run(forward_backward, q, k, v, dout, causal)
-    want = oracle(q, k, v, dout, causal)
-    for i, name in enumerate(("out", "dq", "dk", "dv")):
+    for i, name in enumerate(PARTS):
         if not isinstance(got[i], np.ndarray):
-            fail(f"{name} should be a NumPy array (np.ndarray), but your code returned {type(got[i]).__name__}.")
-        close(got[i], want[i], ex, dtype=torch.float64, part=i, what=name)
-    for name, before, after in zip(("q", "k", "v", "dout"), (q, k, v, dout), got[4]):
-        if not np.array_equal(before, after):
-            fail(f"Your code modified its input `{name}` in place: the backward pass needs the inputs as they were. "
-                 "Work on new arrays (no `x -= ...`, `x[...] = ...`, `out=` on an input).")
+            fail(f"{name} should be a NumPy array (np.ndarray), but your code returned {type(got[i]).__name__}.",
+                 on="type")
+    return got
+
+
+def check(ex, q, k, v, dout, causal=False, parts=PARTS):
+    """Runs forward then backward in the sandbox; the named parts against autograd."""
+    got = results(ex, q, k, v, dout, causal)
+    call = ex.last_call
+    want = oracle(q, k, v, dout, causal)
+    for i, name in enumerate(PARTS):
+        if name in parts:
+            ex.last_call = call
+            close(got[i], want[i], ex, dtype=torch.float64, part=i, what=name)
+    return got
+
+
+def visible(L, S):
+    """(L, S) bool: query i sees key j when j <= i + (S − L) (bottom-right)."""
+    return torch.ones(L, S, dtype=torch.bool).tril(S - L)
 
 
 # -- tests ------------------------------------------------------------------------------------
 @graded("shapes", 1)
 def test_arrays_shaped_like_the_inputs(ex, rng):
     """returns float64 NumPy arrays: out (..., L, d_v) and dq, dk, dv shaped like q, k, v"""
-    check(ex, *arrays(rng, (randint(rng, 1, 3),), randint(rng, 2, 6), randint(rng, 2, 7), randint(rng, 2, 6),
-                      randint(rng, 2, 6)))
+    L = randint(rng, 2, 6)
+    q, k, v, dout = arrays(rng, (randint(rng, 1, 3),), L, L + randint(rng, 1, 4), randint(rng, 2, 6), randint(rng, 2, 6))
+    got = results(ex, q, k, v, dout)
+    for name, part, like in zip(PARTS, got, (dout, q, k, v)):
+        shaped(part, like.shape, torch.float64, ex, what=name)
 
 
-@graded("equivalence", 3)
-def test_gradients_match_autograd(ex, rng):
-    """dq, dk and dv match torch autograd (float64), L = S and L ≠ S"""
+@graded("equivalence", 1)
+def test_forward_matches_attention(ex, rng):
+    """out matches softmax(q kᵀ / sqrt(d_k)) v, L = S and L ≠ S"""
     L = randint(rng, 3, 8)
-    check(ex, *arrays(rng, (2,), L, L, randint(rng, 2, 9), randint(rng, 2, 9)))
-    check(ex, *arrays(rng, (1, 2), randint(rng, 2, 6), randint(rng, 6, 10), randint(rng, 2, 9), randint(rng, 2, 9)))
+    check(ex, *arrays(rng, (2,), L, L, randint(rng, 2, 9), randint(rng, 2, 9)), parts=("out",))
+    check(ex, *arrays(rng, (1, 2), randint(rng, 2, 6), randint(rng, 6, 10), randint(rng, 2, 9), randint(rng, 2, 9)),
+          parts=("out",))
 
 
-@graded("masking", 2.5)
+def _gradient(ex, rng, name):
+    L = randint(rng, 3, 8)
+    check(ex, *arrays(rng, (2,), L, L, randint(rng, 2, 9), randint(rng, 2, 9)), parts=(name,))
+    check(ex, *arrays(rng, (1, 2), randint(rng, 2, 6), randint(rng, 6, 10), randint(rng, 2, 9), randint(rng, 2, 9)),
+          parts=(name,))
+
+
+@graded("equivalence", 1)
+def test_dq_matches_autograd(ex, rng):
+    """dq matches torch autograd (float64), L = S and L ≠ S"""
+    _gradient(ex, rng, "dq")
+
+
+@graded("equivalence", 1)
+def test_dk_matches_autograd(ex, rng):
+    """dk matches torch autograd (float64), L = S and L ≠ S"""
+    _gradient(ex, rng, "dk")
+
+
+@graded("equivalence", 1)
+def test_dv_matches_autograd(ex, rng):
+    """dv matches torch autograd (float64), L = S and L ≠ S"""
+    _gradient(ex, rng, "dv")
+
+
+@graded("equivalence", 1.5)
 def test_causal_gradients(ex, rng):
-    """causal gradients match autograd, for L = S and for L < S (bottom-right)"""
+    """causal out and gradients match autograd, for L = S and for L < S (bottom-right)"""
     L = randint(rng, 3, 8)
     check(ex, *arrays(rng, (2,), L, L, 4, 5), causal=True)
     L = randint(rng, 2, 5)
     check(ex, *arrays(rng, (2,), L, L + randint(rng, 2, 5), 6, 3), causal=True)
 
 
+def _rows_changed(a, b):
+    """(L,) bool: the rows (second-last axis) where a and b differ, over every other axis."""
+    diff = np.abs(np.asarray(a) - np.asarray(b)) > 1e-9 * (1 + np.abs(np.asarray(b)))
+    return torch.from_numpy(diff.reshape(-1, *diff.shape[-2:]).any(axis=(0, 2)))
+
+
+@graded("masking", 1.5)
+def test_causal_sees_exactly_the_keys_up_to_its_own(ex, rng):
+    """causal: query i depends on keys up to i + (S − L) only, and key j only on the queries that see it"""
+    L = randint(rng, 3, 6)
+    S = L + randint(rng, 1, 4)
+    seen = visible(L, S)
+    q, k, v, dout = arrays(rng, (2,), L, S, 4, 3)
+    base = results(ex, q, k, v, dout, causal=True)
+    for c in range(S - L + 1, S):       # change the keys and values from position c on
+        k2, v2 = k.copy(), v.copy()
+        k2[..., c:, :] += 1.0
+        v2[..., c:, :] -= 1.0
+        got = results(ex, q, k2, v2, dout, causal=True)
+        should = seen[:, c:].any(-1)
+        for i, name in ((0, "out"), (1, "dq")):
+            changed = _rows_changed(got[i], base[i])
+            if (changed & ~should).any():
+                fail(f"With causal=True, L = {L}, S = {S}: changing the keys and values from position {c} on changed "
+                     f"{name} at queries {changed.logical_and(~should).nonzero().flatten().tolist()}, which must not "
+                     f"see them (query i sees keys j <= i + (S − L)).")
+        if (should & ~_rows_changed(got[0], base[0])).any():
+            fail(f"With causal=True, L = {L}, S = {S}: changing the keys and values from position {c} on left out "
+                 f"unchanged at queries {should.logical_and(~_rows_changed(got[0], base[0])).nonzero().flatten().tolist()}, "
+                 f"which should see them: the mask is bottom-right aligned (query i sees keys j <= i + (S − L)).")
+    for r in range(1, L):               # change the queries and output gradients before row r
+        q2, dout2 = q.copy(), dout.copy()
+        q2[..., :r, :] += 1.0
+        dout2[..., :r, :] -= 1.0
+        got = results(ex, q2, k, v, dout2, causal=True)
+        should = seen[:r].any(0)
+        for i, name in ((2, "dk"), (3, "dv")):
+            changed = _rows_changed(got[i], base[i])
+            if (changed & ~should).any():
+                fail(f"With causal=True, L = {L}, S = {S}: changing the queries and dout of queries 0..{r - 1} changed "
+                     f"{name} at keys {changed.logical_and(~should).nonzero().flatten().tolist()}, which none of them "
+                     f"sees.")
+
+
 @graded("edge", 0.75)
 def test_any_number_of_leading_dimensions(ex, rng):
-    """any number of leading dimensions: three, one or none"""
-    check(ex, *arrays(rng, (2, 3, 2), randint(rng, 2, 5), randint(rng, 2, 5), 3, 4))
-    check(ex, *arrays(rng, (3,), randint(rng, 2, 5), randint(rng, 2, 6), 4, 2))
-    check(ex, *arrays(rng, (), randint(rng, 2, 5), randint(rng, 2, 5), 5, 3))
+    """any number of leading dimensions: three, one or none give the same numbers"""
+    L = randint(rng, 2, 5)
+    inputs = arrays(rng, (2, 3, 2), L, L + randint(rng, 1, 3), 3, 4)
+    three = results(ex, *inputs)
+    call = ex.last_call
+    one = results(ex, *(t.reshape(12, *t.shape[3:]) for t in inputs))
+    none = results(ex, *(t[1, 2, 0] for t in inputs))
+    for i, name in enumerate(PARTS):
+        shaped(three[i], (2, 3, 2) + one[i].shape[1:], torch.float64, ex, what=name)
+        agrees(three[i], call, one[i].reshape(three[i].shape), f"should give, in {name}, the numbers of your own "
+               "result on the same inputs with the three leading axes flattened into one", ex, dtype=torch.float64)
+        agrees(three[i][1, 2, 0], call, none[i], f"should give, in {name}, the numbers of your own result on one "
+               "item without leading axes", ex, dtype=torch.float64)
 
 
 @graded("edge", 0.75)
@@ -170,12 +268,31 @@ def test_single_query_or_single_key(ex, rng):
 def test_large_scores_stay_finite(ex, rng):
     """scores past 1000: the softmax subtracts the row max, nothing overflows"""
     q, k, v, dout = arrays(rng, (2,), 4, 5, 8, 3)
-    check(ex, q * 30, k * 30, v, dout)
-    check(ex, q * 30, k * 30, v, dout, causal=True)
+    for causal in (False, True):
+        got = results(ex, q * 30, k * 30, v, dout, causal)
+        for name, part in zip(PARTS, got):
+            bad = ~np.isfinite(np.asarray(part, dtype=np.float64))
+            if bad.any():
+                fail(f"With scores past 1000 (causal={causal}), {name} holds {int(bad.sum())} NaN or inf entries. "
+                     "Subtract each row's max from the scores before np.exp: every exponent is then at most 0.",
+                     mistake=next(m for m in MISTAKES if m.key == "no_max_subtracted"))
+        if not causal:      # causal alignment is the masking tests' (a peaked softmax shows it only by chance)
+            check(ex, q * 30, k * 30, v, dout, causal, parts=("out",))
+
+
+@graded("edge", 0.5)
+def test_inputs_left_alone(ex, rng):
+    """q, k, v and dout are not modified"""
+    q, k, v, dout = arrays(rng, (2,), 4, 5, 3, 2)
+    got = results(ex, q, k, v, dout, causal=True)
+    for name, before, after in zip(("q", "k", "v", "dout"), (q, k, v, dout), got[4]):
+        if not np.array_equal(before, after):
+            fail(f"Your code modified its input `{name}` in place: the backward pass needs the inputs as they were. "
+                 "Work on new arrays (no `x -= ...`, `x[...] = ...`, `out=` on an input).")
 
 
 @graded("rules", 2)
 def test_numpy_only(ex, rng):
     """uses NumPy alone: no torch, no autograd library"""
-    check(ex, *arrays(rng, (1,), 3, 3, 2, 2))
+    results(ex, *arrays(rng, (1,), 3, 3, 2, 2))
     rules_respected(ex)     # FORBIDDEN_IMPORTS: torch and every autograd library, however imported
