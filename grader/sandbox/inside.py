@@ -30,6 +30,7 @@ import struct  # noqa: E402
 import time  # noqa: E402
 import traceback  # noqa: E402
 import types  # noqa: E402
+import warnings  # noqa: E402
 
 import numpy  # noqa: E402
 import torch  # noqa: E402
@@ -253,6 +254,7 @@ def _serve(req, requests, send):
     fences.poison_library_routes(watch)
     fences.guard_mode_stack(watch, filename)
     fences.refuse_threads(watch)
+    warnings.showwarning = _show_warning
     intact = fences.Untouched()        # after the harness's own patches: from here on, nothing changes
     fences.install_audit(filename, watch, req["readable"], tracing)
     lines = []
@@ -353,6 +355,16 @@ _exc_args = BaseException.__dict__["args"].__get__
 _gettrace, _getprofile, _settrace, _setprofile = sys.gettrace, sys.getprofile, sys.settrace, sys.setprofile
 _function_modes, _dispatch_modes = torch._C._len_torch_function_stack, torch._C._len_torch_dispatch_stack
 _TensorBase, _StorageBase = torch._C.TensorBase, torch._C.StorageBase
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """A warning goes to the printed output without its source line: Python would read it from the
+    file of the frame that warned, which may be the harness's own (a warning torch raises while the
+    watch runs an op), and reading that file is refused."""
+    try:
+        sys.stderr.write(f"{os.path.basename(str(filename))}:{lineno}: {category.__name__}: {message}\n")
+    except Exception:
+        pass
 
 
 def _quiet(watch):
