@@ -117,7 +117,11 @@ def device_problem(name):
     try:
         device = torch.device(name)
     except (RuntimeError, ValueError):
-        return "not a device torch knows (cpu, cuda, cuda:1, mps, meta, ...)"
+        return "not a device torch knows (cpu, cuda, cuda:1, mps, ...)"
+    if device.type == "meta":
+        return ("meta tensors hold no values, and a grade compares values; every grade already calls the "
+                "exercises that make tensors (01 04 08 12 13 14) on the meta device, to check where their "
+                "tensors live")
     if device.type == "cuda":
         if not torch.cuda.is_available():
             return "this machine has no CUDA GPU that torch can use (torch.cuda.is_available() is False)"

@@ -650,3 +650,53 @@ def pattern(outcomes):
     if not notes:
         return ""
     return "Your results go wrong only " + "; ".join(f"{b} (right {g})" for b, g in notes) + "."
+
+
+# -- devices ---------------------------------------------------------------------------------------
+def on_meta(module, name, args, kwargs):
+    """Probe: calls `name` with every tensor argument moved to the meta device (a `device` argument
+    set to meta too); returns the device, shape and dtype of each tensor of the result."""
+    def meta(x):
+        if isinstance(x, torch.Tensor):
+            return x.to("meta")
+        if isinstance(x, (tuple, list)):
+            return type(x)(meta(v) for v in x)
+        return x
+
+    out = getattr(module, name)(*meta(args), **{k: "meta" if k == "device" else meta(v) for k, v in kwargs.items()})
+    found = []
+
+    def walk(x):
+        if isinstance(x, torch.Tensor):
+            found.append((str(x.device), list(x.shape), str(x.dtype)))
+        elif isinstance(x, (tuple, list)):
+            for v in x:
+                walk(v)
+    walk(out)
+    return found
+
+
+DEVICE_FIX = ("A tensor your code makes must live where its inputs live: make it from them (torch.zeros_like, "
+              "x.new_zeros, device=x.device) and pass a `device` argument on. Tested on the meta device, which "
+              "every machine has; on a GPU the same slip mixes cuda and cpu tensors.")
+
+
+def devices_kept(ex, name, *args, probe=on_meta, **kwargs):
+    """Fails unless `name`, called with its tensors on the meta device, returns every tensor on it:
+    a tensor made without the inputs' device lands on the CPU, and meta and CPU tensors do not mix.
+    A call meta cannot run for another reason (an op that needs the values) proves nothing here."""
+    from .sandbox import SubmissionError
+    try:
+        found = ex.run(probe, name, args, kwargs)
+    except SubmissionError as e:
+        said = e.message.lower()
+        if e.kind == "raised" and ("device" in said or "copy out of meta" in said or "cpu" in said and "meta" in said):
+            fail(f"{name}(...) with its inputs on the meta device raised {e.message}\n  at {e.where}\n  "
+                 + DEVICE_FIX, mistake="device_ignored")
+        if e.kind == "raised" and "meta" in e.message:
+            return
+        raise
+    wrong = [f"{device} {tuple(shape)}" for device, shape, _ in found if device != "meta"]
+    if wrong:
+        fail(f"{name}(...) with its inputs on the meta device returned a tensor on {', '.join(wrong)}.\n  "
+             + DEVICE_FIX, mistake="device_ignored")

@@ -171,7 +171,15 @@ def emitted_keys(test_module):
     if _calls(tree, "Attending"):
         for key in sorted(computed_keys()):
             keys.setdefault(key, "a computed error shape (attention_errors.FIXES)")
+    if _checks_devices(tree):
+        keys.setdefault("device_ignored", "the device test (checks.devices_kept)")
     return keys, problems
+
+
+def _checks_devices(tree):
+    """Whether a test module calls its code on the meta device (CHECKS_DEVICES = True)."""
+    return any(isinstance(n, ast.Assign) and any(getattr(t, "id", None) == "CHECKS_DEVICES" for t in n.targets)
+               and isinstance(n.value, ast.Constant) and n.value.value is True for n in tree.body)
 
 
 def triggers_known(test_module):
@@ -181,7 +189,7 @@ def triggers_known(test_module):
     keys = {kw.value.value for call in _calls(tree, "Mistake")
             for kw in call.keywords if kw.arg == "key" and isinstance(kw.value, ast.Constant)}
     tests = {n.name for n in tree.body if isinstance(n, ast.FunctionDef) and n.name.startswith("test_")}
-    return keys | computed_keys() | tests | HINT_STATUSES
+    return keys | computed_keys() | tests | HINT_STATUSES | ({"device_ignored"} if _checks_devices(tree) else set())
 
 
 def variants(folder, ex, suffixes):

@@ -93,7 +93,8 @@ class Submission:
         self.box = Sandbox(channel, (self.source or "").encode(encoding or "utf-8"),
                            f"{path.parent.name}/{path.name}", f"exercise_{exercise.id}_{exercise.name}",
                            encoding=encoding or "utf-8", forbidden=forbidden, device=device,
-                           numpy_only="torch" in imports, no_numpy="numpy" in imports, require=require)
+                           numpy_only="torch" in imports, no_numpy="numpy" in imports, require=require,
+                           meta=bool(getattr(test_module, "CHECKS_DEVICES", False)))
         if refused:
             self.box.import_error = self.box.spent = f"not graded: {refused}"
         elif self.unreadable:

@@ -177,10 +177,24 @@ def install_audit(filename, watch, readable, tracing):
         return asker.startswith(HARNESS_DIR) or tracing[0] and asker.startswith("<grader probe")
 
     def submission_on_stack():
+        """Whether the submission is below the asker. A library module's own code, run by an import
+        the submission set off (torch loads kernels lazily), is not the submission's doing: the walk
+        stops at the import machinery's frame, unless the submission's code sits above it (a finder
+        of its own in sys.meta_path)."""
         f = getframe(2)
         while f is not None:
             name = f.f_code.co_filename
-            if name == filename or name.startswith("<") and not name.startswith("<grader probe"):
+            if name == filename or name.startswith("<") and not name.startswith(("<grader probe", "<frozen")):
+                return True
+            if name.startswith("<frozen importlib"):
+                return False
+            f = f.f_back
+        return False
+
+    def importing():
+        f = getframe(2)
+        while f is not None:
+            if f.f_code.co_filename.startswith("<frozen importlib"):
                 return True
             f = f.f_back
         return False
@@ -220,7 +234,7 @@ def install_audit(filename, watch, readable, tracing):
                 if not asked_by_harness() and submission_on_stack():
                     refuse(f"reaching the interpreter's frames ({args[1]})", RuntimeError)
             elif event in ("object.__setattr__", "object.__delattr__"):
-                if args and protected_type(args[0]):
+                if args and protected_type(args[0]) and not importing():
                     refuse(f"patching {module_of(args[0])}.{type.__dict__['__name__'].__get__(args[0])}", RuntimeError)
                 if submission_on_stack() and args and not isinstance(args[0], type):
                     refuse(f"{event} (reading or changing the grader's memory)", RuntimeError)

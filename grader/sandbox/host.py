@@ -121,11 +121,11 @@ class Sandbox:
     """One child of the zygote for one exercise file, respawned after a crash (up to a limit)."""
 
     def __init__(self, channel, source, filename, module_name, encoding="utf-8", forbidden=(), device="cpu",
-                 numpy_only=False, no_numpy=False, require=()):
+                 numpy_only=False, no_numpy=False, require=(), meta=False):
         self.channel, self.source, self.filename, self.module_name = channel, source, filename, module_name
         self.encoding = encoding
         self.settings = {"forbidden": list(forbidden), "device": device, "numpy_only": numpy_only,
-                         "no_numpy": no_numpy, "require": list(require)}
+                         "no_numpy": no_numpy, "require": list(require), "meta": meta}
         self.child = None
         self.crashes = 0
         self.spent = None            # why no further call will be tried

@@ -2,11 +2,13 @@
 import torch
 import torch.nn.functional as F
 
+from grader.checks import devices_kept
 from grader.checks import (Mistake, choice, close, fail, graded, randint, randn, rounds_own_float64, rules_respected, shaped,
                            unchanged_inputs)
 from grader.guards import LINEAR_LAYER
 
 TITLE = "project Q, K, V"   # what the learner reads (README table: python -m grader.course sync)
+CHECKS_DEVICES = True   # a test calls the code on the meta device (the zygote loads its kernels once)
 FORBIDDEN = LINEAR_LAYER
 STEP = "1. Project: linear layers for Q, K, V"
 
@@ -200,3 +202,11 @@ def test_no_library_linear(ex, rng):
     """is built without torch.nn.functional.linear or torch.nn.Linear"""
     ex.linear(randn(rng, 2, 3), randn(rng, 4, 3))
     rules_respected(ex)
+
+
+@graded("edge", 0.25, checks="device")
+def test_results_live_on_the_inputs_device(ex, rng):
+    """q, k and v live on the inputs' device, with bias=None too (checked on the meta device)"""
+    B, L, D = randint(rng, 1, 3), randint(rng, 2, 5), 4 * randint(rng, 1, 3)
+    x, w = randn(rng, B, L, D), [randn(rng, D, D) for _ in range(3)]
+    devices_kept(ex, "project_qkv", x, *w)

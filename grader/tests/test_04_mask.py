@@ -1,10 +1,12 @@
 """Hidden tests for exercise 04: causal and padding masks, applied to the scores before softmax."""
 import torch
 
+from grader.checks import devices_kept
 from grader.checks import (Fail, Mistake, as_tensor, close, describe_call, fail, graded, randint, randn, shaped,
                            rules_respected, unchanged_inputs)
 
 TITLE = "causal and padding masks"   # what the learner reads (README table: python -m grader.course sync)
+CHECKS_DEVICES = True   # a test calls the code on the meta device (the zygote loads its kernels once)
 STEP = "4. Mask before softmax"
 
 
@@ -223,3 +225,12 @@ def test_no_fused_attention(ex, rng):
     """is built without a fused attention helper"""
     ex.causal_mask(3)
     rules_respected(ex)
+
+
+@graded("edge", 0.25, checks="device")
+def test_masks_live_on_the_device_asked_for(ex, rng):
+    """causal_mask(..., device=d) and apply_mask give tensors on that device (checked on the meta device)"""
+    L = randint(rng, 2, 6)
+    devices_kept(ex, "causal_mask", L, L + randint(rng, 0, 3), device="cpu")
+    scores = randn(rng, 2, 1, L, L)
+    devices_kept(ex, "apply_mask", scores, torch.ones(L, L, dtype=torch.bool).triu(1))

@@ -1,11 +1,13 @@
 """Hidden tests for exercise 08: the output projection that mixes the heads."""
 import torch
 
+from grader.checks import devices_kept
 from grader.checks import (Mistake, close, graded, randint, randn, rounds_own_float64, rules_respected, shaped,
                            unchanged_inputs)
 from grader.guards import LINEAR_LAYER
 
 TITLE = "output projection"   # what the learner reads (README table: python -m grader.course sync)
+CHECKS_DEVICES = True   # a test calls the code on the meta device (the zygote loads its kernels once)
 FORBIDDEN = LINEAR_LAYER
 STEP = "8. Output projection"
 
@@ -107,3 +109,10 @@ def test_no_library_linear(ex, rng):
     """is built without torch.nn.functional.linear or torch.nn.Linear"""
     ex.output_projection(randn(rng, 1, 2, 4), randn(rng, 3, 4))
     rules_respected(ex)
+
+
+@graded("edge", 0.25, checks="device")
+def test_result_lives_on_the_inputs_device(ex, rng):
+    """the result lives on the inputs' device, with b_o=None too (checked on the meta device)"""
+    B, L, D, d_out = randint(rng, 1, 3), randint(rng, 2, 5), randint(rng, 2, 8), randint(rng, 2, 8)
+    devices_kept(ex, "output_projection", randn(rng, B, L, D), randn(rng, d_out, D))

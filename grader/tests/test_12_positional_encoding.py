@@ -1,11 +1,13 @@
 """Hidden tests for exercise 12: sinusoidal encodings and rotary embeddings (rotate-half RoPE)."""
 import torch
 
+from grader.checks import devices_kept
 from grader.checks import no_loops
 from grader.checks import (TOLERANCE, Mistake, choice, close, fail, graded, randint, randn, raises, rounds_own_float64,
                            rules_respected, shaped, unchanged_inputs)
 
 TITLE = "sinusoidal and rotary positions"   # what the learner reads (README table: python -m grader.course sync)
+CHECKS_DEVICES = True   # a test calls the code on the meta device (the zygote loads its kernels once)
 STEP = "follow-up: sinusoidal and rotary positions"
 
 
@@ -280,3 +282,10 @@ def test_no_fused_attention(ex, rng):
     """is built without a fused attention kernel"""
     ex.apply_rope(randn(rng, 3, 4))
     rules_respected(ex)
+
+
+@graded("edge", 0.25, checks="device")
+def test_rope_lives_on_the_inputs_device(ex, rng):
+    """apply_rope's angles are made where x lives (checked on the meta device)"""
+    x = randn(rng, 2, randint(rng, 2, 6), 2 * randint(rng, 1, 4))
+    devices_kept(ex, "apply_rope", x)

@@ -1,11 +1,13 @@
 """Hidden tests for exercise 13: a preallocated KV cache and attention over it during decoding."""
 import torch
 
+from grader.checks import devices_kept
 from grader.checks import no_loops
 from grader.checks import (Attending, Mistake, agrees, as_tensor, attention_with_key_weights, close, fail, graded,
                            keys_hidden, randint, randn, rules_respected, shaped)
 
 TITLE = "KV cache for decoding"   # what the learner reads (README table: python -m grader.course sync)
+CHECKS_DEVICES = True   # a test calls the code on the meta device (the zygote loads its kernels once)
 STEP = "follow-up: KV cache for decoding"
 
 
@@ -323,3 +325,21 @@ def test_no_fused_attention(ex, rng):
     q, k, v = qkv(rng, 1, 1, 3, 4)
     ex.run(decode, q, k, v, [2, 1], 3)
     rules_respected(ex)
+
+
+def decode_on_meta(module, name, args, kwargs):
+    """Probe: a cache made with device="meta", one cached_attention call on meta tensors; the device,
+    shape and dtype of the result and of every view update() returns."""
+    q, k, v = (t.to("meta") for t in args)
+    B, H, T, d = k.shape
+    cache = module.KVCache(B, H, T + 2, d, dtype=k.dtype, device="meta")
+    views = cache.update(k[:, :, :1], v[:, :, :1])
+    out = module.cached_attention(q[:, :, 1:], k[:, :, 1:], v[:, :, 1:], cache)
+    return [(str(t.device), list(t.shape), str(t.dtype)) for t in (*views, out)]
+
+
+@graded("edge", 0.25, checks="device")
+def test_cache_lives_on_the_device_asked_for(ex, rng):
+    """a cache made with device=d keeps its buffers, views and results there (checked on the meta device)"""
+    q, k, v = qkv(rng, 1, 2, randint(rng, 2, 4), 4)
+    devices_kept(ex, "cached_attention", q, k, v, probe=decode_on_meta)

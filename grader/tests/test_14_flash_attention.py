@@ -3,12 +3,14 @@ import math
 
 import torch
 
+from grader.checks import devices_kept
 from grader.checks import no_loops
 from grader.checks import (Attending, Mistake, agrees, as_tensor, attention_with_key_weights, close, fail, graded,
                            randint, randn, rules_respected, shaped)
 from grader.guards import SOFTMAX_FAMILY
 
 TITLE = "FlashAttention-style tiled attention"   # what the learner reads (README table: python -m grader.course sync)
+CHECKS_DEVICES = True   # a test calls the code on the meta device (the zygote loads its kernels once)
 FORBIDDEN = SOFTMAX_FAMILY
 COST = 8       # its tests take about eight times a typical exercise's (grading workers share by it)
 STEP = "follow-up: tiled attention with online softmax"
@@ -292,3 +294,10 @@ def test_no_library_softmax(ex, rng):
     q, k, v = qkv(rng, 1, 1, 3, 3, 4)
     ex.flash_attention(q, k, v)
     rules_respected(ex)
+
+
+@graded("edge", 0.25, checks="device")
+def test_results_live_on_the_inputs_device(ex, rng):
+    """out and lse, and every running statistic, live on the inputs' device (checked on the meta device)"""
+    q, k, v = qkv(rng, 1, 1, randint(rng, 3, 9), randint(rng, 3, 9), 4)
+    devices_kept(ex, "flash_attention", q, k, v, causal=True, block_size=4)

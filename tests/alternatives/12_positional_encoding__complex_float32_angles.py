@@ -20,8 +20,8 @@ def apply_rope(x, positions=None, base=10000.0):
     L, d = x.shape[-2:]
     half = d // 2
     if positions is None:
-        positions = torch.arange(L)
-    inv_freq = 1.0 / (base ** (torch.arange(0, d, 2, dtype=torch.int64).float() / d))   # float32, as in HF
+        positions = torch.arange(L, device=x.device)
+    inv_freq = 1.0 / (base ** (torch.arange(0, d, 2, dtype=torch.int64, device=x.device).float() / d))   # float32, as in HF
     freqs = torch.outer(positions.float(), inv_freq)                                  # (L, d/2) float32
     ctype = torch.complex128 if x.dtype == torch.float64 else torch.complex64
     turn = torch.polar(torch.ones_like(freqs), freqs).to(ctype)

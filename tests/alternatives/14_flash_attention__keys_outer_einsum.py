@@ -10,9 +10,9 @@ def flash_attention(q, k, v, causal=False, scale=None, block_size=64):
     S, d_v = k.shape[2], v.shape[3]
     scale = 1.0 / math.sqrt(d_k) if scale is None else scale
     work = torch.float64 if q.dtype == torch.float64 else torch.float32
-    m = torch.full((B, H, L), float("-inf"), dtype=work)
-    l = torch.zeros(B, H, L, dtype=work)
-    acc = torch.zeros(B, H, L, d_v, dtype=work)
+    m = torch.full((B, H, L), float("-inf"), dtype=work, device=q.device)
+    l = torch.zeros(B, H, L, dtype=work, device=q.device)
+    acc = torch.zeros(B, H, L, d_v, dtype=work, device=q.device)
     for k0 in range(0, S, block_size):
         k1 = min(S, k0 + block_size)
         kb, vb = k[:, :, k0:k1].to(work), v[:, :, k0:k1].to(work)
@@ -22,8 +22,8 @@ def flash_attention(q, k, v, causal=False, scale=None, block_size=64):
             q1 = min(L, q0 + block_size)
             s = torch.einsum("bhid,bhjd->bhij", q[:, :, q0:q1].to(work), kb) * scale
             if causal:
-                i = torch.arange(q0, q1)[:, None] + (S - L)
-                j = torch.arange(k0, k1)[None, :]
+                i = torch.arange(q0, q1, device=q.device)[:, None] + (S - L)
+                j = torch.arange(k0, k1, device=q.device)[None, :]
                 s = torch.where(j > i, float("-inf"), s)
             m_old = m[:, :, q0:q1]
             m_new = torch.maximum(m_old, s.max(dim=-1).values)
