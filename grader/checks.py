@@ -294,7 +294,12 @@ def agrees(actual, call, own, relation, ex, part=None, finite=False, **options):
                 broadcast_shape(torch.as_tensor(size).shape, own.shape)
             except ValueError:      # the learner's own results have another shape: the largest term for all
                 options["magnitude"] = torch.as_tensor(size, dtype=torch.float64).abs().amax()
-        if own.is_floating_point() and actual.shape == own.shape:
+        if own.is_floating_point() and actual.shape == own.shape and actual.is_floating_point():
+            broken = ~own.isfinite() & actual.to(own.dtype).isfinite()
+            if broken.any():        # the failure is the related result's: no mistake of this one is named
+                _fail_named(f"{where} {relation}; but your own result there holds NaN or inf in "
+                            f"{int(broken.sum())} entries where this one is finite (first at "
+                            f"{[int(i) for i in broken.nonzero()[0]]}).", "values", None)
             both = own.isnan() & actual.to(own.dtype).isnan()
             own = torch.where(both, torch.zeros((), dtype=own.dtype), own)
             actual = torch.where(both, torch.zeros((), dtype=actual.dtype), actual)
@@ -348,8 +353,10 @@ def keys_hidden(ex, attend, k, v, blocked, what="out", rows=None):
                                    "leaves visible must count")):
             if wrong.any():
                 at = [int(i) for i in wrong.nonzero()[0]]
-                # the catalogued mistake whose output the learner's gives on the first call, if any
-                known = _known_mistake(ex, call, kept, part, *TOLERANCE.get(kept.dtype, (1e-6, 1e-8)), None)
+                # the catalogued mistake whose output the learner's gives on the first call, if any: only
+                # where the result kept float64, where a model can be confirmed to float64's precision
+                known = _known_mistake(ex, call, kept, part, *TOLERANCE[torch.float64], None) \
+                    if kept.dtype == torch.float64 else None
                 _fail_named(f"{describe_call(call, ex)}: changing key {j} and its value "
                             + said.format(what=what, n=int(wrong.sum()), at=at) + ".", None, known)
 

@@ -152,6 +152,11 @@ class TestResult:
         return TestStatus.FAILED if not self.on or self.on in own else TestStatus.NOT_CHECKED
 
 
+def _idle_holds(t):
+    """Whether a function that does nothing (returns None) would pass test t."""
+    return t.category in ("rules", "work") or t.checks in ("inputs", "device", "work", "memory")
+
+
 @dataclass
 class ExerciseResult:
     exercise: object
@@ -169,11 +174,11 @@ class ExerciseResult:
         return POINTS_PER_EXERCISE
 
     def earned(self, t):
-        """A test's points: rules and work points count only beside points earned for behaviour."""
+        """A test's points. What code that does nothing also satisfies (no forbidden helper, no loop,
+        inputs left alone, no tensor on another device) counts only beside points earned for behaviour."""
         if not t.passed or self.forbidden:
             return 0.0
-        if t.category in ("rules", "work") and not any(
-                u.passed and u.category not in ("rules", "work") for u in self.tests):
+        if _idle_holds(t) and not any(u.passed and not _idle_holds(u) for u in self.tests):
             return 0.0
         return t.max_score
 

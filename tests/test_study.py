@@ -366,6 +366,7 @@ def test_hint_triggers_name_real_checks(name):
     keys = {m.key for m in vars(module).values() if isinstance(m, Mistake)}
     keys |= {m.key for m in getattr(module, "MISTAKES", [])}
     keys |= set(attention_errors.KEYS)          # computed error shapes carry keys too
+    keys |= {"device_ignored"} if getattr(module, "CHECKS_DEVICES", False) else set()
     tests = {n for n, f in inspect.getmembers(module, inspect.isfunction) if n.startswith("test_")}
     _, whens = parse_hints((REPO / "exercises" / "hints" / f"{name}.md").read_text())
     for key, _ in whens:
