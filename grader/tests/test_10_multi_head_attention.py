@@ -295,10 +295,23 @@ def masks_hold(ex, query, weights, num_heads, key, value, **masks):
 
     def attend(k, v):
         return forward(ex, query, weights, num_heads, key=k, value=v, need_weights=True, **masks)
-    try:
+
+    def relations():
         keys_hidden(ex, attend, key, value, mask.all(1), rows=(~mask).any(-1).all(1))
+        result = attend(key, value)
+        pair(ex, result)
+        out, probs = (torch.as_tensor(t) for t in result)
+        if not out.isfinite().all():
+            fail(f"{describe_call(ex.last_call, ex)}: out holds NaN or inf (queries that see no key must stay "
+                 "finite).")
+        seen = (~mask).any(-1, keepdim=True)
+        if probs.shape == mask.shape and (probs.ne(0) & mask & seen).any():
+            fail(f"{describe_call(ex.last_call, ex)}: weights is not 0 at {int((probs.ne(0) & mask & seen).sum())} "
+                 "blocked keys of queries that see some key: a blocked key gets no weight.")
+    try:
+        relations()
     except Fail as broken:
-        if broken.mistake is None:      # name it, if the reference's comparison knows this mistake
+        if broken.mistake is None:      # name it, if the reference's comparison confirms a catalogued mistake
             try:
                 check(ex, attend(key, value), query, weights, num_heads, key=key, value=value, need_weights=True,
                       **masks)
@@ -307,15 +320,6 @@ def masks_hold(ex, query, weights, num_heads, key, value, **masks):
                 if known is not None:
                     fail(str(broken), mistake=known)
         raise
-    result = attend(key, value)
-    pair(ex, result)
-    out, probs = (torch.as_tensor(t) for t in result)
-    if not out.isfinite().all():
-        fail(f"{describe_call(ex.last_call, ex)}: out holds NaN or inf (queries that see no key must stay finite).")
-    seen = (~mask).any(-1, keepdim=True)
-    if probs.shape == mask.shape and (probs.ne(0) & mask & seen).any():
-        fail(f"{describe_call(ex.last_call, ex)}: weights is not 0 at {int((probs.ne(0) & mask & seen).sum())} "
-             "blocked keys of queries that see some key: a blocked key gets no weight.")
 
 
 def check(ex, result, query, weights, num_heads, bias=True, **kwargs):
