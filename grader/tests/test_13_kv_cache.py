@@ -140,13 +140,7 @@ def qkv(rng, B, H, L, d, dtype=torch.float32):
 
 
 def run_decode(ex, q, k, v, chunks, max_len, scale=None, dtype=None):
-    outs, lens = ex.run(decode, q, k, v, chunks, max_len, scale)
-    outs = [as_tensor(o, f"what cached_attention returned for chunk {i + 1}") for i, o in enumerate(outs)]
-    for i, o in enumerate(outs):
-        want = (q.shape[0], q.shape[1], chunks[i], v.shape[3])
-        if tuple(o.shape) != want:
-            fail(f"cached_attention on a chunk of {chunks[i]} new tokens returned shape {tuple(o.shape)}; expected "
-                 f"(B, H, T, d_v) = {want}: one output per new query.")
+    out, lens = decoded_with_lengths(ex, q, k, v, chunks, max_len, scale)
     stored, expect = list(lens), [sum(chunks[:i + 1]) for i in range(len(chunks))]
     if stored != expect:     # checked first: a cache that does not count is the cause of what follows
         fail(f"len(cache) after each chunk of {chunks} was {stored}; expected {expect} (the tokens stored). "
@@ -155,12 +149,16 @@ def run_decode(ex, q, k, v, chunks, max_len, scale=None, dtype=None):
     L = q.shape[2]
     attending = Attending(lambda weights: attention_with_key_weights(q, k, v, weights, scale),
                           torch.ones(L, L, dtype=torch.bool).tril())
-    close(torch.cat(outs, dim=2), full_causal(q, k, v, scale), ex, dtype=dtype or q.dtype, part=0,
-          attending=attending)
+    close(out, full_causal(q, k, v, scale), ex, dtype=dtype or q.dtype, part=0, attending=attending)
 
 
 def decoded(ex, q, k, v, chunks, max_len, scale=None):
     """The outputs of every chunk, concatenated along the tokens (checked for shape on the way)."""
+    return decoded_with_lengths(ex, q, k, v, chunks, max_len, scale)[0]
+
+
+def decoded_with_lengths(ex, q, k, v, chunks, max_len, scale=None):
+    """(the outputs of every chunk concatenated along the tokens, len(cache) after each chunk)."""
     outs, lens = ex.run(decode, q, k, v, chunks, max_len, scale)
     outs = [as_tensor(o, f"what cached_attention returned for chunk {i + 1}") for i, o in enumerate(outs)]
     for i, o in enumerate(outs):
@@ -168,7 +166,7 @@ def decoded(ex, q, k, v, chunks, max_len, scale=None):
         if tuple(o.shape) != want:
             fail(f"cached_attention on a chunk of {chunks[i]} new tokens returned shape {tuple(o.shape)}; expected "
                  f"(B, H, T, d_v) = {want}: one output per new query.", on="shape")
-    return torch.cat(outs, dim=2)
+    return torch.cat(outs, dim=2), lens
 
 
 def causally(ex, q, k, v, chunks, max_len, scale=None):
