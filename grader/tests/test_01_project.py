@@ -207,6 +207,6 @@ def test_no_library_linear(ex, rng):
 @graded("edge", 0.25, checks="device")
 def test_results_live_on_the_inputs_device(ex, rng):
     """q, k and v live on the inputs' device, with bias=None too (checked on the meta device)"""
-    B, L, D = randint(rng, 1, 3), randint(rng, 2, 5), 4 * randint(rng, 1, 3)
+    B, L, D = 2, 3, 8               # fixed, as the point is: the same on every seed
     x, w = randn(rng, B, L, D), [randn(rng, D, D) for _ in range(3)]
     devices_kept(ex, "project_qkv", x, *w)

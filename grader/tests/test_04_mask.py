@@ -230,7 +230,7 @@ def test_no_fused_attention(ex, rng):
 @graded("edge", 0.25, checks="device")
 def test_masks_live_on_the_device_asked_for(ex, rng):
     """causal_mask(..., device=d) and apply_mask give tensors on that device (checked on the meta device)"""
-    L = randint(rng, 2, 6)
-    devices_kept(ex, "causal_mask", L, L + randint(rng, 0, 3), device="cpu")
+    L = 4                           # fixed, as the point is: the same on every seed
+    devices_kept(ex, "causal_mask", L, L + 2, device="cpu")
     scores = randn(rng, 2, 1, L, L)
     devices_kept(ex, "apply_mask", scores, torch.ones(L, L, dtype=torch.bool).triu(1))

@@ -23,9 +23,10 @@ def _naive(x, dim=-1):
 
 
 def _global_max(x, dim=-1, guard=False):
-    """One max for the whole tensor: a slice far below it underflows to 0 / 0 (or to zeros, `guard`)."""
-    x = x.to(torch.float64)
-    e = (x - x.max()).exp()
+    """One max for the whole tensor: a slice far below it underflows to 0 / 0 (or to zeros, `guard`).
+    The exp runs in the input's dtype (float32 for half): where it underflows depends on it."""
+    x = x.to(torch.float32) if x.dtype in (torch.float16, torch.bfloat16) else x
+    e = (x - x.max()).exp().to(torch.float64)
     total = e.sum(dim, keepdim=True)
     return e / (total.masked_fill(total == 0, 1.0) if guard else total)
 

@@ -114,5 +114,5 @@ def test_no_library_linear(ex, rng):
 @graded("edge", 0.25, checks="device")
 def test_result_lives_on_the_inputs_device(ex, rng):
     """the result lives on the inputs' device, with b_o=None too (checked on the meta device)"""
-    B, L, D, d_out = randint(rng, 1, 3), randint(rng, 2, 5), randint(rng, 2, 8), randint(rng, 2, 8)
+    B, L, D, d_out = 2, 3, 6, 5     # fixed, as the point is: the same on every seed
     devices_kept(ex, "output_projection", randn(rng, B, L, D), randn(rng, d_out, D))

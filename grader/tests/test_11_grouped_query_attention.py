@@ -105,6 +105,17 @@ def qkv(rng, B, H_q, H_kv, L, S, d_k, d_v=None, dtype=torch.float32, scale=1.0):
             randn(rng, B, H_kv, S, d_v or d_k, dtype=dtype))
 
 
+def close_race(H_q, H_kv):
+    """The same inputs on every seed: 16 queries per head, each torn between two keys whose scores differ by
+    about 0.1, with values 2000 and 0: out needs the scores to float64's accuracy (a float32 path misses)."""
+    g = torch.Generator().manual_seed(20)
+    q = randn(g, 1, H_q, 16, 16, dtype=torch.float64, scale=10.0)
+    k = randn(g, 1, H_kv, 1, 16, dtype=torch.float64, scale=10.0).expand(1, H_kv, 2, 16).clone()
+    k[..., 1, :] += randn(g, H_kv, 16, dtype=torch.float64, scale=0.01)
+    v = torch.tensor([2e3, 0.0], dtype=torch.float64)[:, None].expand(1, H_kv, 2, 3).clone()
+    return q, k, v
+
+
 def random_mask(rng, *shape):
     """A bool mask (True = blocked) in which every query row keeps at least one key."""
     m = torch.rand(*shape, generator=rng) < 0.4
@@ -155,6 +166,8 @@ def test_grouping_matches_expanded_attention(ex, rng):
     scale = choice(rng, [0.25, 1.5, 0.0])
     close(ex.grouped_query_attention(q, k, v, scale=scale), oracle(q, k, v, scale=scale), ex,
           attending=attending(q, k, v, scale=scale))
+    q, k, v = close_race(4, 2)
+    close(ex.grouped_query_attention(q, k, v), oracle(q, k, v), ex, attending=attending(q, k, v))
 
 
 @graded("equivalence", 1.5)
@@ -165,6 +178,9 @@ def test_multi_query_and_multi_head_extremes(ex, rng):
         H_kv = H_kv or H_q
         q, k, v = qkv(rng, randint(rng, 1, 3), H_q, H_kv, randint(rng, 1, 5), randint(rng, 1, 6), 4,
                       dtype=torch.float64)
+        close(ex.grouped_query_attention(q, k, v), oracle(q, k, v), ex, attending=attending(q, k, v))
+    for H_q, H_kv in ((2, 1), (2, 2)):
+        q, k, v = close_race(H_q, H_kv)
         close(ex.grouped_query_attention(q, k, v), oracle(q, k, v), ex, attending=attending(q, k, v))
 
 

@@ -287,5 +287,5 @@ def test_no_fused_attention(ex, rng):
 @graded("edge", 0.25, checks="device")
 def test_rope_lives_on_the_inputs_device(ex, rng):
     """apply_rope's angles are made where x lives (checked on the meta device)"""
-    x = randn(rng, 2, randint(rng, 2, 6), 2 * randint(rng, 1, 4))
+    x = randn(rng, 2, 5, 6)         # fixed sizes, as the point is: the same on every seed
     devices_kept(ex, "apply_rope", x)

@@ -339,5 +339,5 @@ def decode_on_meta(module, name, args, kwargs):
 @graded("edge", 0.25, checks="device")
 def test_cache_lives_on_the_device_asked_for(ex, rng):
     """a cache made with device=d keeps its buffers, views and results there (checked on the meta device)"""
-    q, k, v = qkv(rng, 1, 2, randint(rng, 2, 4), 4)
+    q, k, v = qkv(rng, 1, 2, 3, 4)  # fixed sizes, as the point is: the same on every seed
     devices_kept(ex, "cached_attention", q, k, v, probe=decode_on_meta)

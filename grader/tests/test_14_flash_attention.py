@@ -299,5 +299,5 @@ def test_no_library_softmax(ex, rng):
 @graded("edge", 0.25, checks="device")
 def test_results_live_on_the_inputs_device(ex, rng):
     """out and lse, and every running statistic, live on the inputs' device (checked on the meta device)"""
-    q, k, v = qkv(rng, 1, 1, randint(rng, 3, 9), randint(rng, 3, 9), 4)
+    q, k, v = qkv(rng, 1, 1, 6, 9, 4)   # fixed sizes, as the point is: the same on every seed
     devices_kept(ex, "flash_attention", q, k, v, causal=True, block_size=4)
