@@ -199,7 +199,9 @@ def grade(args, zygote=None):
             return 2
     jobs = min(len(exercises), int(os.environ.get("GRADER_JOBS", min(2, os.cpu_count() or 1))))
     if zygote is None or args.device != "cpu":
-        zygote = Zygote(max(jobs, 1), args.device)    # imports torch while this process does the same
+        from .exercises import checks_devices
+        # imports torch (and, for tests on the meta device, its kernels) while this process does the same
+        zygote = Zygote(max(jobs, 1), args.device, meta=checks_devices(exercises))
     own = not linked and directory.resolve() == (REPO / "exercises").resolve()
     if own:
         from .study.drill import recover

@@ -115,7 +115,14 @@ def _metadata(path, mtime):
                 meta[name] = _rule_parts(node.value, path, name)
             elif name == "COST":
                 meta[name] = float(_literal(node.value, path, name, (int, float)))
+            elif name == "CHECKS_DEVICES":
+                meta[name] = _literal(node.value, path, name, bool)
     return meta
+
+
+def checks_devices(exercises):
+    """Whether any of these exercises' tests call the code on the meta device (CHECKS_DEVICES)."""
+    return any(read_metadata(ex.test_module).get("CHECKS_DEVICES", False) for ex in exercises)
 
 
 def read_metadata(path):

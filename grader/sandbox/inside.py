@@ -49,7 +49,8 @@ PRIVATE_ROOTS = ("grader", "solutions", "exercises", "tests", "conftest", "bench
 
 # -- the zygote ----------------------------------------------------------------------------------
 def main():
-    socks = [socket.socket(fileno=int(fd)) for fd in sys.argv[1:]]
+    meta = "--meta" in sys.argv
+    socks = [socket.socket(fileno=int(fd)) for fd in sys.argv[1:] if fd != "--meta"]
     torch.set_num_threads(1)
     try:
         torch.set_num_interop_threads(1)
@@ -58,6 +59,8 @@ def main():
     for name in PRELOAD:
         __import__(name)
     _warm_up()
+    if meta:
+        _warm_meta()
     try:
         import pyseccomp  # noqa: F401   (loads libseccomp now, while files may still be read)
         seccomp = ""

@@ -26,7 +26,9 @@ class Zygote:
     """One sandboxed interpreter per grading run; `channels` are its control sockets (one per
     grading worker, so workers never share one)."""
 
-    def __init__(self, channels=1, device="cpu"):
+    def __init__(self, channels=1, device="cpu", meta=False):
+        """meta: load the meta device's kernels at start (about a second, beside the grader's own start),
+        for a run whose tests call code on it; else they load on the first child that needs them."""
         self.device = device
         kind = getattr(socket, "SOCK_SEQPACKET", socket.SOCK_DGRAM)     # macOS has no SEQPACKET
         pairs = [socket.socketpair(socket.AF_UNIX, kind) for _ in range(channels)]
@@ -34,7 +36,8 @@ class Zygote:
         theirs = [t.fileno() for _, t in pairs]
         disabled = os.environ.get("GRADER_DISABLE_LAYERS", "").replace(" ", "").split(",")
         self.bwrap = _bwrap_command(device) if "namespaces" not in disabled else None
-        python = [sys.executable, "-I", "-B", os.path.join(HERE, "inside.py"), *map(str, theirs)]
+        python = [sys.executable, "-I", "-B", os.path.join(HERE, "inside.py"), *(["--meta"] if meta else []),
+                  *map(str, theirs)]
         command = self.bwrap + ["--", *python] if self.bwrap else python
         # a file, not a pipe: nobody reads it until something fails, and a full pipe would stall a long batch
         self.log = tempfile.TemporaryFile()
