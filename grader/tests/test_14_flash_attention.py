@@ -186,6 +186,9 @@ def test_explicit_scale_is_used(ex, rng):
 @graded("masking", 2)
 def test_causal_bottom_right(ex, rng):
     """causal masking is bottom-right, for L = S and L < S, blocks dividing or not"""
+    # every seed, first: four query blocks, so that a slip in the causal skip shows as what it is
+    q, k, v = qkv(rng, 1, 2, 16, 16, 8, dtype=torch.float64)
+    check(ex, ex.flash_attention(q, k, v, causal=True, block_size=4), q, k, v, causal=True)
     L = randint(rng, 12, 30)
     q, k, v = qkv(rng, 1, 2, L, L, 8, dtype=torch.float64)
     check(ex, ex.flash_attention(q, k, v, causal=True, block_size=randint(rng, 3, 8)), q, k, v, causal=True)
