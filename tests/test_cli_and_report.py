@@ -110,3 +110,16 @@ def test_a_device_the_machine_lacks_is_said_plainly():
         code, text = run_grader(["01", "--path", "solutions", "--device", device])
         assert code == 2 and f"--device {device}:" in text and "not at fault" in text, (device, text)
         assert "ended the process" not in text and "/10" not in text, text
+
+
+def test_device_meta_grades_values_on_the_cpu_and_devices_on_meta(tmp_path):
+    """--device meta: meta tensors hold no values, so values are graded on the CPU and the device tests
+    (which every grade runs) on meta: the reference keeps full marks, a device slip loses its points."""
+    code, report, text = grade(REPO / "solutions", "04", seed=3, extra=["--device", "meta"])
+    assert code == 0 and report["score"] == 10, text
+    assert "--device meta: values are graded on the CPU" in text
+    slip = (REPO / "solutions" / "04_mask.py").read_text().replace(", device=device)", ")")
+    folder = submission(tmp_path, {"04_mask.py": slip})
+    code, report, text = grade(folder, "04", seed=3, extra=["--device", "meta"])
+    failed = [t for t in by_id(report)["04"]["tests"] if not t["passed"]]
+    assert code == 1 and [t["mistake"] for t in failed] == ["device_ignored"], text
