@@ -21,7 +21,6 @@ import csv
 import io
 import json
 import os
-import random
 import re
 import signal
 import stat

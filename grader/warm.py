@@ -18,7 +18,6 @@ import select
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 from .exercises import GRADER_DIR, REPO
 
