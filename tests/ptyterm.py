@@ -72,7 +72,9 @@ class Terminal:
             if found:
                 return found
             if self.proc.poll() is not None:
-                time.sleep(0.2)
+                # what it wrote last may still be in the terminal: the reader ends when it has read it all
+                # (on a busy machine that can take longer than any fixed pause)
+                self.reader.join(timeout=10)
                 found = re.search(pattern, self.text()[since:])
                 if found:
                     return found
@@ -88,7 +90,9 @@ class Terminal:
 
     def wait_exit(self, timeout=30):
         try:
-            return self.proc.wait(timeout)
+            code = self.proc.wait(timeout)
+            self.reader.join(timeout=10)        # and the terminal read to the end, as wait_for does
+            return code
         except subprocess.TimeoutExpired:
             pytest.fail(f"still running after {timeout} s:\n{self.text()[-3000:]}")
 
