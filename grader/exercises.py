@@ -91,12 +91,6 @@ class Exercise:
     def points(self):
         return POINTS_PER_EXERCISE
 
-    @property
-    def cost(self):
-        """How long its tests take, relative to a typical exercise's (its test module's `COST = N`,
-        else 1): grading workers share the exercises by it, the longest first."""
-        return read_metadata(self.test_module).get("COST", 1.0)
-
 
 class BadMetadata(ValueError):
     pass
@@ -155,16 +149,6 @@ def _rule_parts(node, path, name):
         return (node.id,)
     names = _literal(node, path, name, tuple)
     return (("names" if name == "FORBIDDEN" else "imports", names),) if names else ()
-
-
-def share(exercises, workers):
-    """Exercises split among workers so that each gets about the same cost (longest first)."""
-    loads = [[0.0, []] for _ in range(workers)]
-    for ex in sorted(exercises, key=lambda e: -e.cost):
-        lightest = min(loads, key=lambda load: load[0])
-        lightest[0] += ex.cost
-        lightest[1].append(ex)
-    return [sorted(mine, key=lambda e: e.id) for _, mine in loads]
 
 
 def all_exercises():

@@ -14,7 +14,7 @@ import torch
 
 from . import paths
 from .checks import PROPERTY, Fail, pattern
-from .exercises import GRADER_DIR, POINTS_PER_EXERCISE, all_exercises, share
+from .exercises import GRADER_DIR, POINTS_PER_EXERCISE, all_exercises
 from .forbidden import PYTORCH_ONLY
 from .guards import scan_source
 from .points import on_grid
@@ -212,16 +212,21 @@ def _present(path):
 
 
 class GraderPlugin:
-    def __init__(self, exercises, directory, seed, device="cpu", channel=None, require=(), narrate=False, root=None):
+    def __init__(self, exercises, directory, seed, device="cpu", zygote=None, require=(), narrate=False, root=None,
+                 jobs=1):
         self.seed = seed
         self.narrate = narrate
         self.device = device
-        self.channel, self.require = channel, require
+        self.zygote, self.require, self.jobs = zygote, require, jobs
+        self.channel = None             # this process's channel to the zygote
         self.directory = Path(directory)
         self.by_module = {ex.test_module.stem: ex for ex in exercises}
         self.results = {ex.id: ExerciseResult(ex, self.directory / ex.filename) for ex in exercises}
         self.submissions = {}
+        self.finished = set()           # exercises whose results are final (graded in a worker)
+        self.layers = []
         self.isolation_error = None
+        self.worker_errors = []
         # A link in the submission's path or inside it costs every exercise; one at an exercise's
         # own name costs that exercise alone (read_source says why). The submission is `root` (a
         # student's repository) when the folder graded is its exercises/, else that folder.
@@ -241,6 +246,84 @@ class GraderPlugin:
         # The grader writes its own message for a failed test. pytest's traceback, which parses the
         # source of every frame (60 ms a failure: seconds for a stub), would be made for nobody.
         config.option.tbstyle = "no"
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session):
+        """Runs the tests collected once, here: over one channel, or shared among forked workers
+        that each take the next exercise left (the costliest first), so the cores finish together."""
+        if session.testsfailed and not session.config.option.continue_on_collection_errors:
+            return None           # pytest's own loop reports the collection error
+        try:
+            self.layers = check_isolation(self.zygote.channel(0), self.require)
+        except IsolationError as e:
+            self.isolation_error = str(e)
+            return True
+        groups = {}
+        for item in session.items:
+            groups.setdefault(self.by_module[Path(item.module.__file__).stem], []).append(item)
+        if self.jobs <= 1:
+            self.channel = self.zygote.channel(0)
+            for items in groups.values():
+                _run_items(items)
+            return True
+        # the costliest first (the test module's COST, read off the module pytest imported)
+        self._run_in_workers(sorted(groups.items(), key=lambda group: -getattr(group[1][0].module, "COST", 1.0)))
+        return True
+
+    def _run_in_workers(self, groups):
+        queue_r, queue_w = os.pipe()
+        os.write(queue_w, bytes(range(len(groups))))    # one byte per exercise; a read of one byte takes one
+        os.close(queue_w)
+        workers = []
+        for i in range(self.jobs):
+            read_end, write_end = os.pipe()
+            pid = os.fork()
+            if pid == 0:
+                os.close(read_end)
+                self._worker(i, groups, queue_r, write_end)
+            os.close(write_end)
+            workers.append((pid, read_end))
+        os.close(queue_r)
+        by_id = {ex.id: ex for ex, _ in groups}
+        for pid, read_end in workers:
+            with os.fdopen(read_end) as f:
+                text = f.read()
+            os.waitpid(pid, 0)
+            payload = json.loads(text) if text else {"error": "a grading worker died"}
+            if "isolation" in payload:
+                self.isolation_error = payload["isolation"]
+            elif "error" in payload:
+                self.worker_errors.append(payload["error"])
+            for plain in payload.get("ok", ()):
+                result = _from_plain(plain, by_id[plain["exercise"]])
+                self.results[result.exercise.id] = result
+                self.finished.add(result.exercise.id)
+
+    def _worker(self, i, groups, queue, out):
+        """In a forked worker: grades exercises off the queue over channel i, hands back their
+        results as JSON (never a pickle), and never returns."""
+        code = 0
+        try:
+            self.zygote.keep_only(i)
+            self.channel = self.zygote.channel(i)
+            done = []
+            while True:
+                taken = os.read(queue, 1)
+                if not taken:
+                    break
+                exercise, items = groups[taken[0]]
+                _run_items(items)
+                done.append(exercise.id)
+            self.finish()
+            payload = {"ok": [_plain(self.results[ex_id]) for ex_id in done]}
+        except BaseException as e:
+            payload, code = ({"isolation": self.isolation_error} if self.isolation_error else
+                             {"error": f"{type(e).__name__}: {e}"}), 1
+        try:
+            with os.fdopen(out, "w") as f:
+                json.dump(payload, f)
+        finally:
+            os._exit(code)
 
     @pytest.fixture
     def ex(self, request):
@@ -288,6 +371,8 @@ class GraderPlugin:
 
     def finish(self):
         for ex_id, result in self.results.items():
+            if ex_id in self.finished:
+                continue
             # Each exercise is worth the same, whatever its tests add up to, in quarter points
             # that add up exactly (grader/points.py).
             for t, w in zip(result.tests, on_grid([t.max_score for t in result.tests], POINTS_PER_EXERCISE)):
@@ -345,9 +430,9 @@ def run(exercises, directory, seed, device="cpu", zygote=None, require=(), narra
     """Grades `exercises` found in `directory` (in the submission `root`, by default `directory`
     itself: no link is followed, in its path or inside it); returns their ExerciseResults in order.
 
-    Submissions run in children of one sandboxed zygote (sandbox/). With several cores, the
-    exercises are shared among forked workers, each with its own channel to the zygote; a worker
-    hands its results back as JSON, never as a pickle.
+    Submissions run in children of one sandboxed zygote (sandbox/). pytest collects the hidden
+    tests once, while the zygote starts; with several cores, forked workers share the exercises,
+    each over its own channel to the zygote.
     """
     torch.set_num_threads(1)   # tiny tensors; and a process that never spun threads forks safely
     own = zygote is None
@@ -355,11 +440,7 @@ def run(exercises, directory, seed, device="cpu", zygote=None, require=(), narra
         zygote = Zygote(min(len(exercises), int(os.environ.get("GRADER_JOBS", min(2, os.cpu_count() or 1)))), device)
     jobs = min(len(exercises), len(zygote.sockets))      # one channel to the zygote per worker
     try:
-        layers = check_isolation(zygote.channel(0), require)
-        if jobs <= 1:
-            results = _run_here(exercises, directory, seed, device, zygote.channel(0), require, narrate, root)
-        else:
-            results = _run_in_workers(exercises, directory, seed, device, zygote, require, jobs, narrate, root)
+        results, layers = _run_tests(exercises, directory, seed, device, zygote, require, jobs, narrate, root)
     finally:
         if own:
             zygote.close()
@@ -380,49 +461,9 @@ def check_isolation(channel, require):
     return list(box.layers)
 
 
-def _run_in_workers(exercises, directory, seed, device, zygote, require, jobs, narrate, root=None):
-    workers = []
-    shares = share(exercises, jobs)
-    for i in range(jobs):
-        read_end, write_end = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            os.close(read_end)
-            zygote.keep_only(i)
-            code = 0
-            try:
-                mine = _run_here(shares[i], directory, seed, device, zygote.channel(i), require, narrate, root)
-                payload = {"ok": [_plain(r) for r in mine]}
-            except BaseException as e:
-                payload, code = {"error": f"{type(e).__name__}: {e}"}, 1
-            try:
-                with os.fdopen(write_end, "w") as f:
-                    json.dump(payload, f)
-            finally:
-                os._exit(code)
-        os.close(write_end)
-        workers.append((pid, read_end))
-    results, errors = {}, []
-    by_id = {ex.id: ex for ex in exercises}
-    for pid, read_end in workers:
-        with os.fdopen(read_end) as f:
-            text = f.read()
-        os.waitpid(pid, 0)
-        if not text:
-            errors.append("a grading worker died")
-            continue
-        payload = json.loads(text)
-        if "error" in payload:
-            errors.append(payload["error"])
-            continue
-        for plain in payload["ok"]:
-            r = _from_plain(plain, by_id[plain["exercise"]])
-            results[r.exercise.id] = r
-    if errors:
-        if any(e.startswith("IsolationError") for e in errors):
-            raise IsolationError(next(e for e in errors if e.startswith("IsolationError")).split(": ", 1)[1])
-        raise RuntimeError("; ".join(errors))
-    return [results[ex.id] for ex in exercises]
+def _run_items(items):
+    for i, item in enumerate(items):
+        item.config.hook.pytest_runtest_protocol(item=item, nextitem=items[i + 1] if i + 1 < len(items) else None)
 
 
 def _plain(result):
@@ -439,11 +480,14 @@ def _from_plain(d, exercise):
     return ExerciseResult(**d)
 
 
-def _run_here(exercises, directory, seed, device, channel, require, narrate=False, root=None):
-    plugin = GraderPlugin(exercises, directory, seed, device, channel, require, narrate, root)
+def _run_tests(exercises, directory, seed, device, zygote, require, jobs, narrate=False, root=None):
+    plugin = GraderPlugin(exercises, directory, seed, device, zygote, require, narrate, root, jobs)
     args = [str(ex.test_module) for ex in exercises] + [
         "-c", str(GRADER_DIR / "pytest.ini"), "--rootdir", str(GRADER_DIR),
         "-p", "no:cacheprovider", "-p", "no:terminal", "-p", "no:stepwise", "--noconftest",
+        # The tests fail through checks.fail with their own message: rewriting their asserts (a compile of
+        # every test module, each run) would add nothing.
+        "--assert=plain",
         # Plugins the grader has no use for; unraisableexception alone costs two full gc passes.
         "-p", "no:unraisableexception", "-p", "no:threadexception", "-p", "no:doctest",
         "-p", "no:junitxml", "-p", "no:pastebin", "-p", "no:logging", "-p", "no:warnings",
@@ -456,8 +500,10 @@ def _run_here(exercises, directory, seed, device, channel, require, narrate=Fals
         plugin.finish()
     if plugin.isolation_error:
         raise IsolationError(plugin.isolation_error)
+    if plugin.worker_errors:
+        raise RuntimeError("; ".join(plugin.worker_errors))
     empty = [ex.id for ex in exercises if not plugin.results[ex.id].tests]
     if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) or empty:
         raise RuntimeError(f"the grader's own tests did not run (pytest exit {int(code)}; "
                            f"no tests for {', '.join(empty) or '-'})")
-    return [plugin.results[ex.id] for ex in exercises]
+    return [plugin.results[ex.id] for ex in exercises], plugin.layers

@@ -7,6 +7,7 @@ processes, signals, sockets, writes, reads outside Python's folders, frames, gc 
 Each refusal is a finding. Runs in the sandbox: standard library and torch only.
 """
 import json
+import operator
 import os
 import struct
 import sys
@@ -57,16 +58,27 @@ def poison_library_routes(watch):
             raise RuntimeError(f"the grader does not allow `{name}` here")
         return refuse
 
+    for modname, module, attr, key, name in library_routes():
+        if watching.is_forbidden(name, watch.extra):
+            if key is None:
+                setattr(module, attr, poisoned(f"{modname}.{attr}"))
+            else:
+                vars(module)[attr][key] = poisoned(f"{modname}.{attr}[{key}]")
+
+
+def library_routes():
+    """(module name, module, attribute, key in a decomposition table or None, name) for every
+    function of torch._refs, torch._prims and torch._decomp (the zygote reads their names once:
+    inside.py)."""
     for modname, module in list(sys.modules.items()):
         if not modname.startswith(("torch._refs", "torch._prims", "torch._decomp")) or module is None:
             continue
         for attr, value in list(vars(module).items()):
-            if callable(value) and not isinstance(value, type) and watching.is_forbidden(attr, watch.extra):
-                setattr(module, attr, poisoned(f"{modname}.{attr}"))
+            if callable(value) and not isinstance(value, type):
+                yield modname, module, attr, None, attr
             elif isinstance(value, dict) and "decomposition" in attr:
                 for key in list(value):
-                    if watching.is_forbidden(str(key), watch.extra):
-                        value[key] = poisoned(f"{modname}.{attr}[{key}]")
+                    yield modname, module, attr, key, str(key)
 
 
 def guard_mode_stack(watch, filename):
@@ -288,14 +300,19 @@ class Untouched:
                   "torch.nn.functional": torch.nn.functional, "torch.nn": torch.nn, "torch.linalg": torch.linalg,
                   "numpy": numpy, "numpy.ndarray": numpy.ndarray, "math": math, "time": time,
                   "builtins": builtins, "struct": struct, "json": json, "os": os}
-        self.before = [(name, vars(space), dict(vars(space)), isinstance(space, type))
-                       for name, space in spaces.items()]
+        self.before = [(name, vars(space), dict(vars(space)), tuple(vars(space)), tuple(vars(space).values()),
+                        isinstance(space, type)) for name, space in spaces.items()]
 
     def changed(self):
         found = []
-        for name, space, before, is_class in self.before:
+        for name, space, before, keys, values, is_class in self.before:
             if len(found) >= 3:
                 break
+            # Fast path, by identity in C: every entry still in its place (a dict changes an entry in place
+            # or appends; a deleted key never comes back where it was), additions only after them.
+            if all(map(operator.is_, space, keys)) and all(map(operator.is_, space.values(), values)) and (
+                    len(space) >= len(keys)) and not (is_class and len(space) != len(keys)):
+                continue
             for key, value in before.items():
                 if space.get(key, _GONE) is not value:
                     found.append(f"{name}.{key} (replaced by your code: tampering)")

@@ -61,6 +61,7 @@ def main():
     _warm_up()
     if meta:
         _warm_meta()
+    _learn_library_names()
     try:
         import pyseccomp  # noqa: F401   (loads libseccomp now, while files may still be read)
         seccomp = ""
@@ -99,8 +100,9 @@ def main():
                 continue
             req = json.loads(msg)
             if req["op"] == "spawn":
-                if req.get("meta"):
+                if req.get("meta") and not _META:
                     _warm_meta()
+                    _learn_library_names()
                 pid = os.fork()
                 if pid == 0:
                     code = 70
@@ -145,6 +147,13 @@ def _warm_up():
 _META = []
 
 
+def _learn_library_names():
+    """Each child poisons the forbidden ones among torch's library routes (fences.py): their names
+    are read here, once, and every child inherits what was learnt."""
+    for *_, name in fences.library_routes():
+        watching.is_forbidden(name, ())
+
+
 def _warm_meta():
     """The meta device's kernels load torch's symbolic-shape machinery (sympy, fx: about a second),
     which a locked-down child could not read: the zygote loads it once, the first time an exercise
@@ -152,7 +161,44 @@ def _warm_meta():
     if not _META:
         _META.append(True)
         x = torch.ones(2, 3, device="meta")
+        x @ x.T                     # loads the meta kernels written in Python
+        _without_dynamo_wrappers()
         ((x @ x.T).softmax(-1) + torch.arange(2, device="meta")).masked_fill(x[:, :2] > 0, 0).sum()
+
+
+def _without_dynamo_wrappers():
+    """Many of those kernels are torch._refs functions wrapped by torch._compile._disable_dynamo,
+    which imports torch._dynamo (half a second) on a function's first call, only to keep
+    torch.compile from tracing into it. Nothing here compiles: each such function is marked as
+    its own disabled form, which is what the wrapper caches after that import. In a torch where
+    the wrapper differs, nothing is marked and the import happens as before."""
+    try:
+        from torch._compile import _disable_dynamo
+        inner = next(c for c in _disable_dynamo.__code__.co_consts if getattr(c, "co_name", "") == "inner")
+        slot = inner.co_freevars.index("fn")
+    except (ImportError, StopIteration, ValueError):
+        return
+    seen = set()
+    for name, module in list(sys.modules.items()):
+        if not name.startswith("torch.") or module is None:
+            continue
+        todo = [v for v in list(vars(module).values()) if type(v) is types.FunctionType]
+        while todo:             # what a function wraps: through __wrapped__ and its closure
+            f = todo.pop()
+            if id(f) in seen:
+                continue
+            seen.add(id(f))
+            cells = [_contents(c) for c in f.__closure__ or ()]
+            if f.__code__ is inner and type(cells[slot]) is types.FunctionType:
+                cells[slot].__dict__.setdefault("__dynamo_disable", cells[slot])
+            todo += [g for g in (f.__dict__.get("__wrapped__"), *cells) if type(g) is types.FunctionType]
+
+
+def _contents(cell):
+    try:
+        return cell.cell_contents
+    except ValueError:      # a cell not filled yet
+        return None
 
 
 def _end(pid):

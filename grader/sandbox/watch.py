@@ -13,6 +13,8 @@ below only names a helper in the message. Work and memory are counted here too, 
 level, where every route to an operation passes and nothing of the submission's namespace is
 consulted.
 """
+import functools
+
 import torch
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -68,14 +70,24 @@ def _bare(name):
 
 def is_forbidden(name, extra):
     """The forbidden helper that `name` (a function, op or attribute name) reaches, or None."""
-    low = name.lower().replace("torch.", "")
-    for part in FUSED_ATTENTION:
-        if part in low.replace(".", "_"):
-            return name
-    bare = _bare(name.split(".")[-1] if not name.startswith("aten.") else name.split(".")[1])
-    if bare in extra or bare.lower() in {e.lower() for e in extra}:
+    fused, bare, bare_lower = _name_facts(name)
+    if fused or bare in extra or bare_lower in _lowered(tuple(extra)):
         return name
     return None
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _name_facts(name):
+    """(whether it names fused attention, its bare name, lowered): the zygote learns torch's own
+    names once (inside.py), and every child asks again for thousands of them."""
+    low = name.lower().replace("torch.", "").replace(".", "_")
+    bare = _bare(name.split(".")[-1] if not name.startswith("aten.") else name.split(".")[1])
+    return any(part in low for part in FUSED_ATTENTION), bare, bare.lower()
+
+
+@functools.lru_cache(maxsize=64)
+def _lowered(extra):
+    return frozenset(e.lower() for e in extra)
 
 
 def op_name(func):
@@ -100,6 +112,20 @@ def elementary(func, extra):
         return (f"aten.{name} (not an elementary tensor operation: write it with matmul, elementwise "
                 "arithmetic, exp/log, reductions and indexing)")
     return None
+
+
+MATMULS = frozenset(("mm", "bmm", "dot", "vdot", "mv", "addmm", "baddbmm", "addbmm", "addmv", "addr"))
+
+
+def _verdict(func, watch):
+    """(finding or None, op name, positions of the outputs that are views of an input) for one op."""
+    _, name = op_name(func)
+    if watch.numpy_only:
+        why = "torch (this exercise is NumPy only): " + str(func)
+    else:
+        why = elementary(func, watch.extra)
+    returns = func._schema.returns
+    return why, name, frozenset(i for i, r in enumerate(returns) if r.alias_info is not None)
 
 
 def _matmul_flops(name, args, out):
@@ -156,10 +182,14 @@ class Watch:
         """
         watch = self
         state = {"inside": 0}
+        named, ops = {}, {}    # verdicts by function name and by op: a model's forward repeats a few ops
 
         class Functions(TorchFunctionMode):
             def __torch_function__(self, func, types, args=(), kwargs=None):
-                watch.note_name(getattr(func, "__name__", "") or str(func))
+                name = getattr(func, "__name__", "") or str(func)
+                if name not in named:
+                    named[name] = None
+                    watch.note_name(name)
                 state["inside"] += 1
                 try:
                     return func(*args, **(kwargs or {}))
@@ -172,27 +202,25 @@ class Watch:
                 return False
 
             def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-                if watch.numpy_only:
-                    watch.note("torch (this exercise is NumPy only): " + str(func))
-                    raise RuntimeError("this exercise is NumPy only")
-                why = elementary(func, watch.extra)
+                known = ops.get(func)
+                if known is None:
+                    known = ops[func] = _verdict(func, watch)
+                why, name, views = known
                 if why:
                     watch.note(why)
-                    raise RuntimeError(f"the grader does not allow {why.split(' (')[0]} here")
+                    raise RuntimeError("this exercise is NumPy only" if watch.numpy_only else
+                                       f"the grader does not allow {why.split(' (')[0]} here")
                 if not state["inside"] and not torch._C._is_torch_function_enabled():
                     watch.note("torch._C.DisableTorchFunction (hides calls from the grader)")
                 out = func(*args, **(kwargs or {}))
-                _, name = op_name(func)
                 watch.ops += 1
-                flops = _matmul_flops(name, args, out) if isinstance(out, torch.Tensor) else 0
+                flops = _matmul_flops(name, args, out) if name in MATMULS and isinstance(out, torch.Tensor) else 0
                 watch.matmul_flops += flops
-                returns = func._schema.returns
                 for i, t in enumerate(out if isinstance(out, (tuple, list)) else (out,)):
                     if isinstance(t, torch.Tensor):
                         if not flops:
                             watch.work += t.numel()
-                        view = i < len(returns) and returns[i].alias_info is not None
-                        if not view:
+                        if i not in views:
                             watch.largest = max(watch.largest, t.numel())
                 watch.work += flops
                 return out

@@ -12,7 +12,7 @@ from grader.checks import (Fail, Mistake, agrees, choice, close, describe_call, 
 from grader.sandbox import SubmissionError
 
 TITLE = "multi-head attention module"   # what the learner reads (README table: python -m grader.course sync)
-COST = 2       # its tests take about twice a typical exercise's (grading workers share by it)
+COST = 4       # its tests take about four times a typical exercise's (grading workers take the costliest first)
 STEP_PROJECT = "1. Project: linear layers for Q, K, V"
 STEP_SPLIT = "2. Split heads"
 STEP_SCORES = "3. Scores: Q @ K^T / sqrt(d_k)"

@@ -12,6 +12,7 @@ from grader.checks import (Attending, Mistake, as_tensor, attention_with_key_wei
 
 TITLE = "grouped-query and multi-query attention"   # what the learner reads (README table: python -m grader.course sync)
 STEP = "follow-up: GQA and MQA"
+COST = 3       # its tests take about three times a typical exercise's (grading workers take the costliest first)
 DTYPE_BYTES = {torch.float64: 8, torch.float32: 4, torch.float16: 2, torch.bfloat16: 2, torch.int8: 1,
                torch.uint8: 1}
 

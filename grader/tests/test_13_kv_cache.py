@@ -9,6 +9,7 @@ from grader.checks import (Attending, Mistake, agrees, as_tensor, attention_with
 TITLE = "KV cache for decoding"   # what the learner reads (README table: python -m grader.course sync)
 CHECKS_DEVICES = True   # a test calls the code on the meta device (the zygote loads its kernels once)
 STEP = "follow-up: KV cache for decoding"
+COST = 2       # its tests take about twice a typical exercise's (grading workers take the costliest first)
 
 
 # -- probes: they run in the sandbox, drive the learner's cache and only report ----------------

@@ -12,7 +12,7 @@ from grader.guards import SOFTMAX_FAMILY
 TITLE = "FlashAttention-style tiled attention"   # what the learner reads (README table: python -m grader.course sync)
 CHECKS_DEVICES = True   # a test calls the code on the meta device (the zygote loads its kernels once)
 FORBIDDEN = SOFTMAX_FAMILY
-COST = 8       # its tests take about eight times a typical exercise's (grading workers share by it)
+COST = 8       # its tests take about eight times a typical exercise's (grading workers take the costliest first)
 STEP = "follow-up: tiled attention with online softmax"
 FULL_MATRIX = "the full score matrix built anyway"
 NO_SKIP = "wholly masked blocks computed anyway under causal"
