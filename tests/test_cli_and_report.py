@@ -1,4 +1,5 @@
 """The command line and the JSON report keep to the contract."""
+import json
 import os
 import subprocess
 import sys
@@ -123,3 +124,24 @@ def test_device_meta_grades_values_on_the_cpu_and_devices_on_meta(tmp_path):
     code, report, text = grade(folder, "04", seed=3, extra=["--device", "meta"])
     failed = [t for t in by_id(report)["04"]["tests"] if not t["passed"]]
     assert code == 1 and [t["mistake"] for t in failed] == ["device_ignored"], text
+
+
+def test_workers_share_the_exercises_and_the_report_stays_the_same(tmp_path):
+    """pytest collects the tests once; forked workers take the exercises left, the costliest first:
+    one worker or three give the same report, in the same order, and `python -m grader` exits at
+    once after writing it (nothing is lost to the skipped interpreter teardown)."""
+    files = {name: REPO / "solutions" / name for name in ("02_split_heads.py", "14_flash_attention.py")}
+    files["05_softmax.py"] = PARTIAL_SOFTMAX
+    folder = submission(tmp_path, files)
+    ids = ("02", "05", "09", "14")
+    _, one, _ = grade(folder, *ids, seed=5, env={"GRADER_JOBS": "1"})
+    _, three, _ = grade(folder, *ids, seed=5, env={"GRADER_JOBS": "3"})
+    assert [e["id"] for e in three["exercises"]] == list(ids)
+    assert three["exercises"] == one["exercises"]
+    assert [by_id(three)[i]["score"] for i in ids] == [10, by_id(one)["05"]["score"], 0, 10]
+    out = tmp_path / "cold.json"
+    done = subprocess.run([sys.executable, "-m", "grader", *ids, "--path", str(folder), "--seed", "5",
+                           "--json", str(out)], cwd=REPO, capture_output=True, text=True,
+                          env={**os.environ, "NO_COLOR": "1", "GRADER_JOBS": "2"})
+    assert done.returncode == 1 and "Total" in done.stdout, done.stdout + done.stderr
+    assert json.loads(out.read_text())["exercises"] == one["exercises"]

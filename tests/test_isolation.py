@@ -150,6 +150,30 @@ def test_a_required_layer_that_is_missing_stops_the_run(zygote, monkeypatch):
     assert "seccomp" in str(e.value) and "--allow-weak-isolation" in str(e.value)
 
 
+def meta_ops_and_what_they_loaded(module):
+    import sys
+    x = torch.ones(2, 3, 4, device="meta")
+    y = ((x - x.amax(-1, keepdim=True)).exp() / 2 + torch.arange(4, device="meta")).masked_fill(x > 0, 0)
+    z = torch.where(y > 0, y, -y).sqrt().log1p() @ x.transpose(-1, -2)
+    return {"device": str(z.device), "shape": list(z.shape), "dynamo": "torch._dynamo" in sys.modules}
+
+
+def test_meta_kernels_load_in_the_zygote_without_torch_dynamo():
+    """Children of a zygote that loaded the meta device's kernels run meta ops at once, and nothing
+    imported torch._dynamo for them (its import, half a second, was most of that load)."""
+    z = Zygote(1, meta=True)
+    try:
+        box = Sandbox(z.channel(0), b"def f():\n    return 1\n", "exercises/99_probe.py", "exercise_99_probe",
+                      meta=True)
+        try:
+            seen = box.call(meta_ops_and_what_they_loaded)
+        finally:
+            box.close()
+    finally:
+        z.close()
+    assert seen == {"device": "meta", "shape": [2, 3, 3], "dynamo": False}, seen
+
+
 # -- the wire ---------------------------------------------------------------------------------------
 def test_wire_round_trip_of_everything_a_result_may_hold():
     value = {"t": torch.arange(6, dtype=torch.float16).reshape(2, 3), "c": torch.tensor([1 + 2j]),
