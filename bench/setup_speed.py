@@ -51,10 +51,17 @@ def downloaded_mb(venv, work):
     dl = work / f"wheels-{stamp['torch']}"
     pip = [py, "-m", "pip", "download", "--quiet", "--no-deps", "--no-cache-dir", "-d", str(dl)]
     if torch and stamp["torch_source"] == setup_venv.CPU_INDEX:
-        subprocess.run(pip + torch + ["--index-url", setup_venv.CPU_INDEX], check=True)
+        _quietly(pip + torch + ["--index-url", setup_venv.CPU_INDEX])
         torch = []
-    subprocess.run(pip + torch + rest, check=True)
+    _quietly(pip + torch + rest)
     return sum(f.stat().st_size for f in dl.iterdir()) / 1e6, stamp
+
+
+def _quietly(cmd):
+    """Runs a pip download; its warnings (about this machine's pip configuration) show only if it fails."""
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stdout + proc.stderr)
 
 
 def configured_torch(work):
