@@ -1,9 +1,10 @@
-"""Runs the hidden tests with pytest, in this process, against submissions in sandboxes."""
+"""Runs the hidden tests with pytest (collected once, here; run here or in workers forked from here) against submissions in sandboxes."""
 import dataclasses
 import io
 import json
 import os
 import stat
+import struct
 import tokenize
 import zlib
 from dataclasses import dataclass, field
@@ -272,7 +273,8 @@ class GraderPlugin:
 
     def _run_in_workers(self, groups):
         queue_r, queue_w = os.pipe()
-        os.write(queue_w, bytes(range(len(groups))))    # one byte per exercise; a read of one byte takes one
+        # Two bytes per exercise, all written before any worker reads: a read of two bytes takes one whole.
+        os.write(queue_w, b"".join(struct.pack("<H", i) for i in range(len(groups))))
         os.close(queue_w)
         workers = []
         for i in range(self.jobs):
@@ -308,10 +310,10 @@ class GraderPlugin:
             self.channel = self.zygote.channel(i)
             done = []
             while True:
-                taken = os.read(queue, 1)
+                taken = os.read(queue, 2)
                 if not taken:
                     break
-                exercise, items = groups[taken[0]]
+                exercise, items = groups[struct.unpack("<H", taken)[0]]
                 _run_items(items)
                 done.append(exercise.id)
             self.finish()
