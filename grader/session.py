@@ -1,4 +1,5 @@
-"""Runs the hidden tests with pytest (collected once, here; run here or in workers forked from here) against submissions in sandboxes."""
+"""Runs the hidden tests with pytest against submissions in sandboxes: collected once, in this process,
+and run here or in workers forked from it."""
 import dataclasses
 import io
 import json
