@@ -77,3 +77,19 @@ def test_work_and_memory_are_counted_at_the_aten_level_whatever_the_route():
     assert by_hand.work >= 64 * 64 * 16          # the elementwise products are work too
     views = run(lambda: q[:, None, :].expand(64, 1000, 16))
     assert views.largest == 0                   # a view allocates nothing
+
+
+def test_an_operator_and_a_function_are_named_by_what_runs_not_by_their_names():
+    """Names are attributes a submission can rewrite: an operator is named by the C++ operation it
+    runs, a function by identity (both learnt before any submission runs)."""
+    op, mha = aten._safe_softmax.default, torch.nn.functional.multi_head_attention_forward
+    saved = (op._name, op.__name__, op._overloadpacket.__name__, mha.__name__)
+    x = torch.randn(2, 3)
+    try:
+        op._name, op.__name__, op._overloadpacket.__name__, mha.__name__ = "aten::exp", "exp.default", "exp", "mm"
+        w = run(lambda: op(x, -1))
+        assert w.forbidden and "calls itself `aten.exp` but runs something else" in w.forbidden[0], w.forbidden
+        assert watching.function_name(mha) == "multi_head_attention_forward"
+        assert run(lambda: torch.ops.aten.exp.default(x)).forbidden == []
+    finally:
+        op._name, op.__name__, op._overloadpacket.__name__, mha.__name__ = saved

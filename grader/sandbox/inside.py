@@ -59,6 +59,7 @@ def main():
     for name in PRELOAD:
         __import__(name)
     _warm_up()
+    watching.learn()            # torch's own operators and functions, before any submission runs
     if meta:
         _warm_meta()
     _learn_library_names()

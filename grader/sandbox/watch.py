@@ -90,42 +90,112 @@ def _lowered(extra):
     return frozenset(e.lower() for e in extra)
 
 
-def op_name(func):
-    """(namespace, name) of an aten OpOverload, an in-place op (`add_`) named as its op (`add`)."""
-    namespace = getattr(func, "namespace", "?")
-    packet = getattr(getattr(func, "overloadpacket", None), "__name__", str(func))
-    if packet.endswith("_") and not packet.endswith("__"):
-        packet = packet[:-1]
-    return namespace, packet
+# -- what torch's own operators and functions are, learnt before any submission runs ------------------
+# An operator's and a function's names are plain attributes a submission can rewrite (an
+# OpOverload's __name__, _name and packet, a Python function's __name__). What they are is not:
+# the C++ operation an OpOverload runs, and the function object itself. The zygote learns both
+# (learn()) before any submission runs; the watch names an op by the operation it will run, runs
+# exactly that, and refuses an op whose operation it did not learn.
+_OPERATIONS = {}   # id(C++ operation) -> (operation, qualified name, packet name, outputs that are views)
+_FUNCTIONS = {}    # id(torch function) -> (function, its name)
+_OpOverload = torch._ops.OpOverload
+_instance_dict = next(c.__dict__["__dict__"] for c in _OpOverload.__mro__ if "__dict__" in c.__dict__).__get__
+
+
+def _packet_base(name):
+    """An in-place op (`add_`) is named as its op (`add`)."""
+    return name[:-1] if name.endswith("_") and not name.endswith("__") else name
+
+
+def learn():
+    """Learns, once, every aten operator with an elementary name and every function of torch's
+    public namespaces (about 10 ms). The zygote calls it before it forks any child."""
+    if _OPERATIONS:
+        return
+    for qualified in torch._C._dispatch_get_all_op_names():
+        namespace, _, rest = qualified.partition("::")
+        name, _, overload = rest.partition(".")
+        if namespace != "aten" or _packet_base(name) not in ELEMENTARY:
+            continue
+        op = getattr(getattr(torch.ops.aten, name), overload or "default")
+        run = _instance_dict(op)["_op"]
+        views = frozenset(i for i, r in enumerate(op._schema.returns) if r.alias_info is not None)
+        _OPERATIONS[id(run)] = (run, f"aten.{name}.{overload or 'default'}", _packet_base(name), views)
+    spaces = [torch, torch.nn.functional, torch.functional, torch.linalg, torch.special, torch.fft, torch._C._nn,
+              torch._C._linalg, torch._C._special, torch._C._fft, torch.Tensor, torch._C.TensorBase,
+              type(torch._C._VariableFunctions)]
+    for space in [vars(s) for s in spaces]:
+        for attr, value in list(space.items()):
+            name = getattr(value, "__name__", None) if callable(value) else None
+            if name is not None and id(value) not in _FUNCTIONS:
+                _FUNCTIONS[id(value)] = (value, name if type(name) is str else attr)
+
+
+def operation(func):
+    """The C++ operation an op as dispatched (an OpOverload) runs, read without running any of its
+    Python; None for anything else."""
+    if type(func) is not _OpOverload:
+        return None
+    return _instance_dict(func).get("_op")
+
+
+def claimed_name(func):
+    """What an op says it is (for a message only: it may be rewritten)."""
+    try:
+        name = _instance_dict(func).get("_name") if type(func) is _OpOverload else None
+    except Exception:
+        name = None
+    return name.replace("::", ".") if type(name) is str else type(func).__name__
+
+
+def function_name(func):
+    """A function's name as the torch function watch reports it: torch's own by identity, else
+    what the object calls itself (its own code runs then, watched at dispatch)."""
+    known = _FUNCTIONS.get(id(func))
+    if known is not None and known[0] is func:
+        return known[1]
+    run = operation(func)
+    if run is not None and id(run) in _OPERATIONS:
+        return _OPERATIONS[id(run)][1]
+    name = getattr(func, "__name__", "")
+    return name if type(name) is str and name else claimed_name(func)
+
+
+def verdict(func, extra, numpy_only=False):
+    """(finding or None, op name, outputs that are views) for an op as dispatched, by the operation
+    it runs: an operation not learnt is refused, named by what it claims to be."""
+    run = operation(func)
+    known = _OPERATIONS.get(id(run)) if run is not None else None
+    if known is None or known[0] is not run:
+        claimed = claimed_name(func)
+        base = _packet_base(claimed.split(".")[1]) if claimed.startswith("aten.") and "." in claimed else ""
+        if numpy_only:
+            return f"torch (this exercise is NumPy only): {claimed}", "", frozenset()
+        named = is_forbidden(claimed, extra)
+        if named:
+            return named, "", frozenset()
+        if base in ELEMENTARY:
+            return (f"{claimed} (an operator that calls itself `{claimed}` but runs something else: "
+                    "tampering)"), "", frozenset()
+        if not claimed.startswith("aten."):
+            return f"{claimed} (a custom or non-aten operator: write the exercise with tensor operations)", "", \
+                frozenset()
+        return (f"{claimed} (not an elementary tensor operation: write it with matmul, elementwise "
+                "arithmetic, exp/log, reductions and indexing)"), "", frozenset()
+    _, qualified, name, views = known
+    if numpy_only:
+        return f"torch (this exercise is NumPy only): {qualified}", name, views
+    return is_forbidden(f"aten.{name}", extra), name, views
 
 
 def elementary(func, extra):
     """None when `func` (an aten op as dispatched) is allowed in an exercise forbidding `extra`,
     else the finding that names it."""
-    namespace, name = op_name(func)
-    named = is_forbidden(f"{namespace}.{name}", extra)
-    if named:
-        return named
-    if namespace != "aten":
-        return f"{namespace}.{name} (a custom or non-aten operator: write the exercise with tensor operations)"
-    if name not in ELEMENTARY:
-        return (f"aten.{name} (not an elementary tensor operation: write it with matmul, elementwise "
-                "arithmetic, exp/log, reductions and indexing)")
-    return None
+    learn()
+    return verdict(func, extra)[0]
 
 
 MATMULS = frozenset(("mm", "bmm", "dot", "vdot", "mv", "addmm", "baddbmm", "addbmm", "addmv", "addr"))
-
-
-def _verdict(func, watch):
-    """(finding or None, op name, positions of the outputs that are views of an input) for one op."""
-    _, name = op_name(func)
-    if watch.numpy_only:
-        why = "torch (this exercise is NumPy only): " + str(func)
-    else:
-        why = elementary(func, watch.extra)
-    returns = func._schema.returns
-    return why, name, frozenset(i for i, r in enumerate(returns) if r.alias_info is not None)
 
 
 def _matmul_flops(name, args, out):
@@ -149,6 +219,7 @@ class Watch:
     """
 
     def __init__(self, extra, numpy_only=False, no_numpy=False, report=None):
+        learn()     # in the sandbox the zygote learnt already, before any submission ran
         self.extra = tuple(extra) + (("numpy", "__array__", "from_numpy") if no_numpy else ())
         self.numpy_only = numpy_only
         self.forbidden = []
@@ -182,11 +253,11 @@ class Watch:
         """
         watch = self
         state = {"inside": 0}
-        named, ops = {}, {}    # verdicts by function name and by op: a model's forward repeats a few ops
+        named, ops = {}, {}    # verdicts by function name and by operation: a model's forward repeats a few ops
 
         class Functions(TorchFunctionMode):
             def __torch_function__(self, func, types, args=(), kwargs=None):
-                name = getattr(func, "__name__", "") or str(func)
+                name = function_name(func)
                 if name not in named:
                     named[name] = None
                     watch.note_name(name)
@@ -202,9 +273,12 @@ class Watch:
                 return False
 
             def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-                known = ops.get(func)
+                run = operation(func)
+                known = ops.get(id(run))
                 if known is None:
-                    known = ops[func] = _verdict(func, watch)
+                    known = verdict(func, watch.extra, watch.numpy_only)
+                    if id(run) in _OPERATIONS:      # a learnt operation lives as long as the process
+                        ops[id(run)] = known
                 why, name, views = known
                 if why:
                     watch.note(why)
@@ -212,7 +286,7 @@ class Watch:
                                        f"the grader does not allow {why.split(' (')[0]} here")
                 if not state["inside"] and not torch._C._is_torch_function_enabled():
                     watch.note("torch._C.DisableTorchFunction (hides calls from the grader)")
-                out = func(*args, **(kwargs or {}))
+                out = run(*args, **(kwargs or {}))      # exactly the operation named (OpOverload.__call__ does this)
                 watch.ops += 1
                 flops = _matmul_flops(name, args, out) if name in MATMULS and isinstance(out, torch.Tensor) else 0
                 watch.matmul_flops += flops
