@@ -93,3 +93,35 @@ def test_an_operator_and_a_function_are_named_by_what_runs_not_by_their_names():
         assert run(lambda: torch.ops.aten.exp.default(x)).forbidden == []
     finally:
         op._name, op.__name__, op._overloadpacket.__name__, mha.__name__ = saved
+
+
+class _OwnFunctionHandler(torch.Tensor):
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        return super().__torch_function__(func, types, args, kwargs or {})
+
+
+class _OwnDispatchHandler(torch.Tensor):
+    @staticmethod
+    def __new__(cls, elem):
+        made = torch.Tensor._make_wrapper_subclass(cls, elem.shape, dtype=elem.dtype)
+        made.elem = elem
+        return made
+
+    @classmethod
+    def __torch_dispatch__(cls, func, types, args=(), kwargs=None):
+        return func(*[a.elem if type(a) is cls else a for a in args], **(kwargs or {}))
+
+
+def test_a_tensor_subclass_with_handlers_of_its_own_is_refused_before_they_run():
+    """A subclass's own handler runs after the watch has passed the call on, where it would not be
+    watched: refused. Subclasses that keep torch's handlers (nn.Parameter, a plain subclass) run."""
+    x = torch.randn(2, 3)
+    w = run(lambda: x.as_subclass(_OwnFunctionHandler) + 1)
+    assert w.forbidden and "own __torch_function__ (_OwnFunctionHandler)" in w.forbidden[0], w.forbidden
+    w = run(lambda: _OwnDispatchHandler(x).exp())
+    assert any("own __torch_dispatch__ (_OwnDispatchHandler)" in f for f in w.forbidden), w.forbidden
+
+    class Plain(torch.Tensor):
+        pass
+    assert run(lambda: torch.nn.Parameter(x) * 2 + x.as_subclass(Plain)).forbidden == []

@@ -102,6 +102,23 @@ _OpOverload = torch._ops.OpOverload
 _instance_dict = next(c.__dict__["__dict__"] for c in _OpOverload.__mro__ if "__dict__" in c.__dict__).__get__
 
 
+_type_mro = type.__dict__["__mro__"].__get__
+_type_dict = type.__dict__["__dict__"].__get__
+_type_name = type.__dict__["__name__"].__get__
+# torch's own __torch_function__ (Tensor's, and the one that switches it off, as nn.Parameter uses)
+_TORCH_HANDLERS = (torch.Tensor.__dict__["__torch_function__"], torch._C._disabled_torch_function_impl)
+
+
+def _torch_handles(cls):
+    """Whether torch's own __torch_function__ serves a tensor type (a subclass of the submission's
+    may keep it: what runs then is torch's; one of its own would run with the watch set aside)."""
+    for c in _type_mro(cls):
+        space = _type_dict(c)
+        if "__torch_function__" in space:
+            return any(space["__torch_function__"] is h for h in _TORCH_HANDLERS)
+    return True
+
+
 def _packet_base(name):
     """An in-place op (`add_`) is named as its op (`add`)."""
     return name[:-1] if name.endswith("_") and not name.endswith("__") else name
@@ -257,6 +274,12 @@ class Watch:
 
         class Functions(TorchFunctionMode):
             def __torch_function__(self, func, types, args=(), kwargs=None):
+                for t in types:
+                    if not _torch_handles(t):
+                        why = (f"a tensor subclass with its own __torch_function__ ({_type_name(t)}): it would run "
+                               "where the grader cannot watch (tampering)")
+                        watch.note(why)
+                        raise RuntimeError(f"the grader does not allow {why.split(' (')[0]} here")
                 name = function_name(func)
                 if name not in named:
                     named[name] = None
@@ -273,6 +296,11 @@ class Watch:
                 return False
 
             def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                if types:       # a tensor that takes part in dispatch: its handler would run below the watch
+                    why = (f"a tensor subclass with its own __torch_dispatch__ ({_type_name(types[0])}): it would run "
+                           "where the grader cannot watch (tampering)")
+                    watch.note(why)
+                    raise RuntimeError(f"the grader does not allow {why.split(' (')[0]} here")
                 run = operation(func)
                 known = ops.get(id(run))
                 if known is None:
