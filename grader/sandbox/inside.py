@@ -318,6 +318,7 @@ def _serve(req, requests, send):
     _hide_harness(report)
     fences.poison_library_routes(watch)
     fences.guard_mode_stack(watch, filename)
+    fences.guard_registrations(watch, filename)
     fences.refuse_threads(watch)
     warnings.showwarning = _show_warning
     intact = fences.Untouched()        # after the harness's own patches: from here on, nothing changes
