@@ -138,20 +138,9 @@ def guard_registrations(watch, filename):
     as the audit hook's does)."""
     getframe = sys._getframe
 
-    def submission_below():
-        f = getframe(2)
-        while f is not None:
-            name = f.f_code.co_filename
-            if name == filename or name.startswith("<") and not name.startswith(("<grader probe", "<frozen")):
-                return True
-            if name.startswith("<frozen importlib"):
-                return False
-            f = f.f_back
-        return False
-
     def guarded(name, original):
         def call(*args, **kwargs):
-            if submission_below():
+            if submission_at_or_below(getframe(1), filename):
                 watch.note(f"torch._C.{name} (registering a kernel with torch's dispatcher: tampering)")
                 raise RuntimeError("the grader does not allow this: registering a kernel with torch's dispatcher")
             return original(*args, **kwargs)
@@ -223,19 +212,8 @@ def install_audit(filename, watch, readable, tracing):
         return asker.startswith(HARNESS_DIR) or tracing[0] and asker.startswith("<grader probe")
 
     def submission_on_stack():
-        """Whether the submission is below the asker. A library module's own code, run by an import
-        the submission set off (torch loads kernels lazily), is not the submission's doing: the walk
-        stops at the import machinery's frame, unless the submission's code sits above it (a finder
-        of its own in sys.meta_path)."""
-        f = getframe(2)
-        while f is not None:
-            name = f.f_code.co_filename
-            if name == filename or name.startswith("<") and not name.startswith(("<grader probe", "<frozen")):
-                return True
-            if name.startswith("<frozen importlib"):
-                return False
-            f = f.f_back
-        return False
+        """Whether the submission is below the asker."""
+        return submission_at_or_below(getframe(2), filename)
 
     def importing():
         f = getframe(2)
@@ -306,6 +284,22 @@ def install_audit(filename, watch, readable, tracing):
 
 
 HARNESS_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def submission_at_or_below(frame, filename):
+    """Whether the submission's code (its file, or code compiled at run time) is at `frame` or below
+    it. A library module's own code, run by an import the submission set off (torch loads kernels
+    lazily), is not the submission's doing: the walk stops at the import machinery's frame, unless
+    the submission's code sits above it (a finder of its own in sys.meta_path)."""
+    f = frame
+    while f is not None:
+        name = f.f_code.co_filename
+        if name == filename or name.startswith("<") and not name.startswith(("<grader probe", "<frozen")):
+            return True
+        if name.startswith("<frozen importlib"):
+            return False
+        f = f.f_back
+    return False
 
 
 def _posing_as_harness(name):
