@@ -192,8 +192,8 @@ def verdict(func, extra, numpy_only=False):
         if named:
             return named, "", frozenset()
         if base in ELEMENTARY:
-            return (f"{claimed} (an operator that calls itself `{claimed}` but runs something else: "
-                    "tampering)"), "", frozenset()
+            return f"{claimed} (an operator that calls itself that but runs something else: tampering)", "", \
+                frozenset()
         if not claimed.startswith("aten."):
             return f"{claimed} (a custom or non-aten operator: write the exercise with tensor operations)", "", \
                 frozenset()
