@@ -129,12 +129,19 @@ def learn():
     public namespaces (about 10 ms). The zygote calls it before it forks any child."""
     if _OPERATIONS:
         return
-    for qualified in torch._C._dispatch_get_all_op_names():
+    if hasattr(torch._C, "_dispatch_get_all_op_names"):
+        names = torch._C._dispatch_get_all_op_names()
+    else:       # an older torch (TORCH=system)
+        names = [s.name + (f".{s.overload_name}" if s.overload_name else "") for s in torch._C._jit_get_all_schemas()]
+    for qualified in names:
         namespace, _, rest = qualified.partition("::")
         name, _, overload = rest.partition(".")
         if namespace != "aten" or _packet_base(name) not in ELEMENTARY:
             continue
-        op = getattr(getattr(torch.ops.aten, name), overload or "default")
+        try:
+            op = getattr(getattr(torch.ops.aten, name), overload or "default")
+        except (AttributeError, RuntimeError):      # a schema with no operator behind it
+            continue
         run = _instance_dict(op)["_op"]
         views = frozenset(i for i, r in enumerate(op._schema.returns) if r.alias_info is not None)
         _OPERATIONS[id(run)] = (run, f"aten.{name}.{overload or 'default'}", _packet_base(name), views)
