@@ -9,6 +9,7 @@ Each refusal is a finding. Runs in the sandbox: standard library and torch only.
 import json
 import operator
 import os
+import signal
 import struct
 import sys
 
@@ -16,6 +17,11 @@ import numpy
 import torch
 
 import watch as watching
+
+# Harness code: its builtins are a copy taken before any submission runs (one it replaced in the
+# builtins module is not what this module calls).
+__builtins__ = dict(vars(__import__("builtins")))
+
 FRAME_HOLDERS = {"tb_frame", "gi_frame", "cr_frame", "ag_frame"}      # how Python code reaches a frame
 FRAME_ATTRS = FRAME_HOLDERS | {"f_code", "gi_code", "cr_code", "ag_code", "__code__"}
 
@@ -171,6 +177,37 @@ def refuse_threads(watch):
                        (threading, "_start_new_thread"), (threading, "_start_joinable_thread")):
         if hasattr(home, name):
             setattr(home, name, refuse)
+
+
+def refuse_async_entries(watch, filename):
+    """The submission's code runs only inside the watch, when the harness calls it. Whatever would
+    run it at another moment (while torch has set a watch aside inside its handler, or while the
+    harness replies) is refused from the submission: a Python signal handler, and switching the
+    collector back on (the harness keeps it off and collects inside the watch: inside.py)."""
+    import _signal
+    import gc
+    getframe = sys._getframe
+
+    def guarded(what, original):
+        def call(*args, **kwargs):
+            if submission_at_or_below(getframe(1), filename):
+                watch.note(f"{what} (code that would run outside the watch: tampering)")
+                raise RuntimeError(f"the grader does not allow this: {what}")
+            return original(*args, **kwargs)
+        return call
+
+    def handler_guard(original):
+        def call(signum, handler):
+            if callable(handler) and submission_at_or_below(getframe(1), filename):
+                watch.note("signal.signal with a Python handler (code that would run outside the watch: tampering)")
+                raise RuntimeError("the grader does not allow this: a Python signal handler")
+            return original(signum, handler)
+        return call
+
+    for home in (signal, _signal):
+        home.signal = handler_guard(home.signal)
+    for name in ("enable", "set_threshold", "unfreeze"):
+        setattr(gc, name, guarded(f"gc.{name}", getattr(gc, name)))
 
 
 _PROCESS_EVENTS = {"os.fork", "os.forkpty", "os.posix_spawn", "os.spawn", "os.exec", "os.system",

@@ -13,11 +13,20 @@ below only names a helper in the message. Work and memory are counted here too, 
 level, where every route to an operation passes and nothing of the submission's namespace is
 consulted.
 """
+import builtins
 import functools
 
 import torch
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
+
+# While a watch's handler runs, torch has set that watch aside: nothing of the submission's may run
+# then. So the watch looks no name up where the submission can change it: its builtins are a copy
+# taken when the zygote imported it, and what it calls of torch's is captured here. (No finaliser
+# runs there either: in the sandbox the collector runs only at the harness's call, inside.py.)
+__builtins__ = dict(vars(builtins))
+_Tensor = torch.Tensor
+_torch_function_enabled = torch._C._is_torch_function_enabled
 
 # Fused attention, forbidden in every exercise: matched as a part of a name (to name it).
 FUSED_ATTENTION = ("scaled_dot_product", "multi_head_attention", "multiheadattention",
@@ -224,8 +233,8 @@ MATMULS = frozenset(("mm", "bmm", "dot", "vdot", "mv", "addmm", "baddbmm", "addb
 
 def _matmul_flops(name, args, out):
     """2·(output elements)·(inner size) for a matrix product as dispatched; 0 for anything else."""
-    a = args[0] if args and isinstance(args[0], torch.Tensor) else None
-    if name in ("addmm", "baddbmm", "addbmm", "addmv", "addr") and len(args) >= 3 and isinstance(args[1], torch.Tensor):
+    a = args[0] if args and isinstance(args[0], _Tensor) else None
+    if name in ("addmm", "baddbmm", "addbmm", "addmv", "addr") and len(args) >= 3 and isinstance(args[1], _Tensor):
         a = args[1]
     elif name not in ("mm", "bmm", "dot", "vdot", "mv"):
         return 0
@@ -319,14 +328,14 @@ class Watch:
                     watch.note(why)
                     raise RuntimeError("this exercise is NumPy only" if watch.numpy_only else
                                        f"the grader does not allow {why.split(' (')[0]} here")
-                if not state["inside"] and not torch._C._is_torch_function_enabled():
+                if not state["inside"] and not _torch_function_enabled():
                     watch.note("torch._C.DisableTorchFunction (hides calls from the grader)")
                 out = run(*args, **(kwargs or {}))      # exactly the operation named (OpOverload.__call__ does this)
                 watch.ops += 1
-                flops = _matmul_flops(name, args, out) if name in MATMULS and isinstance(out, torch.Tensor) else 0
+                flops = _matmul_flops(name, args, out) if name in MATMULS and isinstance(out, _Tensor) else 0
                 watch.matmul_flops += flops
                 for i, t in enumerate(out if isinstance(out, (tuple, list)) else (out,)):
-                    if isinstance(t, torch.Tensor):
+                    if isinstance(t, _Tensor):
                         if not flops:
                             watch.work += t.numel()
                         if i not in views:

@@ -14,6 +14,10 @@ import struct
 import numpy as np
 import torch
 
+# Harness code: its builtins are a copy taken before any submission runs (one it replaced in the
+# builtins module is not what this module calls).
+__builtins__ = dict(vars(__import__("builtins")))
+
 _TORCH_DTYPES = {str(d).removeprefix("torch."): d for d in (
     torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.bool, torch.uint8,
     torch.int8, torch.int16, torch.int32, torch.int64, torch.complex64, torch.complex128)}
